@@ -1,0 +1,319 @@
+//! Live state: what the server's catalog says, read with a fixed number of
+//! queries whatever the number of tables (one per kind of object), so audit
+//! and plan stay fast on schemas with thousands of tables.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sqlx::PgConnection;
+
+use crate::model::{
+    ContextFunction, Index, MANAGED_MARKER, Policy, Privilege, Role, State, Table, Volatility,
+};
+use crate::quote::QualifiedName;
+use crate::spec::{Command, Expression};
+
+/// A read of the live state, with what a report needs to say about it.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub state: State,
+    /// How many queries the read took: constant by design, and shown by benchmarks.
+    pub queries: u32,
+    pub current_user: String,
+    pub database: String,
+    pub server_version: String,
+}
+
+/// What besides tables the read should look at.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// The context function to read, if the spec names one.
+    pub function: Option<QualifiedName>,
+    /// Roles whose schema USAGE matters.
+    pub roles: Vec<String>,
+}
+
+/// Schemas that hold no user tables: the system's own and rlsctl's history.
+const USER_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'rlsctl') AND n.nspname NOT LIKE 'pg\\_%'";
+
+pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sqlx::Error> {
+    let mut queries = 0u32;
+    let mut count = || queries += 1;
+    let mut state = State::default();
+
+    count();
+    let (current_user, database, server_version): (String, String, String) = sqlx::query_as(
+        "SELECT current_user::text, current_database()::text, current_setting('server_version')",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+
+    count();
+    let roles: Vec<(String, bool, bool, bool)> = sqlx::query_as(
+        "SELECT rolname::text, rolcanlogin, rolsuper, rolbypassrls FROM pg_catalog.pg_roles",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for (name, login, superuser, bypass_rls) in roles {
+        let role = Role {
+            name: name.clone(),
+            login,
+            superuser,
+            bypass_rls,
+            password_env: None,
+        };
+        state.roles.insert(name, role);
+    }
+
+    count();
+    let schemas: Vec<(String,)> =
+        sqlx::query_as("SELECT nspname::text FROM pg_catalog.pg_namespace")
+            .fetch_all(&mut *conn)
+            .await?;
+    state.schemas = schemas.into_iter().map(|(s,)| s).collect();
+
+    count();
+    let usage: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT r.rolname::text, n.nspname::text
+           FROM pg_catalog.pg_roles r CROSS JOIN pg_catalog.pg_namespace n
+          WHERE r.rolname = ANY($1) AND {USER_SCHEMAS}
+            AND pg_catalog.has_schema_privilege(r.oid, n.oid, 'USAGE')"
+    )))
+    .bind(&scope.roles)
+    .fetch_all(&mut *conn)
+    .await?;
+    state.schema_usage = usage.into_iter().collect();
+
+    count();
+    let tables: Vec<(String, String, bool, bool, bool, String)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT n.nspname::text, c.relname::text, c.relrowsecurity, c.relforcerowsecurity,
+                    c.relkind = 'p', pg_catalog.pg_get_userbyid(c.relowner)::text
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('r', 'p') AND {USER_SCHEMAS}"
+        )))
+        .fetch_all(&mut *conn)
+        .await?;
+    for (schema, name, rls_enabled, rls_forced, partitioned, owner) in tables {
+        let qualified = QualifiedName::new(schema, name);
+        state.tables.insert(
+            qualified.clone(),
+            Table {
+                name: qualified,
+                rls_enabled,
+                rls_forced,
+                partitioned,
+                owner,
+                ..Table::default()
+            },
+        );
+    }
+
+    count();
+    let columns: Vec<(String, String, String, String)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT n.nspname::text, c.relname::text, a.attname::text,
+                    pg_catalog.format_type(a.atttypid, a.atttypmod)
+               FROM pg_catalog.pg_attribute a
+               JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND {USER_SCHEMAS}"
+        )))
+        .fetch_all(&mut *conn)
+        .await?;
+    for (schema, table, column, type_name) in columns {
+        if let Some(t) = state.tables.get_mut(&QualifiedName::new(schema, table)) {
+            t.columns.insert(column, type_name);
+        }
+    }
+
+    count();
+    type PolicyRow = (
+        String,
+        String,
+        String,
+        String,
+        bool,
+        Vec<String>,
+        Option<String>,
+        Option<String>,
+        bool,
+    );
+    let policies: Vec<PolicyRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT n.nspname::text, c.relname::text, p.polname::text, p.polcmd::text, p.polpermissive,
+                ARRAY(SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(r)::text END
+                        FROM unnest(p.polroles) r),
+                pg_catalog.pg_get_expr(p.polqual, p.polrelid),
+                pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid),
+                coalesce(d.description = $1, false)
+           FROM pg_catalog.pg_policy p
+           JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+           LEFT JOIN pg_catalog.pg_description d
+                  ON d.objoid = p.oid AND d.classoid = 'pg_catalog.pg_policy'::regclass
+          WHERE {USER_SCHEMAS}"
+    )))
+    .bind(MANAGED_MARKER)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (schema, table, name, command, permissive, roles, using, with_check, managed) in policies {
+        if let Some(t) = state.tables.get_mut(&QualifiedName::new(schema, table)) {
+            let policy = Policy {
+                name: name.clone(),
+                command: command_from_catalog(&command),
+                permissive,
+                roles: roles.into_iter().collect(),
+                using: using.map(Expression::trusted),
+                with_check: with_check.map(Expression::trusted),
+                managed,
+            };
+            t.policies.insert(name, policy);
+        }
+    }
+
+    count();
+    let indexes: Vec<(String, String, String, bool, Vec<Option<String>>)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT n.nspname::text, c.relname::text, i.relname::text, x.indisvalid,
+                    ARRAY(SELECT a.attname::text
+                            FROM unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+                            LEFT JOIN pg_catalog.pg_attribute a
+                                   ON a.attrelid = x.indrelid AND a.attnum = k.attnum
+                           WHERE k.ord <= x.indnkeyatts
+                           ORDER BY k.ord)
+               FROM pg_catalog.pg_index x
+               JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
+               JOIN pg_catalog.pg_class c ON c.oid = x.indrelid
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE x.indpred IS NULL AND {USER_SCHEMAS}"
+        )))
+        .fetch_all(&mut *conn)
+        .await?;
+    for (schema, table, name, valid, columns) in indexes {
+        if let Some(t) = state.tables.get_mut(&QualifiedName::new(schema, table)) {
+            // An expression key has no column name; it serves no column prefix.
+            let columns = columns
+                .into_iter()
+                .map(|c| c.unwrap_or_else(|| "(expression)".into()))
+                .collect();
+            t.indexes.push(Index {
+                name,
+                columns,
+                valid,
+            });
+        }
+    }
+
+    count();
+    let grants: Vec<(String, String, String, String)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT n.nspname::text, c.relname::text,
+                    CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END,
+                    a.privilege_type
+               FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace,
+                    LATERAL pg_catalog.aclexplode(c.relacl) a
+              WHERE c.relkind IN ('r', 'p') AND c.relacl IS NOT NULL AND {USER_SCHEMAS}"
+        )))
+        .fetch_all(&mut *conn)
+        .await?;
+    for (schema, table, grantee, privilege) in grants {
+        if let (Some(t), Some(p)) = (
+            state.tables.get_mut(&QualifiedName::new(schema, table)),
+            Privilege::from_catalog(&privilege),
+        ) {
+            t.grants.entry(grantee).or_default().insert(p);
+        }
+    }
+
+    if let Some(function) = &scope.function {
+        count();
+        state.function = read_function(conn, function).await?;
+    }
+
+    Ok(Snapshot {
+        state,
+        queries,
+        current_user,
+        database,
+        server_version,
+    })
+}
+
+async fn read_function(
+    conn: &mut PgConnection,
+    name: &QualifiedName,
+) -> Result<Option<ContextFunction>, sqlx::Error> {
+    let row: Option<(String, String, String, String, Vec<String>)> = sqlx::query_as(
+        "SELECT pg_catalog.format_type(p.prorettype, NULL), l.lanname::text, p.provolatile::text,
+                p.prosrc,
+                CASE WHEN p.proacl IS NULL THEN ARRAY['PUBLIC']
+                     ELSE ARRAY(SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                                            ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
+                                  FROM pg_catalog.aclexplode(p.proacl) a
+                                 WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner)
+                END
+           FROM pg_catalog.pg_proc p
+           JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+           JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+          WHERE n.nspname = $1 AND p.proname = $2 AND p.pronargs = 0",
+    )
+    .bind(&name.schema)
+    .bind(&name.name)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(
+        |(returns, language, volatility, body, executors)| ContextFunction {
+            name: name.clone(),
+            returns,
+            language,
+            volatility: match volatility.as_str() {
+                "i" => Volatility::Immutable,
+                "s" => Volatility::Stable,
+                _ => Volatility::Volatile,
+            },
+            body,
+            executors: executors.into_iter().collect::<BTreeSet<_>>(),
+        },
+    ))
+}
+
+/// Which of `tables` hold data. Kept apart from [`read`] because measuring a
+/// table opens it (an ACCESS SHARE lock), which only index creation needs.
+pub async fn tables_with_rows(
+    conn: &mut PgConnection,
+    tables: &[QualifiedName],
+) -> Result<BTreeSet<QualifiedName>, sqlx::Error> {
+    if tables.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let schemas: Vec<&str> = tables.iter().map(|t| t.schema.as_str()).collect();
+    let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT n.nspname::text, c.relname::text
+           FROM unnest($1::text[], $2::text[]) AS t(schema, name)
+           JOIN pg_catalog.pg_namespace n ON n.nspname = t.schema
+           JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = t.name
+          WHERE pg_catalog.pg_relation_size(c.oid) > 0",
+    )
+    .bind(&schemas)
+    .bind(&names)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(s, n)| QualifiedName::new(s, n))
+        .collect())
+}
+
+fn command_from_catalog(polcmd: &str) -> Command {
+    match polcmd {
+        "r" => Command::Select,
+        "a" => Command::Insert,
+        "w" => Command::Update,
+        "d" => Command::Delete,
+        _ => Command::All,
+    }
+}
+
+/// Grants by grantee, for tests and reports.
+pub type Grants = BTreeMap<String, BTreeSet<Privilege>>;

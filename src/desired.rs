@@ -1,0 +1,311 @@
+//! Spec → the state the database should have.
+
+use std::collections::BTreeSet;
+
+use sha2::{Digest, Sha256};
+
+use crate::model::{ContextFunction, Index, Policy, Privilege, Role, State, Table, Volatility};
+use crate::quote::{ident, literal};
+use crate::spec::{
+    Access, Command, Expression, PolicyKind, Spec, Tenancy, TenantSource, WhenUnbound,
+};
+pub use crate::spec::{CROSS_TENANT_PREFIX, TENANT_POLICY};
+const MAX_NAME_BYTES: usize = 63;
+
+pub fn desired_state(spec: &Spec) -> State {
+    let runtime: BTreeSet<String> = spec.runtime_roles().map(|r| r.name.clone()).collect();
+    let mut state = State::default();
+
+    for role in &spec.roles {
+        state.roles.insert(
+            role.name.clone(),
+            Role {
+                name: role.name.clone(),
+                login: role.login,
+                superuser: false,
+                bypass_rls: false,
+                password_env: role.password_env.clone(),
+            },
+        );
+    }
+
+    let function = context_function(&spec.tenancy, &runtime);
+    state.schemas.insert(function.name.schema.clone());
+    for role in &runtime {
+        state
+            .schema_usage
+            .insert((role.clone(), function.name.schema.clone()));
+    }
+
+    for table_spec in &spec.tables {
+        let name = table_spec.name.clone();
+        state.schemas.insert(name.schema.clone());
+        let mut table = Table {
+            name: name.clone(),
+            rls_enabled: true,
+            rls_forced: true,
+            ..Table::default()
+        };
+
+        let tenant_check = tenant_predicate(&table_spec.column, &spec.tenancy);
+        add_policy(
+            &mut table,
+            TENANT_POLICY,
+            Command::All,
+            true,
+            runtime.clone(),
+            Some(tenant_check.clone()),
+            Some(tenant_check),
+        );
+
+        let runtime_privileges: BTreeSet<Privilege> = table_spec
+            .commands
+            .iter()
+            .flat_map(|c| Privilege::for_command(*c))
+            .collect();
+        for role in &runtime {
+            table
+                .grants
+                .insert(role.clone(), runtime_privileges.clone());
+        }
+
+        for role in spec.roles.iter() {
+            let Some(access) = role.cross_tenant else {
+                continue;
+            };
+            let everything = Expression::trusted("true".into());
+            let (command, check) = access_shape(access, &everything);
+            add_policy(
+                &mut table,
+                &format!("{CROSS_TENANT_PREFIX}{}", role.name),
+                command,
+                true,
+                BTreeSet::from([role.name.clone()]),
+                Some(everything.clone()),
+                check,
+            );
+            let privileges = match access {
+                Access::Read => BTreeSet::from([Privilege::Select]),
+                Access::ReadWrite => Privilege::for_command(Command::All).into_iter().collect(),
+            };
+            table.grants.insert(role.name.clone(), privileges);
+        }
+
+        for predicate in &spec.cross_tenant {
+            // Wrapped in a sub-select so it runs once per statement, not per row.
+            let once = Expression::trusted(format!("(SELECT ({}))", predicate.when));
+            let (command, check) = access_shape(predicate.access, &once);
+            add_policy(
+                &mut table,
+                &format!("{CROSS_TENANT_PREFIX}{}", predicate.name),
+                command,
+                true,
+                runtime.clone(),
+                Some(once.clone()),
+                check,
+            );
+        }
+
+        for policy in spec.policies.iter().filter(|p| p.tables.contains(&name)) {
+            let roles = if policy.roles.is_empty() {
+                runtime.clone()
+            } else {
+                policy.roles.iter().cloned().collect()
+            };
+            add_policy(
+                &mut table,
+                &policy.name,
+                policy.command,
+                policy.kind == PolicyKind::Permissive,
+                roles,
+                policy.using.clone(),
+                policy.with_check.clone(),
+            );
+        }
+
+        table.indexes.push(Index {
+            name: index_name(&name.name, &table_spec.index_columns),
+            columns: table_spec.index_columns.clone(),
+            valid: true,
+        });
+        for role in spec.roles.iter().map(|r| &r.name) {
+            state
+                .schema_usage
+                .insert((role.clone(), name.schema.clone()));
+        }
+        state.tables.insert(name, table);
+    }
+    state.function = Some(function);
+    state
+}
+
+/// Read access is a SELECT policy; read-write is FOR ALL with the same check.
+fn access_shape(access: Access, expression: &Expression) -> (Command, Option<Expression>) {
+    match access {
+        Access::Read => (Command::Select, None),
+        Access::ReadWrite => (Command::All, Some(expression.clone())),
+    }
+}
+
+fn add_policy(
+    table: &mut Table,
+    name: &str,
+    command: Command,
+    permissive: bool,
+    roles: BTreeSet<String>,
+    using: Option<Expression>,
+    with_check: Option<Expression>,
+) {
+    table.policies.insert(
+        name.to_string(),
+        Policy {
+            name: name.to_string(),
+            command,
+            permissive,
+            roles,
+            using,
+            with_check,
+            managed: true,
+        },
+    );
+}
+
+/// `tenant_id = (SELECT rls.current_tenant_id())`: the sub-select makes the
+/// planner evaluate the function once per statement as an InitPlan, so the
+/// comparison is an index condition instead of a per-row call.
+pub fn tenant_predicate(column: &str, tenancy: &Tenancy) -> Expression {
+    Expression::trusted(format!(
+        "{} = (SELECT {}())",
+        ident(column),
+        tenancy.function.quoted()
+    ))
+}
+
+/// The context function. `current_setting(name, true)` returns NULL when the
+/// setting was never set, but `''` after a `SET LOCAL` ended or a `RESET`, and
+/// `''::uuid` raises: `nullif(…, '')` makes both mean "no tenant", which the
+/// policies turn into no rows and rejected writes.
+pub fn context_function(tenancy: &Tenancy, executors: &BTreeSet<String>) -> ContextFunction {
+    let cast = tenancy.column_type.sql_name();
+    let raw = match &tenancy.source {
+        TenantSource::Setting(name) => {
+            format!("pg_catalog.current_setting({}, true)", literal(name))
+        }
+        TenantSource::JwtClaim {
+            claims_setting,
+            claim,
+        } => format!(
+            "nullif(pg_catalog.current_setting({}, true), '')::jsonb ->> {}",
+            literal(claims_setting),
+            literal(claim)
+        ),
+    };
+    let (language, body) = match tenancy.when_unbound {
+        WhenUnbound::Deny => ("sql", format!("\nSELECT nullif({raw}, '')::{cast}\n")),
+        WhenUnbound::Error => (
+            "plpgsql",
+            format!(
+                "\nDECLARE\n  tenant text := nullif({raw}, '');\nBEGIN\n  IF tenant IS NULL THEN\n    RAISE EXCEPTION 'rlsctl: no tenant is bound in this transaction'\n      USING ERRCODE = 'insufficient_privilege',\n            HINT = {};\n  END IF;\n  RETURN tenant::{cast};\nEND\n",
+                literal(&binding_hint(&tenancy.source))
+            ),
+        ),
+    };
+    ContextFunction {
+        name: tenancy.function.clone(),
+        returns: cast.to_string(),
+        language: language.to_string(),
+        volatility: Volatility::Stable,
+        body,
+        executors: executors.clone(),
+    }
+}
+
+fn binding_hint(source: &TenantSource) -> String {
+    match source {
+        TenantSource::Setting(name) => {
+            format!("call set_config('{name}', <tenant id>, true) at the start of each transaction")
+        }
+        TenantSource::JwtClaim { claim, .. } => {
+            format!("the request's JWT has no `{claim}` claim")
+        }
+    }
+}
+
+/// `<table>_<columns>_idx`, like PostgreSQL's own default, shortened with a
+/// hash when it would pass 63 bytes (PostgreSQL would silently truncate it).
+pub fn index_name(table: &str, columns: &[String]) -> String {
+    let full = format!("{table}_{}_idx", columns.join("_"));
+    if full.len() <= MAX_NAME_BYTES {
+        return full;
+    }
+    let digest = hex::encode(Sha256::digest(full.as_bytes()));
+    let suffix = format!("_{}_idx", &digest[..8]);
+    let mut keep = MAX_NAME_BYTES - suffix.len();
+    while !full.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}{suffix}", &full[..keep])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quote::QualifiedName;
+    use crate::spec::load_str;
+    use std::path::Path;
+
+    fn state(yaml: &str) -> State {
+        desired_state(&load_str(Path::new("p.yaml"), yaml).unwrap())
+    }
+
+    #[test]
+    fn every_table_gets_forced_rls_a_tenant_policy_for_its_roles_and_an_index() {
+        let s = state("roles:\n  - name: app\n  - name: worker\ntables:\n  - projects\n");
+        let t = &s.tables[&QualifiedName::new("public", "projects")];
+        assert!(t.rls_enabled && t.rls_forced);
+        let p = &t.policies[TENANT_POLICY];
+        assert_eq!(p.command, Command::All);
+        assert_eq!(p.roles, BTreeSet::from(["app".into(), "worker".into()]));
+        let expected = r#""tenant_id" = (SELECT "rls"."current_tenant_id"())"#;
+        assert_eq!(p.using.as_ref().unwrap().as_str(), expected);
+        assert_eq!(p.with_check.as_ref().unwrap().as_str(), expected);
+        assert_eq!(t.indexes[0].columns, vec!["tenant_id"]);
+        assert_eq!(t.grants["app"].len(), 4);
+    }
+
+    #[test]
+    fn the_context_function_treats_empty_as_unbound_and_is_stable() {
+        let s = state("roles:\n  - name: app\n");
+        let f = s.function.unwrap();
+        assert_eq!(f.volatility, Volatility::Stable);
+        assert_eq!(f.language, "sql");
+        assert!(
+            f.body.contains(
+                "nullif(pg_catalog.current_setting('app.current_tenant_id', true), '')::uuid"
+            ),
+            "{}",
+            f.body
+        );
+    }
+
+    #[test]
+    fn a_read_only_cross_tenant_role_gets_a_select_policy_and_select_only() {
+        let s = state(
+            "roles:\n  - name: app\n  - name: bi\n    cross_tenant: read\n    reason: dashboards\ntables:\n  - projects\n",
+        );
+        let t = &s.tables[&QualifiedName::new("public", "projects")];
+        let p = &t.policies["cross_tenant_bi"];
+        assert_eq!(p.command, Command::Select);
+        assert!(p.with_check.is_none());
+        assert_eq!(t.grants["bi"], BTreeSet::from([Privilege::Select]));
+        assert!(!t.policies[TENANT_POLICY].roles.contains("bi"));
+    }
+
+    #[test]
+    fn long_index_names_are_shortened_on_a_char_boundary() {
+        let name = index_name(&"é".repeat(40), &["tenant_id".into()]);
+        assert!(name.len() <= 63, "{name}");
+        assert!(name.ends_with("_idx"));
+        assert_ne!(name, index_name(&"é".repeat(41), &["tenant_id".into()]));
+    }
+}

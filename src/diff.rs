@@ -1,0 +1,680 @@
+//! desired − live → the changes that make the database match the spec.
+//!
+//! Pure: no I/O. Expressions are compared in the server's own deparse form
+//! (see `normalize`), so a spec written with other spacing, case or casts is
+//! not a change. An empty result is the idempotency guarantee.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::{ContextFunction, Index, Policy, Privilege, Role, State};
+use crate::quote::QualifiedName;
+use crate::spec::Expression;
+
+/// The server's deparse of each spec expression, keyed by (table, text as written).
+#[derive(Debug, Clone, Default)]
+pub struct Normalized(pub BTreeMap<(QualifiedName, String), String>);
+
+impl Normalized {
+    fn form<'a>(&'a self, table: &QualifiedName, expression: &'a Expression) -> &'a str {
+        self.0
+            .get(&(table.clone(), expression.as_str().to_string()))
+            .map(String::as_str)
+            .unwrap_or(expression.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    CreateSchema {
+        schema: String,
+    },
+    CreateRole {
+        role: Role,
+    },
+    AlterRole {
+        role: Role,
+    },
+    ReplaceFunction {
+        function: ContextFunction,
+    },
+    GrantExecute {
+        function: QualifiedName,
+        role: String,
+    },
+    RevokeExecute {
+        function: QualifiedName,
+        role: String,
+    },
+    GrantSchemaUsage {
+        schema: String,
+        role: String,
+    },
+    EnableRls {
+        table: QualifiedName,
+    },
+    ForceRls {
+        table: QualifiedName,
+    },
+    DropPolicy {
+        table: QualifiedName,
+        name: String,
+    },
+    AlterPolicy {
+        table: QualifiedName,
+        policy: Policy,
+    },
+    CreatePolicy {
+        table: QualifiedName,
+        policy: Policy,
+    },
+    GrantTable {
+        table: QualifiedName,
+        role: String,
+        privileges: BTreeSet<Privilege>,
+    },
+    RevokeTable {
+        table: QualifiedName,
+        role: String,
+        privileges: BTreeSet<Privilege>,
+    },
+    /// The leftover of a failed CONCURRENTLY build: it blocks nothing but serves nothing.
+    DropInvalidIndex {
+        table: QualifiedName,
+        name: String,
+        concurrently: bool,
+    },
+    CreateIndex {
+        table: QualifiedName,
+        index: Index,
+        concurrently: bool,
+    },
+}
+
+impl Change {
+    /// A stable name for the kind of change (JSON output, summaries).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::CreateSchema { .. } => "create_schema",
+            Change::CreateRole { .. } => "create_role",
+            Change::AlterRole { .. } => "alter_role",
+            Change::ReplaceFunction { .. } => "replace_function",
+            Change::GrantExecute { .. } => "grant_execute",
+            Change::RevokeExecute { .. } => "revoke_execute",
+            Change::GrantSchemaUsage { .. } => "grant_schema_usage",
+            Change::EnableRls { .. } => "enable_rls",
+            Change::ForceRls { .. } => "force_rls",
+            Change::DropPolicy { .. } => "drop_policy",
+            Change::AlterPolicy { .. } => "alter_policy",
+            Change::CreatePolicy { .. } => "create_policy",
+            Change::GrantTable { .. } => "grant_table",
+            Change::RevokeTable { .. } => "revoke_table",
+            Change::DropInvalidIndex { .. } => "drop_invalid_index",
+            Change::CreateIndex { .. } => "create_index",
+        }
+    }
+
+    /// The object the change is about, for messages.
+    pub fn object(&self) -> String {
+        match self {
+            Change::CreateSchema { schema } => format!("schema {schema}"),
+            Change::CreateRole { role } | Change::AlterRole { role } => {
+                format!("role {}", role.name)
+            }
+            Change::ReplaceFunction { function } => format!("function {}()", function.name),
+            Change::GrantExecute { function, .. } | Change::RevokeExecute { function, .. } => {
+                format!("function {function}()")
+            }
+            Change::GrantSchemaUsage { schema, .. } => format!("schema {schema}"),
+            Change::EnableRls { table }
+            | Change::ForceRls { table }
+            | Change::GrantTable { table, .. }
+            | Change::RevokeTable { table, .. } => format!("table {table}"),
+            Change::DropPolicy { table, name } => format!("policy {name} on {table}"),
+            Change::AlterPolicy { table, policy } | Change::CreatePolicy { table, policy } => {
+                format!("policy {} on {table}", policy.name)
+            }
+            Change::DropInvalidIndex { table, name, .. } => format!("index {name} on {table}"),
+            Change::CreateIndex { table, index, .. } => format!("index {} on {table}", index.name),
+        }
+    }
+
+    /// Runs after the transaction commits (CREATE INDEX CONCURRENTLY cannot run inside one).
+    pub fn outside_transaction(&self) -> bool {
+        matches!(
+            self,
+            Change::CreateIndex {
+                concurrently: true,
+                ..
+            } | Change::DropInvalidIndex {
+                concurrently: true,
+                ..
+            }
+        )
+    }
+}
+
+/// Something `plan` shows but does not change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A policy on a declared table that the spec does not declare.
+    UnmanagedPolicy { table: QualifiedName, name: String },
+    /// A table rlsctl once managed (its policies carry the marker) that left the spec.
+    UndeclaredManagedTable {
+        table: QualifiedName,
+        policies: Vec<String>,
+    },
+    /// A table with the tenant column that no spec entry covers.
+    UncoveredTable {
+        table: QualifiedName,
+        column: String,
+    },
+}
+
+impl std::fmt::Display for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Notice::UnmanagedPolicy { table, name } => write!(
+                f,
+                "policy {name} on {table} is not in the spec: kept (--prune drops it)"
+            ),
+            Notice::UndeclaredManagedTable { table, policies } => write!(
+                f,
+                "table {table} is no longer in the spec but has rlsctl policies ({}): kept (--prune drops them)",
+                policies.join(", ")
+            ),
+            Notice::UncoveredTable { table, column } => write!(
+                f,
+                "table {table} has a `{column}` column but is not declared: no tenant isolation covers it"
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Diff {
+    pub changes: Vec<Change>,
+    pub notices: Vec<Notice>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Drop policies the spec does not declare (on declared tables) and the
+    /// rlsctl-made policies of tables that left the spec.
+    pub prune: bool,
+}
+
+pub fn diff(
+    desired: &State,
+    live: &State,
+    normalized: &Normalized,
+    tenant_column: &str,
+    options: Options,
+) -> Diff {
+    let mut out = Diff::default();
+    let changes = &mut out.changes;
+
+    for schema in &desired.schemas {
+        if !live.schemas.contains(schema) {
+            changes.push(Change::CreateSchema {
+                schema: schema.clone(),
+            });
+        }
+    }
+
+    for (name, role) in &desired.roles {
+        match live.roles.get(name) {
+            None => changes.push(Change::CreateRole { role: role.clone() }),
+            Some(current) if !current.same_attributes(role) => {
+                changes.push(Change::AlterRole { role: role.clone() })
+            }
+            Some(_) => {}
+        }
+    }
+
+    if let Some(function) = &desired.function {
+        // A new function is executable by PUBLIC until revoked.
+        let live_executors = match &live.function {
+            Some(current) => {
+                if !current.same_definition(function) {
+                    changes.push(Change::ReplaceFunction {
+                        function: function.clone(),
+                    });
+                }
+                current.executors.clone()
+            }
+            None => {
+                changes.push(Change::ReplaceFunction {
+                    function: function.clone(),
+                });
+                BTreeSet::from(["PUBLIC".to_string()])
+            }
+        };
+        for role in live_executors.difference(&function.executors) {
+            changes.push(Change::RevokeExecute {
+                function: function.name.clone(),
+                role: role.clone(),
+            });
+        }
+        for role in function.executors.difference(&live_executors) {
+            changes.push(Change::GrantExecute {
+                function: function.name.clone(),
+                role: role.clone(),
+            });
+        }
+    }
+
+    for (role, schema) in &desired.schema_usage {
+        if !live.schema_usage.contains(&(role.clone(), schema.clone())) {
+            changes.push(Change::GrantSchemaUsage {
+                schema: schema.clone(),
+                role: role.clone(),
+            });
+        }
+    }
+
+    for (name, want) in &desired.tables {
+        let empty = Default::default();
+        let have = live.tables.get(name).unwrap_or(&empty);
+        if !have.rls_enabled {
+            changes.push(Change::EnableRls {
+                table: name.clone(),
+            });
+        }
+        if !have.rls_forced {
+            changes.push(Change::ForceRls {
+                table: name.clone(),
+            });
+        }
+
+        for (policy_name, current) in &have.policies {
+            if !want.policies.contains_key(policy_name) {
+                if options.prune {
+                    changes.push(Change::DropPolicy {
+                        table: name.clone(),
+                        name: policy_name.clone(),
+                    });
+                } else {
+                    out.notices.push(Notice::UnmanagedPolicy {
+                        table: name.clone(),
+                        name: current.name.clone(),
+                    });
+                }
+            }
+        }
+        for (policy_name, policy) in &want.policies {
+            match have.policies.get(policy_name) {
+                None => changes.push(Change::CreatePolicy {
+                    table: name.clone(),
+                    policy: policy.clone(),
+                }),
+                Some(current) => match compare_policy(name, policy, current, normalized) {
+                    PolicyDelta::Same => {}
+                    PolicyDelta::Alter => changes.push(Change::AlterPolicy {
+                        table: name.clone(),
+                        policy: policy.clone(),
+                    }),
+                    PolicyDelta::Recreate => {
+                        changes.push(Change::DropPolicy {
+                            table: name.clone(),
+                            name: policy_name.clone(),
+                        });
+                        changes.push(Change::CreatePolicy {
+                            table: name.clone(),
+                            policy: policy.clone(),
+                        });
+                    }
+                },
+            }
+        }
+
+        for (role, privileges) in &want.grants {
+            let current = have.grants.get(role).cloned().unwrap_or_default();
+            let missing: BTreeSet<Privilege> = privileges.difference(&current).copied().collect();
+            let extra: BTreeSet<Privilege> = current.difference(privileges).copied().collect();
+            if !missing.is_empty() {
+                changes.push(Change::GrantTable {
+                    table: name.clone(),
+                    role: role.clone(),
+                    privileges: missing,
+                });
+            }
+            if !extra.is_empty() {
+                changes.push(Change::RevokeTable {
+                    table: name.clone(),
+                    role: role.clone(),
+                    privileges: extra,
+                });
+            }
+        }
+
+        for index in &want.indexes {
+            if have
+                .indexes
+                .iter()
+                .any(|i| i.valid && i.serves(&index.columns))
+            {
+                continue;
+            }
+            if have
+                .indexes
+                .iter()
+                .any(|i| !i.valid && i.name == index.name)
+            {
+                changes.push(Change::DropInvalidIndex {
+                    table: name.clone(),
+                    name: index.name.clone(),
+                    concurrently: false,
+                });
+            }
+            changes.push(Change::CreateIndex {
+                table: name.clone(),
+                index: index.clone(),
+                concurrently: false,
+            });
+        }
+    }
+
+    for (name, table) in &live.tables {
+        if desired.tables.contains_key(name) {
+            continue;
+        }
+        let ours: Vec<String> = table
+            .policies
+            .values()
+            .filter(|p| p.managed)
+            .map(|p| p.name.clone())
+            .collect();
+        if !ours.is_empty() {
+            if options.prune {
+                for policy in ours {
+                    changes.push(Change::DropPolicy {
+                        table: name.clone(),
+                        name: policy,
+                    });
+                }
+            } else {
+                out.notices.push(Notice::UndeclaredManagedTable {
+                    table: name.clone(),
+                    policies: ours,
+                });
+            }
+        } else if table.columns.contains_key(tenant_column) {
+            out.notices.push(Notice::UncoveredTable {
+                table: name.clone(),
+                column: tenant_column.to_string(),
+            });
+        }
+    }
+    out
+}
+
+enum PolicyDelta {
+    Same,
+    /// Roles or expressions changed: `ALTER POLICY` keeps the policy in place.
+    Alter,
+    /// Command or permissiveness changed, or a clause was removed: ALTER cannot do that.
+    Recreate,
+}
+
+fn compare_policy(
+    table: &QualifiedName,
+    want: &Policy,
+    have: &Policy,
+    normalized: &Normalized,
+) -> PolicyDelta {
+    if want.command != have.command || want.permissive != have.permissive {
+        return PolicyDelta::Recreate;
+    }
+    let clause_removed = (want.using.is_none() && have.using.is_some())
+        || (want.with_check.is_none() && have.with_check.is_some());
+    if clause_removed {
+        return PolicyDelta::Recreate;
+    }
+    let same_clause = |w: &Option<Expression>, h: &Option<Expression>| match (w, h) {
+        (None, None) => true,
+        (Some(w), Some(h)) => normalized.form(table, w) == h.as_str(),
+        _ => false,
+    };
+    if want.roles != have.roles
+        || !same_clause(&want.using, &have.using)
+        || !same_clause(&want.with_check, &have.with_check)
+    {
+        PolicyDelta::Alter
+    } else {
+        PolicyDelta::Same
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::desired_state;
+    use crate::model::Table;
+    use crate::spec::load_str;
+    use std::path::Path;
+
+    const SPEC: &str = "roles:\n  - name: app\ntables:\n  - projects\n  - invoices\n";
+
+    fn desired() -> State {
+        desired_state(&load_str(Path::new("p.yaml"), SPEC).unwrap())
+    }
+
+    /// A live state that matches `desired` exactly (as after a successful apply).
+    fn converged(desired: &State) -> State {
+        let mut live = desired.clone();
+        for table in live.tables.values_mut() {
+            table.columns.insert("tenant_id".into(), "uuid".into());
+        }
+        live
+    }
+
+    #[test]
+    fn from_nothing_everything_is_created() {
+        let d = desired();
+        let out = diff(
+            &d,
+            &State::default(),
+            &Normalized::default(),
+            "tenant_id",
+            Options::default(),
+        );
+        let kinds: Vec<_> = out.changes.iter().map(Change::kind).collect();
+        for kind in [
+            "create_schema",
+            "create_role",
+            "replace_function",
+            "revoke_execute",
+            "grant_execute",
+            "enable_rls",
+            "force_rls",
+            "create_policy",
+            "grant_table",
+            "create_index",
+        ] {
+            assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+        }
+    }
+
+    #[test]
+    fn a_converged_database_has_an_empty_diff() {
+        let d = desired();
+        let out = diff(
+            &d,
+            &converged(&d),
+            &Normalized::default(),
+            "tenant_id",
+            Options::default(),
+        );
+        assert_eq!(out, Diff::default());
+    }
+
+    #[test]
+    fn a_server_normalised_expression_is_not_a_change_but_a_different_one_is() {
+        let d = desired();
+        let mut live = converged(&d);
+        let projects = QualifiedName::new("public", "projects");
+        let written = d.tables[&projects].policies["tenant_isolation"]
+            .using
+            .clone()
+            .unwrap();
+        let deparsed = "(tenant_id = ( SELECT rls.current_tenant_id() AS current_tenant_id))";
+        for t in live.tables.values_mut() {
+            let p = t.policies.get_mut("tenant_isolation").unwrap();
+            p.using = Some(Expression::trusted(deparsed.into()));
+            p.with_check = Some(Expression::trusted(deparsed.into()));
+        }
+        let mut normalized = Normalized::default();
+        for t in d.tables.keys() {
+            normalized
+                .0
+                .insert((t.clone(), written.as_str().into()), deparsed.into());
+        }
+        let out = diff(&d, &live, &normalized, "tenant_id", Options::default());
+        assert!(out.changes.is_empty(), "{:?}", out.changes);
+
+        normalized.0.insert(
+            (projects.clone(), written.as_str().into()),
+            "(tenant_id = 42)".into(),
+        );
+        let out = diff(&d, &live, &normalized, "tenant_id", Options::default());
+        assert_eq!(out.changes.len(), 1, "{:?}", out.changes);
+        assert!(matches!(&out.changes[0], Change::AlterPolicy { table, .. } if *table == projects));
+    }
+
+    #[test]
+    fn unmanaged_policies_are_kept_unless_pruned() {
+        let d = desired();
+        let mut live = converged(&d);
+        let projects = QualifiedName::new("public", "projects");
+        let mut extra = live.tables[&projects].policies["tenant_isolation"].clone();
+        extra.name = "hand_made".into();
+        extra.managed = false;
+        live.tables
+            .get_mut(&projects)
+            .unwrap()
+            .policies
+            .insert("hand_made".into(), extra);
+        let kept = diff(
+            &d,
+            &live,
+            &Normalized::default(),
+            "tenant_id",
+            Options::default(),
+        );
+        assert!(kept.changes.is_empty());
+        assert_eq!(
+            kept.notices,
+            vec![Notice::UnmanagedPolicy {
+                table: projects.clone(),
+                name: "hand_made".into()
+            }]
+        );
+        let pruned = diff(
+            &d,
+            &live,
+            &Normalized::default(),
+            "tenant_id",
+            Options { prune: true },
+        );
+        assert_eq!(
+            pruned.changes,
+            vec![Change::DropPolicy {
+                table: projects,
+                name: "hand_made".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn extra_privileges_of_a_managed_role_are_revoked() {
+        let d = desired();
+        let mut live = converged(&d);
+        let projects = QualifiedName::new("public", "projects");
+        live.tables
+            .get_mut(&projects)
+            .unwrap()
+            .grants
+            .get_mut("app")
+            .unwrap()
+            .insert(Privilege::Truncate);
+        let out = diff(
+            &d,
+            &live,
+            &Normalized::default(),
+            "tenant_id",
+            Options::default(),
+        );
+        assert_eq!(
+            out.changes,
+            vec![Change::RevokeTable {
+                table: projects,
+                role: "app".into(),
+                privileges: [Privilege::Truncate].into()
+            }]
+        );
+    }
+
+    #[test]
+    fn an_invalid_leftover_index_is_dropped_and_rebuilt_and_a_wider_index_serves() {
+        let d = desired();
+        let mut live = converged(&d);
+        let projects = QualifiedName::new("public", "projects");
+        let invoices = QualifiedName::new("public", "invoices");
+        live.tables.get_mut(&projects).unwrap().indexes[0].valid = false;
+        live.tables.get_mut(&invoices).unwrap().indexes = vec![Index {
+            name: "mine".into(),
+            columns: vec!["tenant_id".into(), "id".into()],
+            valid: true,
+        }];
+        let out = diff(
+            &d,
+            &live,
+            &Normalized::default(),
+            "tenant_id",
+            Options::default(),
+        );
+        let kinds: Vec<_> = out.changes.iter().map(|c| (c.kind(), c.object())).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (
+                    "drop_invalid_index",
+                    "index projects_tenant_id_idx on public.projects".to_string()
+                ),
+                (
+                    "create_index",
+                    "index projects_tenant_id_idx on public.projects".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_superuser_runtime_role_is_altered_and_tables_with_the_column_are_flagged() {
+        let d = desired();
+        let mut live = converged(&d);
+        live.roles.get_mut("app").unwrap().superuser = true;
+        let stray = QualifiedName::new("public", "notes");
+        let mut table = Table {
+            name: stray.clone(),
+            ..Table::default()
+        };
+        table.columns.insert("tenant_id".into(), "uuid".into());
+        live.tables.insert(stray.clone(), table);
+        let out = diff(
+            &d,
+            &live,
+            &Normalized::default(),
+            "tenant_id",
+            Options::default(),
+        );
+        assert!(matches!(&out.changes[..], [Change::AlterRole { role }] if !role.superuser));
+        assert_eq!(
+            out.notices,
+            vec![Notice::UncoveredTable {
+                table: stray,
+                column: "tenant_id".into()
+            }]
+        );
+    }
+}

@@ -1,0 +1,172 @@
+//! The state of a database as far as tenant isolation goes.
+//!
+//! `desired` builds one of these from the spec and `catalog` reads one from
+//! the server; because both are the same types, `diff` is a pure function.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::quote::QualifiedName;
+use crate::spec::{Command, Expression};
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct State {
+    pub roles: BTreeMap<String, Role>,
+    pub schemas: BTreeSet<String>,
+    /// (role, schema) pairs where the role has USAGE, by grant or through PUBLIC.
+    pub schema_usage: BTreeSet<(String, String)>,
+    pub function: Option<ContextFunction>,
+    pub tables: BTreeMap<QualifiedName, Table>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    pub name: String,
+    pub login: bool,
+    pub superuser: bool,
+    pub bypass_rls: bool,
+    /// Desired side only: where the password comes from when the role is created.
+    pub password_env: Option<String>,
+}
+
+impl Role {
+    /// The attributes rlsctl converges (a password is set only at creation).
+    pub fn same_attributes(&self, other: &Role) -> bool {
+        self.login == other.login
+            && self.superuser == other.superuser
+            && self.bypass_rls == other.bypass_rls
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Volatility {
+    Immutable,
+    Stable,
+    Volatile,
+}
+
+/// The function policies call to learn the transaction's tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextFunction {
+    pub name: QualifiedName,
+    /// As `format_type` prints it: `uuid`, `text`, `bigint`, `integer`.
+    pub returns: String,
+    pub language: String,
+    pub volatility: Volatility,
+    /// The body exactly as stored in `pg_proc.prosrc`.
+    pub body: String,
+    /// Roles that may EXECUTE it besides its owner; `PUBLIC` included by name.
+    pub executors: BTreeSet<String>,
+}
+
+impl ContextFunction {
+    pub fn same_definition(&self, other: &ContextFunction) -> bool {
+        self.returns == other.returns
+            && self.language == other.language
+            && self.volatility == other.volatility
+            && self.body == other.body
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Privilege {
+    Select,
+    Insert,
+    Update,
+    Delete,
+    Truncate,
+    References,
+    Trigger,
+}
+
+impl Privilege {
+    pub fn from_catalog(name: &str) -> Option<Privilege> {
+        Some(match name {
+            "SELECT" => Privilege::Select,
+            "INSERT" => Privilege::Insert,
+            "UPDATE" => Privilege::Update,
+            "DELETE" => Privilege::Delete,
+            "TRUNCATE" => Privilege::Truncate,
+            "REFERENCES" => Privilege::References,
+            "TRIGGER" => Privilege::Trigger,
+            _ => return None,
+        })
+    }
+
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Privilege::Select => "SELECT",
+            Privilege::Insert => "INSERT",
+            Privilege::Update => "UPDATE",
+            Privilege::Delete => "DELETE",
+            Privilege::Truncate => "TRUNCATE",
+            Privilege::References => "REFERENCES",
+            Privilege::Trigger => "TRIGGER",
+        }
+    }
+
+    pub fn for_command(command: Command) -> Vec<Privilege> {
+        match command {
+            Command::All => vec![
+                Privilege::Select,
+                Privilege::Insert,
+                Privilege::Update,
+                Privilege::Delete,
+            ],
+            Command::Select => vec![Privilege::Select],
+            Command::Insert => vec![Privilege::Insert],
+            Command::Update => vec![Privilege::Update],
+            Command::Delete => vec![Privilege::Delete],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Table {
+    pub name: QualifiedName,
+    pub rls_enabled: bool,
+    pub rls_forced: bool,
+    pub policies: BTreeMap<String, Policy>,
+    pub indexes: Vec<Index>,
+    /// Table privileges by grantee. Desired: only the spec's roles.
+    pub grants: BTreeMap<String, BTreeSet<Privilege>>,
+    /// Live only: column name → type as `format_type` prints it.
+    pub columns: BTreeMap<String, String>,
+    /// Live only: the table holds data, so a new index must be built CONCURRENTLY.
+    pub has_rows: bool,
+    /// Live only: a partitioned table, whose indexes cannot be built CONCURRENTLY.
+    pub partitioned: bool,
+    pub owner: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub name: String,
+    pub command: Command,
+    pub permissive: bool,
+    /// Role names; `PUBLIC` by name when the policy applies to everyone.
+    pub roles: BTreeSet<String>,
+    pub using: Option<Expression>,
+    pub with_check: Option<Expression>,
+    /// Carries rlsctl's marker comment: created by rlsctl.
+    pub managed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Index {
+    pub name: String,
+    pub columns: Vec<String>,
+    /// `pg_index.indisvalid`: false for the leftover of a failed CONCURRENTLY build.
+    pub valid: bool,
+}
+
+impl Index {
+    /// An index serves a requirement when its leading key columns are the
+    /// required ones (a longer index on the same prefix serves too).
+    pub fn serves(&self, required: &[String]) -> bool {
+        self.columns.len() >= required.len() && self.columns[..required.len()] == *required
+    }
+}
+
+/// The comment rlsctl puts on the policies it creates, so `--prune` can tell
+/// its own policies on tables that left the spec from a colleague's.
+pub const MANAGED_MARKER: &str = "managed by rlsctl";

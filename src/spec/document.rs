@@ -1,0 +1,192 @@
+//! The YAML shapes of `policies/*.yaml`, exactly as written. Every map rejects
+//! unknown keys, and names are `Spanned` so later checks can point at them.
+//! [`super::load`] turns these into the validated [`super::Spec`].
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_saphyr::Spanned;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    pub tenancy: Option<Spanned<TenancyDoc>>,
+    #[serde(default)]
+    pub roles: Vec<Spanned<RoleDoc>>,
+    #[serde(default)]
+    pub tables: Vec<Spanned<TableDoc>>,
+    #[serde(default)]
+    pub policies: Vec<Spanned<PolicyDoc>>,
+    #[serde(default)]
+    pub cross_tenant: Vec<Spanned<CrossTenantDoc>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenancyDoc {
+    pub column: Option<Spanned<String>>,
+    #[serde(rename = "type")]
+    pub column_type: Option<TenantType>,
+    pub source: Option<Spanned<SourceDoc>>,
+    pub function: Option<Spanned<String>>,
+    pub when_unbound: Option<WhenUnbound>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantType {
+    Uuid,
+    Text,
+    Bigint,
+    Integer,
+}
+
+impl TenantType {
+    /// The name `format_type` reports for a column of this type.
+    pub fn sql_name(self) -> &'static str {
+        match self {
+            TenantType::Uuid => "uuid",
+            TenantType::Text => "text",
+            TenantType::Bigint => "bigint",
+            TenantType::Integer => "integer",
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceDoc {
+    /// A custom setting bound per transaction with `set_config(name, value, true)`.
+    pub setting: Option<Spanned<String>>,
+    /// A claim of the JWT PostgREST/Supabase expose as `request.jwt.claims`.
+    pub jwt_claim: Option<Spanned<String>>,
+    /// The setting holding the JWT claims (default `request.jwt.claims`).
+    pub claims_setting: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhenUnbound {
+    Deny,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    Read,
+    ReadWrite,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleDoc {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub login: bool,
+    pub password_env: Option<Spanned<String>>,
+    pub cross_tenant: Option<Access>,
+    pub reason: Option<String>,
+}
+
+/// A table entry: either just its name (`projects`, `app.projects`) or a map.
+#[derive(Debug, Default)]
+pub struct TableDoc {
+    pub name: Option<Spanned<String>>,
+    pub bare_name: Option<String>,
+    pub schema: Option<Spanned<String>>,
+    pub column: Option<Spanned<String>>,
+    pub commands: Option<Vec<Command>>,
+    pub index: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TableMap {
+    name: Spanned<String>,
+    schema: Option<Spanned<String>>,
+    column: Option<Spanned<String>>,
+    commands: Option<Vec<Command>>,
+    #[serde(default)]
+    index: Vec<Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for TableDoc {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TableVisitor;
+        impl<'de> Visitor<'de> for TableVisitor {
+            type Value = TableDoc;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a table name, or a map with `name` and optional `schema`, `column`, `commands`, `index`")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<TableDoc, E> {
+                Ok(TableDoc {
+                    bare_name: Some(name.to_string()),
+                    ..TableDoc::default()
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TableDoc, A::Error> {
+                let m = TableMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(TableDoc {
+                    name: Some(m.name),
+                    bare_name: None,
+                    schema: m.schema,
+                    column: m.column,
+                    commands: m.commands,
+                    index: m.index,
+                })
+            }
+        }
+        deserializer.deserialize_any(TableVisitor)
+    }
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Command {
+    All,
+    Select,
+    Insert,
+    Update,
+    Delete,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyKind {
+    Permissive,
+    Restrictive,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyDoc {
+    pub name: Spanned<String>,
+    pub tables: Vec<Spanned<String>>,
+    #[serde(default = "default_command")]
+    pub command: Command,
+    #[serde(default = "default_kind")]
+    pub kind: PolicyKind,
+    #[serde(default)]
+    pub roles: Vec<Spanned<String>>,
+    pub using: Option<Spanned<String>>,
+    pub with_check: Option<Spanned<String>>,
+}
+
+fn default_command() -> Command {
+    Command::All
+}
+
+fn default_kind() -> PolicyKind {
+    PolicyKind::Permissive
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrossTenantDoc {
+    pub name: Spanned<String>,
+    pub when: Spanned<String>,
+    pub access: Access,
+    pub reason: Option<String>,
+}

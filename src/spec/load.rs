@@ -1,0 +1,733 @@
+//! Reading `policies/*.yaml` into a validated [`Spec`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::Spanned;
+use sha2::{Digest, Sha256};
+
+use super::document::{
+    Command, CrossTenantDoc, Document, PolicyDoc, RoleDoc, SourceDoc, TableDoc, TenancyDoc,
+    TenantType, WhenUnbound,
+};
+use super::{
+    CrossTenantPredicate, Expression, Origin, PolicySpec, RoleSpec, Spec, SpecError, TableSpec,
+    Tenancy, TenantSource,
+};
+use crate::quote::QualifiedName;
+
+/// PostgreSQL truncates names longer than NAMEDATALEN - 1 bytes; rlsctl refuses
+/// them instead, so the name in the spec is the name in the catalog.
+const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// The generated policies' names, reserved so an extra policy cannot take them.
+pub const TENANT_POLICY: &str = "tenant_isolation";
+pub const CROSS_TENANT_PREFIX: &str = "cross_tenant_";
+
+/// Loads every `*.yaml` / `*.yml` file of `dir` (sorted by name).
+pub fn load(dir: &Path) -> Result<Spec, SpecError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        SpecError::general(format!(
+            "cannot read the config folder {}: {e} (pass --config DIR)",
+            dir.display()
+        ))
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(SpecError::general(format!(
+            "no *.yaml files in {}: nothing declares the tenant isolation",
+            dir.display()
+        )));
+    }
+    let mut sources = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| SpecError::general(format!("cannot read {}: {e}", file.display())))?;
+        sources.push((file, text));
+    }
+    build(&sources)
+}
+
+/// Loads one in-memory document (tests, and `validate` of a single file).
+pub fn load_str(file: &Path, text: &str) -> Result<Spec, SpecError> {
+    build(&[(file.to_path_buf(), text.to_string())])
+}
+
+fn build(sources: &[(PathBuf, String)]) -> Result<Spec, SpecError> {
+    let mut hasher = Sha256::new();
+    let mut builder = Builder::default();
+    for (file, text) in sources {
+        hasher.update(file.file_name().unwrap_or_default().as_encoded_bytes());
+        hasher.update([0]);
+        hasher.update(text.as_bytes());
+        hasher.update([0]);
+        let document: Document = if text.trim().is_empty() {
+            Document::default()
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| yaml_error(file, text, &e))?
+        };
+        builder.add(file, text, document)?;
+    }
+    builder.finish(hex::encode(hasher.finalize()))
+}
+
+fn yaml_error(file: &Path, text: &str, error: &serde_saphyr::Error) -> SpecError {
+    let full = error.to_string();
+    // The crate appends its own " at line L column C"; the origin says it better.
+    let message = full
+        .lines()
+        .next()
+        .unwrap_or(&full)
+        .split(" at line ")
+        .next()
+        .unwrap_or(&full)
+        .to_string();
+    match error.location() {
+        Some(loc) => SpecError::at(&Origin::new(file, text, loc.line(), loc.column()), message),
+        None => SpecError::general(format!("{}: {message}", file.display())),
+    }
+}
+
+/// A policy whose expressions are checked but whose tables wait for `finish`.
+struct PendingPolicy {
+    origin: Origin,
+    doc: PolicyDoc,
+    table_origins: Vec<Origin>,
+    using: Option<Expression>,
+    with_check: Option<Expression>,
+}
+
+#[derive(Default)]
+struct Builder {
+    tenancy: Option<(Tenancy, Origin)>,
+    roles: Vec<RoleSpec>,
+    tables: Vec<TableSpec>,
+    policy_docs: Vec<PendingPolicy>,
+    cross_tenant: Vec<CrossTenantPredicate>,
+}
+
+/// Turns a `Spanned` into an origin in `file`.
+struct Locator<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn at<T>(&self, spanned: &Spanned<T>) -> Origin {
+        Origin::new(
+            self.file,
+            self.text,
+            spanned.referenced.line(),
+            spanned.referenced.column(),
+        )
+    }
+
+    /// A name as written, checked to be a usable PostgreSQL identifier.
+    fn identifier(&self, spanned: &Spanned<String>, what: &str) -> Result<String, SpecError> {
+        check_identifier(&spanned.value, what).map_err(|m| SpecError::at(&self.at(spanned), m))?;
+        Ok(spanned.value.clone())
+    }
+
+    fn expression(&self, spanned: &Spanned<String>, what: &str) -> Result<Expression, SpecError> {
+        Expression::parse(&spanned.value).map_err(|(_, why)| {
+            SpecError::at(
+                &self.at(spanned),
+                format!("invalid {what} expression: {why}"),
+            )
+        })
+    }
+}
+
+fn check_identifier(name: &str, what: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    if name.contains('\0') {
+        return Err(format!("{what} contains a NUL character"));
+    }
+    if name.len() > MAX_IDENTIFIER_BYTES {
+        return Err(format!(
+            "{what} `{name}` is {} bytes long; PostgreSQL names are at most {MAX_IDENTIFIER_BYTES} bytes",
+            name.len()
+        ));
+    }
+    Ok(())
+}
+
+/// `name` or `schema.name`; a name with more dots needs the map form.
+fn split_qualified(text: &str, default_schema: &str) -> Result<(String, String), String> {
+    match text.split('.').collect::<Vec<_>>()[..] {
+        [name] => Ok((default_schema.to_string(), name.to_string())),
+        [schema, name] => Ok((schema.to_string(), name.to_string())),
+        _ => Err(format!(
+            "`{text}` has more than one `.`; write `{{ schema: …, name: … }}` for names that contain dots"
+        )),
+    }
+}
+
+impl Builder {
+    fn add(&mut self, file: &Path, text: &str, doc: Document) -> Result<(), SpecError> {
+        let at = Locator { file, text };
+        if let Some(tenancy) = doc.tenancy {
+            let origin = at.at(&tenancy);
+            if let Some((_, first)) = &self.tenancy {
+                return Err(SpecError::at(
+                    &origin,
+                    format!("`tenancy` is declared twice (first at {first})"),
+                ));
+            }
+            self.tenancy = Some((tenancy_from(&at, tenancy.value)?, origin));
+        }
+        for role in doc.roles {
+            self.roles.push(role_from(&at, role)?);
+        }
+        for table in doc.tables {
+            self.tables.push(table_from(&at, table)?);
+        }
+        for policy in doc.policies {
+            let (using, with_check) = policy_expressions(&at, &policy.value)?;
+            self.policy_docs.push(PendingPolicy {
+                origin: at.at(&policy),
+                table_origins: policy.value.tables.iter().map(|t| at.at(t)).collect(),
+                doc: policy.value,
+                using,
+                with_check,
+            });
+        }
+        for predicate in doc.cross_tenant {
+            self.cross_tenant.push(cross_tenant_from(&at, predicate)?);
+        }
+        Ok(())
+    }
+
+    fn finish(self, hash: String) -> Result<Spec, SpecError> {
+        let tenancy = match self.tenancy {
+            Some((t, _)) => t,
+            None => tenancy_defaults(),
+        };
+        let mut tables = self.tables;
+        for table in &mut tables {
+            if table.column.is_empty() {
+                table.column = tenancy.column.clone();
+            }
+            table.index_columns.insert(0, table.column.clone());
+        }
+        check_unique(
+            tables.iter().map(|t| (t.name.to_string(), &t.origin)),
+            "table",
+        )?;
+        check_unique(
+            self.roles.iter().map(|r| (r.name.clone(), &r.origin)),
+            "role",
+        )?;
+        check_unique(
+            self.cross_tenant
+                .iter()
+                .map(|c| (c.name.clone(), &c.origin)),
+            "cross_tenant entry",
+        )?;
+        if !self.roles.iter().any(|r| r.cross_tenant.is_none()) {
+            return Err(SpecError::general(
+                "no runtime role is declared: add one under `roles:` (the role your application connects as), without `cross_tenant`",
+            ));
+        }
+
+        let declared: BTreeSet<&QualifiedName> = tables.iter().map(|t| &t.name).collect();
+        let mut policies = Vec::new();
+        for pending in self.policy_docs {
+            policies.push(policy_from(pending, &declared)?);
+        }
+        check_policy_names(&policies, &self.roles, &self.cross_tenant)?;
+
+        Ok(Spec {
+            tenancy,
+            roles: self.roles,
+            tables,
+            policies,
+            cross_tenant: self.cross_tenant,
+            hash,
+        })
+    }
+}
+
+fn check_unique<'a>(
+    items: impl Iterator<Item = (String, &'a Origin)>,
+    what: &str,
+) -> Result<(), SpecError> {
+    let mut seen: BTreeMap<String, &Origin> = BTreeMap::new();
+    for (key, origin) in items {
+        if let Some(first) = seen.get(&key) {
+            return Err(SpecError::at(
+                origin,
+                format!("duplicate {what} `{key}` (first declared at {first})"),
+            ));
+        }
+        seen.insert(key, origin);
+    }
+    Ok(())
+}
+
+/// Policy names are per table; generated names must not be taken by extras.
+fn check_policy_names(
+    policies: &[PolicySpec],
+    roles: &[RoleSpec],
+    predicates: &[CrossTenantPredicate],
+) -> Result<(), SpecError> {
+    let mut generated: BTreeSet<String> = BTreeSet::from([TENANT_POLICY.to_string()]);
+    for role in roles.iter().filter(|r| r.cross_tenant.is_some()) {
+        generated.insert(format!("{CROSS_TENANT_PREFIX}{}", role.name));
+    }
+    for predicate in predicates {
+        generated.insert(format!("{CROSS_TENANT_PREFIX}{}", predicate.name));
+    }
+    let mut seen: BTreeMap<(QualifiedName, String), &Origin> = BTreeMap::new();
+    for policy in policies {
+        if generated.contains(&policy.name) {
+            return Err(SpecError::at(
+                &policy.origin,
+                format!(
+                    "policy name `{}` is one rlsctl generates; choose another name",
+                    policy.name
+                ),
+            ));
+        }
+        for table in &policy.tables {
+            let key = (table.clone(), policy.name.clone());
+            if let Some(first) = seen.get(&key) {
+                return Err(SpecError::at(
+                    &policy.origin,
+                    format!(
+                        "policy `{}` is declared twice on table {table} (first at {first})",
+                        policy.name
+                    ),
+                ));
+            }
+            seen.insert(key, &policy.origin);
+        }
+    }
+    Ok(())
+}
+
+fn tenancy_defaults() -> Tenancy {
+    Tenancy {
+        column: "tenant_id".into(),
+        column_type: TenantType::Uuid,
+        source: TenantSource::Setting("app.current_tenant_id".into()),
+        function: QualifiedName::new("rls", "current_tenant_id"),
+        when_unbound: WhenUnbound::Deny,
+    }
+}
+
+fn tenancy_from(at: &Locator, doc: TenancyDoc) -> Result<Tenancy, SpecError> {
+    let defaults = tenancy_defaults();
+    let column = match &doc.column {
+        Some(c) => at.identifier(c, "the tenant column")?,
+        None => defaults.column,
+    };
+    let source = match doc.source {
+        None => defaults.source,
+        Some(source) => source_from(at, &source)?,
+    };
+    let function = match &doc.function {
+        None => defaults.function,
+        Some(f) => {
+            let (schema, name) =
+                split_qualified(&f.value, "").map_err(|m| SpecError::at(&at.at(f), m))?;
+            if schema.is_empty() {
+                return Err(SpecError::at(
+                    &at.at(f),
+                    "the context function needs a schema, e.g. `rls.current_tenant_id`",
+                ));
+            }
+            for part in [&schema, &name] {
+                check_identifier(part, "the context function name")
+                    .map_err(|m| SpecError::at(&at.at(f), m))?;
+            }
+            QualifiedName::new(schema, name)
+        }
+    };
+    Ok(Tenancy {
+        column,
+        column_type: doc.column_type.unwrap_or(defaults.column_type),
+        source,
+        function,
+        when_unbound: doc.when_unbound.unwrap_or(defaults.when_unbound),
+    })
+}
+
+fn source_from(at: &Locator, source: &Spanned<SourceDoc>) -> Result<TenantSource, SpecError> {
+    let custom_setting = |s: &Spanned<String>| -> Result<String, SpecError> {
+        // Only dotted names are custom settings an application may define.
+        if !s.value.contains('.') || s.value.starts_with('.') || s.value.ends_with('.') {
+            return Err(SpecError::at(
+                &at.at(s),
+                format!(
+                    "`{}` is not a custom setting name: use a dotted name such as `app.current_tenant_id`",
+                    s.value
+                ),
+            ));
+        }
+        Ok(s.value.clone())
+    };
+    match (&source.value.setting, &source.value.jwt_claim) {
+        (Some(setting), None) => {
+            if let Some(extra) = &source.value.claims_setting {
+                return Err(SpecError::at(
+                    &at.at(extra),
+                    "`claims_setting` only goes with `jwt_claim`",
+                ));
+            }
+            Ok(TenantSource::Setting(custom_setting(setting)?))
+        }
+        (None, Some(claim)) => {
+            if claim.value.is_empty() {
+                return Err(SpecError::at(&at.at(claim), "the JWT claim name is empty"));
+            }
+            let claims_setting = match &source.value.claims_setting {
+                Some(s) => custom_setting(s)?,
+                None => "request.jwt.claims".to_string(),
+            };
+            Ok(TenantSource::JwtClaim {
+                claims_setting,
+                claim: claim.value.clone(),
+            })
+        }
+        _ => Err(SpecError::at(
+            &at.at(source),
+            "`source` needs exactly one of `setting` (a transaction-local setting) or `jwt_claim`",
+        )),
+    }
+}
+
+fn role_from(at: &Locator, role: Spanned<RoleDoc>) -> Result<RoleSpec, SpecError> {
+    let origin = at.at(&role);
+    let doc = role.value;
+    let name = at.identifier(&doc.name, "the role name")?;
+    if name.starts_with("pg_") {
+        return Err(SpecError::at(
+            &at.at(&doc.name),
+            format!("role names starting with `pg_` are reserved by PostgreSQL: `{name}`"),
+        ));
+    }
+    if doc.cross_tenant.is_some() && doc.reason.as_deref().unwrap_or("").trim().is_empty() {
+        return Err(SpecError::at(
+            &origin,
+            format!(
+                "role `{name}` crosses tenants: say why with `reason:` so the exception is on record"
+            ),
+        ));
+    }
+    let password_env = match doc.password_env {
+        Some(env) if !doc.login => {
+            return Err(SpecError::at(
+                &at.at(&env),
+                format!("role `{name}` has `password_env` but no `login: true`"),
+            ));
+        }
+        Some(env) => {
+            let valid = !env.value.is_empty()
+                && env
+                    .value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(SpecError::at(
+                    &at.at(&env),
+                    format!("`{}` is not an environment variable name", env.value),
+                ));
+            }
+            Some(env.value)
+        }
+        None => None,
+    };
+    Ok(RoleSpec {
+        name,
+        login: doc.login,
+        password_env,
+        cross_tenant: doc.cross_tenant,
+        reason: doc.reason,
+        origin,
+    })
+}
+
+fn table_from(at: &Locator, table: Spanned<TableDoc>) -> Result<TableSpec, SpecError> {
+    let origin = at.at(&table);
+    let doc = table.value;
+    let name = match (&doc.bare_name, &doc.name, &doc.schema) {
+        (Some(bare), _, _) => {
+            let (schema, name) =
+                split_qualified(bare, "public").map_err(|m| SpecError::at(&origin, m))?;
+            for part in [&schema, &name] {
+                check_identifier(part, "the table name").map_err(|m| SpecError::at(&origin, m))?;
+            }
+            QualifiedName::new(schema, name)
+        }
+        (None, Some(name), schema) => {
+            // In the map form the name is taken whole; dots and all.
+            let name = at.identifier(name, "the table name")?;
+            let schema = match schema {
+                Some(s) => at.identifier(s, "the schema name")?,
+                None => "public".to_string(),
+            };
+            QualifiedName::new(schema, name)
+        }
+        (None, None, _) => return Err(SpecError::at(&origin, "a table entry needs a `name`")),
+    };
+    let column = match &doc.column {
+        Some(c) => at.identifier(c, "the tenant column")?,
+        None => String::new(), // filled with the tenancy default in `finish`
+    };
+    let commands: BTreeSet<Command> = match doc.commands {
+        None => [
+            Command::Select,
+            Command::Insert,
+            Command::Update,
+            Command::Delete,
+        ]
+        .into(),
+        Some(list) => {
+            if list.contains(&Command::All) {
+                [
+                    Command::Select,
+                    Command::Insert,
+                    Command::Update,
+                    Command::Delete,
+                ]
+                .into()
+            } else {
+                list.into_iter().collect()
+            }
+        }
+    };
+    let mut index_columns = Vec::new();
+    for column in &doc.index {
+        index_columns.push(at.identifier(column, "the index column")?);
+    }
+    Ok(TableSpec {
+        name,
+        column,
+        commands,
+        index_columns,
+        origin,
+    })
+}
+
+fn policy_expressions(
+    at: &Locator,
+    doc: &PolicyDoc,
+) -> Result<(Option<Expression>, Option<Expression>), SpecError> {
+    let using = doc
+        .using
+        .as_ref()
+        .map(|u| at.expression(u, "`using`"))
+        .transpose()?;
+    let with_check = doc
+        .with_check
+        .as_ref()
+        .map(|w| at.expression(w, "`with_check`"))
+        .transpose()?;
+    Ok((using, with_check))
+}
+
+fn policy_from(
+    pending: PendingPolicy,
+    declared: &BTreeSet<&QualifiedName>,
+) -> Result<PolicySpec, SpecError> {
+    let PendingPolicy {
+        origin,
+        doc,
+        table_origins,
+        using,
+        with_check,
+    } = pending;
+    let name = doc.name.value.clone();
+    check_identifier(&name, "the policy name").map_err(|m| SpecError::at(&origin, m))?;
+    let mut tables = Vec::new();
+    for (table, table_origin) in doc.tables.iter().zip(&table_origins) {
+        let (schema, table_name) =
+            split_qualified(&table.value, "public").map_err(|m| SpecError::at(table_origin, m))?;
+        let qualified = QualifiedName::new(schema, table_name);
+        if !declared.contains(&qualified) {
+            return Err(SpecError::at(
+                table_origin,
+                format!(
+                    "policy `{name}` is on table {qualified}, which is not declared under `tables:`"
+                ),
+            ));
+        }
+        tables.push(qualified);
+    }
+    if tables.is_empty() {
+        return Err(SpecError::at(
+            &origin,
+            format!("policy `{name}` lists no `tables`"),
+        ));
+    }
+    // PostgreSQL's own rules for which clause each command takes.
+    match doc.command {
+        Command::Select | Command::Delete if with_check.is_some() => {
+            return Err(SpecError::at(
+                &origin,
+                format!(
+                    "policy `{name}`: a {:?} policy cannot have `with_check`",
+                    doc.command
+                )
+                .to_lowercase(),
+            ));
+        }
+        Command::Insert if using.is_some() => {
+            return Err(SpecError::at(
+                &origin,
+                format!("policy `{name}`: an insert policy takes `with_check`, not `using`"),
+            ));
+        }
+        _ => {}
+    }
+    if using.is_none() && with_check.is_none() {
+        return Err(SpecError::at(
+            &origin,
+            format!("policy `{name}` needs `using`, `with_check` or both"),
+        ));
+    }
+    let mut roles = Vec::new();
+    for role in &doc.roles {
+        check_identifier(&role.value, "the role name").map_err(|m| SpecError::at(&origin, m))?;
+        roles.push(role.value.clone());
+    }
+    Ok(PolicySpec {
+        name,
+        tables,
+        command: doc.command,
+        kind: doc.kind,
+        roles,
+        using,
+        with_check,
+        origin,
+    })
+}
+
+fn cross_tenant_from(
+    at: &Locator,
+    doc: Spanned<CrossTenantDoc>,
+) -> Result<CrossTenantPredicate, SpecError> {
+    let origin = at.at(&doc);
+    let doc = doc.value;
+    let name = at.identifier(&doc.name, "the cross_tenant name")?;
+    let when = at.expression(&doc.when, "`when`")?;
+    let reason = doc.reason.unwrap_or_default();
+    if reason.trim().is_empty() {
+        return Err(SpecError::at(
+            &origin,
+            format!("cross_tenant `{name}`: say why with `reason:` so the exception is on record"),
+        ));
+    }
+    Ok(CrossTenantPredicate {
+        name,
+        when,
+        access: doc.access,
+        reason,
+        origin,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Spec, SpecError> {
+        load_str(Path::new("policies/app.yaml"), text)
+    }
+
+    const MINIMAL: &str = "roles:\n  - name: app_user\ntables:\n  - projects\n";
+
+    #[test]
+    fn a_minimal_spec_gets_the_documented_defaults() {
+        let spec = parse(MINIMAL).unwrap();
+        assert_eq!(spec.tenancy.column, "tenant_id");
+        assert_eq!(
+            spec.tenancy.function,
+            QualifiedName::new("rls", "current_tenant_id")
+        );
+        assert_eq!(
+            spec.tenancy.source,
+            TenantSource::Setting("app.current_tenant_id".into())
+        );
+        assert_eq!(
+            spec.tables[0].name,
+            QualifiedName::new("public", "projects")
+        );
+        assert_eq!(spec.tables[0].index_columns, vec!["tenant_id"]);
+        assert_eq!(spec.tables[0].commands.len(), 4);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_at_their_position() {
+        let err = parse("tenancy:\n  colum: tenant_id\nroles:\n  - name: a\n").unwrap_err();
+        let origin = err.origin.clone().expect("located");
+        assert_eq!((origin.line, origin.column), (2, 3), "{err}");
+        assert!(err.message.contains("colum"), "{err}");
+        assert!(err.to_string().contains("policies/app.yaml:2:3"), "{err}");
+        assert!(err.to_string().contains("  colum: tenant_id"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_are_errors_at_their_position() {
+        let err = parse("roles:\n  - name: a\n    login: maybe\n").unwrap_err();
+        assert_eq!(err.origin.as_ref().map(|o| o.line), Some(3), "{err}");
+    }
+
+    #[test]
+    fn duplicate_tables_name_both_places() {
+        let err =
+            parse("roles:\n  - name: a\ntables:\n  - projects\n  - public.projects\n").unwrap_err();
+        assert_eq!(err.origin.as_ref().map(|o| o.line), Some(5), "{err}");
+        assert!(err.message.contains("policies/app.yaml:4"), "{err}");
+    }
+
+    #[test]
+    fn a_policy_on_an_undeclared_table_is_refused_where_it_names_it() {
+        let text = "roles:\n  - name: a\ntables:\n  - projects\npolicies:\n  - name: p\n    tables: [projects, invoices]\n    using: \"true\"\n";
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.origin.as_ref().map(|o| o.line), Some(7), "{err}");
+        assert!(err.message.contains("invoices"), "{err}");
+    }
+
+    #[test]
+    fn invalid_identifiers_are_refused() {
+        let long = "x".repeat(64);
+        let err = parse(&format!("roles:\n  - name: a\ntables:\n  - {long}\n")).unwrap_err();
+        assert!(err.message.contains("63 bytes"), "{err}");
+        let err = parse("roles:\n  - name: pg_app\n").unwrap_err();
+        assert!(err.message.contains("reserved"), "{err}");
+    }
+
+    #[test]
+    fn an_expression_that_could_break_out_is_refused() {
+        let text = "roles:\n  - name: a\ntables:\n  - projects\npolicies:\n  - name: p\n    tables: [projects]\n    using: \"true); DROP TABLE projects; --\"\n";
+        let err = parse(text).unwrap_err();
+        assert!(err.message.contains("invalid `using`"), "{err}");
+    }
+
+    #[test]
+    fn cross_tenant_exceptions_need_a_reason() {
+        let err = parse("roles:\n  - name: a\n  - name: bi\n    cross_tenant: read\n").unwrap_err();
+        assert!(err.message.contains("reason"), "{err}");
+    }
+
+    #[test]
+    fn hostile_names_are_kept_exactly() {
+        let spec = parse(
+            "roles:\n  - name: \"app\\\"; DROP ROLE x\"\ntables:\n  - { schema: \"Weird Schema\", name: \"tá.ble;--\" }\n",
+        )
+        .unwrap();
+        assert_eq!(spec.roles[0].name, "app\"; DROP ROLE x");
+        assert_eq!(
+            spec.tables[0].name,
+            QualifiedName::new("Weird Schema", "tá.ble;--")
+        );
+    }
+}

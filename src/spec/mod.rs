@@ -1,0 +1,103 @@
+//! The declared isolation: what `policies/*.yaml` says, validated.
+//!
+//! `load` reads every `*.yaml` of the config folder, rejects anything it does
+//! not understand at `file:line:column`, and returns a [`Spec`] that the
+//! `desired` stage turns into the state the database should have.
+
+mod document;
+mod error;
+mod expression;
+mod load;
+
+use std::collections::BTreeSet;
+
+pub use document::{Access, Command, PolicyKind, TenantType, WhenUnbound};
+pub use error::{Origin, SpecError};
+pub use expression::Expression;
+pub use load::{CROSS_TENANT_PREFIX, TENANT_POLICY, load, load_str};
+
+use crate::quote::QualifiedName;
+
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub tenancy: Tenancy,
+    pub roles: Vec<RoleSpec>,
+    pub tables: Vec<TableSpec>,
+    pub policies: Vec<PolicySpec>,
+    pub cross_tenant: Vec<CrossTenantPredicate>,
+    /// sha256 of every spec file's name and content: recorded with each apply.
+    pub hash: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tenancy {
+    pub column: String,
+    pub column_type: TenantType,
+    pub source: TenantSource,
+    pub function: QualifiedName,
+    pub when_unbound: WhenUnbound,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantSource {
+    Setting(String),
+    JwtClaim {
+        claims_setting: String,
+        claim: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct RoleSpec {
+    pub name: String,
+    pub login: bool,
+    /// The environment variable holding the password, read only at apply time.
+    pub password_env: Option<String>,
+    /// `None` for a runtime role (tenant-isolated); `Some` for a declared exception.
+    pub cross_tenant: Option<Access>,
+    pub reason: Option<String>,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone)]
+pub struct TableSpec {
+    pub name: QualifiedName,
+    pub column: String,
+    /// What the runtime roles may do on the table.
+    pub commands: BTreeSet<Command>,
+    /// The tenant index's columns: the tenant column, then the extra ones.
+    pub index_columns: Vec<String>,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone)]
+pub struct PolicySpec {
+    pub name: String,
+    pub tables: Vec<QualifiedName>,
+    pub command: Command,
+    pub kind: PolicyKind,
+    /// Empty means the runtime roles.
+    pub roles: Vec<String>,
+    pub using: Option<Expression>,
+    pub with_check: Option<Expression>,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone)]
+pub struct CrossTenantPredicate {
+    pub name: String,
+    pub when: Expression,
+    pub access: Access,
+    pub reason: String,
+    pub origin: Origin,
+}
+
+impl Spec {
+    pub fn runtime_roles(&self) -> impl Iterator<Item = &RoleSpec> {
+        self.roles.iter().filter(|r| r.cross_tenant.is_none())
+    }
+
+    pub fn table(&self, name: &QualifiedName) -> Option<&TableSpec> {
+        self.tables.iter().find(|t| &t.name == name)
+    }
+}
