@@ -33,7 +33,12 @@ pub struct Scope {
 }
 
 /// Schemas that hold no user tables: the system's own and rlsctl's history.
-const USER_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'rlsctl') AND n.nspname NOT LIKE 'pg\\_%'";
+/// A macro so every query stays one `&'static str` built by `concat!`.
+macro_rules! user_schemas {
+    () => {
+        "n.nspname NOT IN ('pg_catalog', 'information_schema', 'rlsctl') AND n.nspname NOT LIKE 'pg\\_%'"
+    };
+}
 
 pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sqlx::Error> {
     let mut queries = 0u32;
@@ -72,12 +77,14 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
     state.schemas = schemas.into_iter().map(|(s,)| s).collect();
 
     count();
-    let usage: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT r.rolname::text, n.nspname::text
+    let usage: Vec<(String, String)> = sqlx::query_as(concat!(
+            "SELECT r.rolname::text, n.nspname::text
            FROM pg_catalog.pg_roles r CROSS JOIN pg_catalog.pg_namespace n
-          WHERE r.rolname = ANY($1) AND {USER_SCHEMAS}
+          WHERE r.rolname = ANY($1) AND ",
+            user_schemas!(),
+            "
             AND pg_catalog.has_schema_privilege(r.oid, n.oid, 'USAGE')"
-    )))
+        ))
     .bind(&scope.roles)
     .fetch_all(&mut *conn)
     .await?;
@@ -85,12 +92,14 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
 
     count();
     let tables: Vec<(String, String, bool, bool, bool, String)> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        sqlx::query_as(concat!(
             "SELECT n.nspname::text, c.relname::text, c.relrowsecurity, c.relforcerowsecurity,
                     c.relkind = 'p', pg_catalog.pg_get_userbyid(c.relowner)::text
                FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-              WHERE c.relkind IN ('r', 'p') AND {USER_SCHEMAS}"
-        )))
+              WHERE c.relkind IN ('r', 'p') AND ",
+            user_schemas!(),
+            ""
+        ))
         .fetch_all(&mut *conn)
         .await?;
     for (schema, name, rls_enabled, rls_forced, partitioned, owner) in tables {
@@ -110,14 +119,16 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
 
     count();
     let columns: Vec<(String, String, String, String)> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        sqlx::query_as(concat!(
             "SELECT n.nspname::text, c.relname::text, a.attname::text,
                     pg_catalog.format_type(a.atttypid, a.atttypmod)
                FROM pg_catalog.pg_attribute a
                JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-              WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND {USER_SCHEMAS}"
-        )))
+              WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND ",
+            user_schemas!(),
+            ""
+        ))
         .fetch_all(&mut *conn)
         .await?;
     for (schema, table, column, type_name) in columns {
@@ -138,8 +149,8 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
         Option<String>,
         bool,
     );
-    let policies: Vec<PolicyRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT n.nspname::text, c.relname::text, p.polname::text, p.polcmd::text, p.polpermissive,
+    let policies: Vec<PolicyRow> = sqlx::query_as(concat!(
+            "SELECT n.nspname::text, c.relname::text, p.polname::text, p.polcmd::text, p.polpermissive,
                 ARRAY(SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(r)::text END
                         FROM unnest(p.polroles) r),
                 pg_catalog.pg_get_expr(p.polqual, p.polrelid),
@@ -150,8 +161,10 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
            LEFT JOIN pg_catalog.pg_description d
                   ON d.objoid = p.oid AND d.classoid = 'pg_catalog.pg_policy'::regclass
-          WHERE {USER_SCHEMAS}"
-    )))
+          WHERE ",
+            user_schemas!(),
+            ""
+        ))
     .bind(MANAGED_MARKER)
     .fetch_all(&mut *conn)
     .await?;
@@ -172,7 +185,7 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
 
     count();
     let indexes: Vec<(String, String, String, bool, Vec<Option<String>>)> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        sqlx::query_as(concat!(
             "SELECT n.nspname::text, c.relname::text, i.relname::text, x.indisvalid,
                     ARRAY(SELECT a.attname::text
                             FROM unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
@@ -184,8 +197,10 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
                JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
                JOIN pg_catalog.pg_class c ON c.oid = x.indrelid
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-              WHERE x.indpred IS NULL AND {USER_SCHEMAS}"
-        )))
+              WHERE x.indpred IS NULL AND ",
+            user_schemas!(),
+            ""
+        ))
         .fetch_all(&mut *conn)
         .await?;
     for (schema, table, name, valid, columns) in indexes {
@@ -205,15 +220,17 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
 
     count();
     let grants: Vec<(String, String, String, String)> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        sqlx::query_as(concat!(
             "SELECT n.nspname::text, c.relname::text,
                     CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END,
                     a.privilege_type
                FROM pg_catalog.pg_class c
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace,
                     LATERAL pg_catalog.aclexplode(c.relacl) a
-              WHERE c.relkind IN ('r', 'p') AND c.relacl IS NOT NULL AND {USER_SCHEMAS}"
-        )))
+              WHERE c.relkind IN ('r', 'p') AND c.relacl IS NOT NULL AND ",
+            user_schemas!(),
+            ""
+        ))
         .fetch_all(&mut *conn)
         .await?;
     for (schema, table, grantee, privilege) in grants {

@@ -9,5 +9,6 @@ pub mod catalog;
 pub mod desired;
 pub mod diff;
 pub mod model;
+pub mod plan;
 pub mod quote;
 pub mod spec;
