@@ -78,30 +78,29 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
 
     count();
     let usage: Vec<(String, String)> = sqlx::query_as(concat!(
-            "SELECT r.rolname::text, n.nspname::text
+        "SELECT r.rolname::text, n.nspname::text
            FROM pg_catalog.pg_roles r CROSS JOIN pg_catalog.pg_namespace n
           WHERE r.rolname = ANY($1) AND ",
-            user_schemas!(),
-            "
+        user_schemas!(),
+        "
             AND pg_catalog.has_schema_privilege(r.oid, n.oid, 'USAGE')"
-        ))
+    ))
     .bind(&scope.roles)
     .fetch_all(&mut *conn)
     .await?;
     state.schema_usage = usage.into_iter().collect();
 
     count();
-    let tables: Vec<(String, String, bool, bool, bool, String)> =
-        sqlx::query_as(concat!(
-            "SELECT n.nspname::text, c.relname::text, c.relrowsecurity, c.relforcerowsecurity,
+    let tables: Vec<(String, String, bool, bool, bool, String)> = sqlx::query_as(concat!(
+        "SELECT n.nspname::text, c.relname::text, c.relrowsecurity, c.relforcerowsecurity,
                     c.relkind = 'p', pg_catalog.pg_get_userbyid(c.relowner)::text
                FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
               WHERE c.relkind IN ('r', 'p') AND ",
-            user_schemas!(),
-            ""
-        ))
-        .fetch_all(&mut *conn)
-        .await?;
+        user_schemas!(),
+        ""
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
     for (schema, name, rls_enabled, rls_forced, partitioned, owner) in tables {
         let qualified = QualifiedName::new(schema, name);
         state.tables.insert(
@@ -118,19 +117,18 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
     }
 
     count();
-    let columns: Vec<(String, String, String, String)> =
-        sqlx::query_as(concat!(
-            "SELECT n.nspname::text, c.relname::text, a.attname::text,
+    let columns: Vec<(String, String, String, String)> = sqlx::query_as(concat!(
+        "SELECT n.nspname::text, c.relname::text, a.attname::text,
                     pg_catalog.format_type(a.atttypid, a.atttypmod)
                FROM pg_catalog.pg_attribute a
                JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
               WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND ",
-            user_schemas!(),
-            ""
-        ))
-        .fetch_all(&mut *conn)
-        .await?;
+        user_schemas!(),
+        ""
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
     for (schema, table, column, type_name) in columns {
         if let Some(t) = state.tables.get_mut(&QualifiedName::new(schema, table)) {
             t.columns.insert(column, type_name);

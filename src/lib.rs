@@ -5,10 +5,18 @@
 //! `spec` (config) → `desired` state; `catalog` → live state;
 //! `diff` (pure) → changes; `plan` → statements; `apply` executes or `render`s.
 
+pub mod apply;
 pub mod catalog;
+pub mod cli;
+pub mod commands;
 pub mod desired;
 pub mod diff;
+pub mod ephemeral;
+pub mod errors;
+pub mod migrations;
 pub mod model;
+pub mod normalize;
 pub mod plan;
 pub mod quote;
+pub mod references;
 pub mod spec;

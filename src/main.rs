@@ -1,1 +1,32 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use rlsctl::cli::Cli;
+use rlsctl::commands::{Exit, run};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { Exit::Usage as u8 } else { 0 });
+        }
+    };
+    // Ctrl-C drops the work in flight: an open transaction rolls back with the
+    // connection, and a throwaway server is stopped and removed.
+    let exit = tokio::select! {
+        result = run(cli) => match result {
+            Ok(exit) => exit,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                Exit::Failure
+            }
+        },
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted");
+            return ExitCode::from(130);
+        }
+    };
+    ExitCode::from(exit as u8)
+}

@@ -54,7 +54,10 @@ impl Statement {
     }
 }
 
-pub fn render(changes: &[Change], passwords: &Passwords) -> Result<Vec<Statement>, MissingPassword> {
+pub fn render(
+    changes: &[Change],
+    passwords: &Passwords,
+) -> Result<Vec<Statement>, MissingPassword> {
     let mut out = Vec::new();
     for change in changes {
         for sql in render_change(change, passwords)? {
@@ -79,35 +82,63 @@ fn render_change(change: &Change, passwords: &Passwords) -> Result<Vec<Sql>, Mis
             vec![with_password(sql, role, passwords)?]
         }
         Change::AlterRole { role } => {
-            vec![role_attributes(Sql::new("ALTER ROLE ").ident(&role.name), role)]
+            vec![role_attributes(
+                Sql::new("ALTER ROLE ").ident(&role.name),
+                role,
+            )]
         }
         Change::ReplaceFunction { function } => vec![create_function(function)],
         Change::GrantExecute { function, role } => vec![grantee(
-            Sql::new("GRANT EXECUTE ON FUNCTION ").qname(function).push("() TO "),
+            Sql::new("GRANT EXECUTE ON FUNCTION ")
+                .qname(function)
+                .push("() TO "),
             role,
         )],
         Change::RevokeExecute { function, role } => vec![grantee(
-            Sql::new("REVOKE EXECUTE ON FUNCTION ").qname(function).push("() FROM "),
+            Sql::new("REVOKE EXECUTE ON FUNCTION ")
+                .qname(function)
+                .push("() FROM "),
             role,
         )],
         Change::GrantSchemaUsage { schema, role } => {
-            vec![grantee(Sql::new("GRANT USAGE ON SCHEMA ").ident(schema).push(" TO "), role)]
+            vec![grantee(
+                Sql::new("GRANT USAGE ON SCHEMA ")
+                    .ident(schema)
+                    .push(" TO "),
+                role,
+            )]
         }
         Change::EnableRls { table } => vec![
-            Sql::new("ALTER TABLE ").qname(table).push(" ENABLE ROW LEVEL SECURITY"),
+            Sql::new("ALTER TABLE ")
+                .qname(table)
+                .push(" ENABLE ROW LEVEL SECURITY"),
         ],
         Change::ForceRls { table } => vec![
-            Sql::new("ALTER TABLE ").qname(table).push(" FORCE ROW LEVEL SECURITY"),
+            Sql::new("ALTER TABLE ")
+                .qname(table)
+                .push(" FORCE ROW LEVEL SECURITY"),
         ],
         Change::DropPolicy { table, name } => {
-            vec![Sql::new("DROP POLICY ").ident(name).push(" ON ").qname(table)]
+            vec![
+                Sql::new("DROP POLICY ")
+                    .ident(name)
+                    .push(" ON ")
+                    .qname(table),
+            ]
         }
         Change::AlterPolicy { table, policy } => {
-            let sql = Sql::new("ALTER POLICY ").ident(&policy.name).push(" ON ").qname(table);
+            let sql = Sql::new("ALTER POLICY ")
+                .ident(&policy.name)
+                .push(" ON ")
+                .qname(table);
             vec![policy_clauses(roles(sql.push(" TO "), policy), policy)]
         }
         Change::CreatePolicy { table, policy } => {
-            let kind = if policy.permissive { " AS PERMISSIVE FOR " } else { " AS RESTRICTIVE FOR " };
+            let kind = if policy.permissive {
+                " AS PERMISSIVE FOR "
+            } else {
+                " AS RESTRICTIVE FOR "
+            };
             let sql = Sql::new("CREATE POLICY ")
                 .ident(&policy.name)
                 .push(" ON ")
@@ -125,24 +156,51 @@ fn render_change(change: &Change, passwords: &Passwords) -> Result<Vec<Sql>, Mis
                     .literal(MANAGED_MARKER),
             ]
         }
-        Change::GrantTable { table, role, privileges } => vec![grantee(
-            privilege_list(Sql::new("GRANT "), privileges).push(" ON TABLE ").qname(table).push(" TO "),
+        Change::GrantTable {
+            table,
+            role,
+            privileges,
+        } => vec![grantee(
+            privilege_list(Sql::new("GRANT "), privileges)
+                .push(" ON TABLE ")
+                .qname(table)
+                .push(" TO "),
             role,
         )],
-        Change::RevokeTable { table, role, privileges } => vec![grantee(
+        Change::RevokeTable {
+            table,
+            role,
+            privileges,
+        } => vec![grantee(
             privilege_list(Sql::new("REVOKE "), privileges)
                 .push(" ON TABLE ")
                 .qname(table)
                 .push(" FROM "),
             role,
         )],
-        Change::DropInvalidIndex { table, name, concurrently } => {
-            let start = if *concurrently { "DROP INDEX CONCURRENTLY IF EXISTS " } else { "DROP INDEX IF EXISTS " };
+        Change::DropInvalidIndex {
+            table,
+            name,
+            concurrently,
+        } => {
+            let start = if *concurrently {
+                "DROP INDEX CONCURRENTLY IF EXISTS "
+            } else {
+                "DROP INDEX IF EXISTS "
+            };
             let index = crate::quote::QualifiedName::new(table.schema.clone(), name.clone());
             vec![Sql::new(start).qname(&index)]
         }
-        Change::CreateIndex { table, index, concurrently } => {
-            let start = if *concurrently { "CREATE INDEX CONCURRENTLY " } else { "CREATE INDEX " };
+        Change::CreateIndex {
+            table,
+            index,
+            concurrently,
+        } => {
+            let start = if *concurrently {
+                "CREATE INDEX CONCURRENTLY "
+            } else {
+                "CREATE INDEX "
+            };
             vec![
                 Sql::new(start)
                     .ident(&index.name)
@@ -159,12 +217,22 @@ fn render_change(change: &Change, passwords: &Passwords) -> Result<Vec<Sql>, Mis
 /// Every attribute that matters for isolation is spelled out, never left to defaults.
 fn role_attributes(sql: Sql, role: &Role) -> Sql {
     sql.push(if role.login { " LOGIN" } else { " NOLOGIN" })
-        .push(if role.superuser { " SUPERUSER" } else { " NOSUPERUSER" })
-        .push(if role.bypass_rls { " BYPASSRLS" } else { " NOBYPASSRLS" })
+        .push(if role.superuser {
+            " SUPERUSER"
+        } else {
+            " NOSUPERUSER"
+        })
+        .push(if role.bypass_rls {
+            " BYPASSRLS"
+        } else {
+            " NOBYPASSRLS"
+        })
 }
 
 fn with_password(sql: Sql, role: &Role, passwords: &Passwords) -> Result<Sql, MissingPassword> {
-    let Some(variable) = &role.password_env else { return Ok(sql) };
+    let Some(variable) = &role.password_env else {
+        return Ok(sql);
+    };
     Ok(match passwords {
         Passwords::Masked => sql.push(" PASSWORD ").secret_literal("********"),
         Passwords::FromEnvironment => match std::env::var(variable) {
@@ -186,7 +254,11 @@ fn create_function(function: &ContextFunction) -> Sql {
         "integer" => "integer",
         _ => "uuid",
     };
-    let language = if function.language == "plpgsql" { " LANGUAGE plpgsql" } else { " LANGUAGE sql" };
+    let language = if function.language == "plpgsql" {
+        " LANGUAGE plpgsql"
+    } else {
+        " LANGUAGE sql"
+    };
     Sql::new("CREATE OR REPLACE FUNCTION ")
         .qname(&function.name)
         .push("() RETURNS ")
@@ -198,7 +270,11 @@ fn create_function(function: &ContextFunction) -> Sql {
 
 /// `PUBLIC` is a keyword, not a role name to quote.
 fn grantee(sql: Sql, role: &str) -> Sql {
-    if role == "PUBLIC" { sql.push("PUBLIC") } else { sql.ident(role) }
+    if role == "PUBLIC" {
+        sql.push("PUBLIC")
+    } else {
+        sql.ident(role)
+    }
 }
 
 fn roles(mut sql: Sql, policy: &Policy) -> Sql {
@@ -245,7 +321,7 @@ fn privilege_list(mut sql: Sql, privileges: &std::collections::BTreeSet<Privileg
 mod tests {
     use super::*;
     use crate::desired::desired_state;
-    use crate::diff::{diff, Normalized, Options};
+    use crate::diff::{Normalized, Options, diff};
     use crate::model::State;
     use crate::spec::load_str;
     use std::path::Path;
@@ -257,13 +333,35 @@ mod tests {
             "roles:\n  - name: \"app\\\"x\"\n    login: true\n    password_env: SOME_UNSET_VARIABLE_FOR_TEST\ntables:\n  - { schema: \"my schema\", name: \"select\" }\n",
         )
         .unwrap();
-        let changes = diff(&desired_state(&spec), &State::default(), &Normalized::default(), "tenant_id", Options::default()).changes;
-        let text: Vec<String> = render(&changes, &Passwords::Masked).unwrap().iter().map(|s| s.sql.to_string()).collect();
+        let changes = diff(
+            &desired_state(&spec),
+            &State::default(),
+            &Normalized::default(),
+            "tenant_id",
+            Options::default(),
+        )
+        .changes;
+        let text: Vec<String> = render(&changes, &Passwords::Masked)
+            .unwrap()
+            .iter()
+            .map(|s| s.sql.to_string())
+            .collect();
         let all = text.join(";\n");
-        assert!(all.contains(r#"CREATE ROLE "app""x" LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '********'"#), "{all}");
-        assert!(all.contains(r#"ALTER TABLE "my schema"."select" FORCE ROW LEVEL SECURITY"#), "{all}");
+        assert!(
+            all.contains(
+                r#"CREATE ROLE "app""x" LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '********'"#
+            ),
+            "{all}"
+        );
+        assert!(
+            all.contains(r#"ALTER TABLE "my schema"."select" FORCE ROW LEVEL SECURITY"#),
+            "{all}"
+        );
         assert!(all.contains(r#"CREATE POLICY "tenant_isolation" ON "my schema"."select" AS PERMISSIVE FOR ALL TO "app""x" USING ("tenant_id" = (SELECT "rls"."current_tenant_id"())) WITH CHECK ("tenant_id" = (SELECT "rls"."current_tenant_id"()))"#), "{all}");
-        assert!(all.contains(r#"REVOKE EXECUTE ON FUNCTION "rls"."current_tenant_id"() FROM PUBLIC"#), "{all}");
+        assert!(
+            all.contains(r#"REVOKE EXECUTE ON FUNCTION "rls"."current_tenant_id"() FROM PUBLIC"#),
+            "{all}"
+        );
         let missing = render(&changes, &Passwords::FromEnvironment).unwrap_err();
         assert_eq!(missing.variable, "SOME_UNSET_VARIABLE_FOR_TEST");
     }

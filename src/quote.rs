@@ -149,6 +149,19 @@ impl Sql {
         self
     }
 
+    /// Statements joined into one multi-statement string for the simple
+    /// query protocol (one round trip for many small DDL statements).
+    pub fn batch(statements: &[Sql]) -> Sql {
+        let mut out = Sql::default();
+        for (i, statement) in statements.iter().enumerate() {
+            if i > 0 {
+                out = out.push(";\n");
+            }
+            out = out.sql(statement);
+        }
+        out
+    }
+
     /// The masked text for humans, plans and history.
     pub fn shown(&self) -> &str {
         &self.shown

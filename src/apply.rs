@@ -1,0 +1,384 @@
+//! `plan` and `apply`: one pipeline, two endings.
+//!
+//! Both open a transaction, run pending migrations, read the live state,
+//! normalise the spec's expressions, diff, and render. `plan` then rolls
+//! everything back and reports; `apply` executes the statements one by one,
+//! records the run in `rlsctl.apply_history`, commits, and only then builds
+//! the indexes that must be built CONCURRENTLY.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::{Connection, PgConnection};
+
+use crate::catalog::{self, Scope};
+use crate::desired::desired_state;
+use crate::diff::{Change, Notice, Options, diff};
+use crate::errors::{database_message, is_lock_timeout};
+use crate::migrations::{self, MigrationError};
+use crate::normalize::{NormalizeError, normalize};
+use crate::plan::{MissingPassword, Passwords, Statement, StatementView, render};
+use crate::quote::QualifiedName;
+use crate::spec::{Spec, SpecError};
+
+/// Serialises concurrent applies on one database ("rlsctl" in ASCII).
+const APPLY_LOCK_KEY: i64 = 0x726c_7363_746c;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub migrations_dir: PathBuf,
+    /// The migrations folder was named explicitly: a missing one is an error.
+    pub migrations_required: bool,
+    pub prune: bool,
+    /// How long a DDL statement may wait for its table lock, e.g. `5s`.
+    pub lock_timeout: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{0}")]
+    Spec(#[from] SpecError),
+    #[error("{0}")]
+    Migration(#[from] MigrationError),
+    #[error("{0}")]
+    Normalize(#[from] NormalizeError),
+    #[error("{0}")]
+    Password(#[from] MissingPassword),
+    #[error("{context}: {}", database_message(source))]
+    Database {
+        context: &'static str,
+        source: sqlx::Error,
+    },
+    #[error(
+        "statement {position} of {total} failed on {object}: {message}\n  {sql}\nThe transaction was rolled back: the database is exactly as it was before this apply."
+    )]
+    Statement {
+        position: usize,
+        total: usize,
+        object: String,
+        sql: String,
+        message: String,
+    },
+    #[error(
+        "{object} could not be built: {message}\n  {sql}\nThe policies were applied and committed; the next apply drops the invalid index and builds it again."
+    )]
+    Concurrent {
+        object: String,
+        sql: String,
+        message: String,
+    },
+}
+
+fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> ApplyError {
+    move |source| ApplyError::Database { context, source }
+}
+
+/// What a plan or an apply found and did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// Migrations run (apply) or pending (plan).
+    pub migrations: Vec<String>,
+    pub statements: Vec<StatementView>,
+    pub notices: Vec<String>,
+    /// Statements executed: 0 for a plan, and for an apply with nothing to do.
+    pub executed: usize,
+    pub spec_hash: String,
+    pub catalog_queries: u32,
+}
+
+impl Outcome {
+    pub fn is_empty(&self) -> bool {
+        self.migrations.is_empty() && self.statements.is_empty()
+    }
+}
+
+struct Prepared {
+    migrations: Vec<String>,
+    statements: Vec<Statement>,
+    notices: Vec<Notice>,
+    catalog_queries: u32,
+}
+
+/// Everything up to the statements, inside an open transaction on `conn`.
+async fn prepare(
+    conn: &mut PgConnection,
+    spec: &Spec,
+    settings: &Settings,
+    passwords: &Passwords,
+) -> Result<Prepared, ApplyError> {
+    // A DDL statement that waits for a lock also blocks every query queued
+    // behind it; failing fast is kinder to the application than waiting.
+    sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+        .bind(&settings.lock_timeout)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("invalid --lock-timeout"))?;
+
+    let pending = migrations::load(&settings.migrations_dir, settings.migrations_required)?;
+    let migrations = migrations::run(conn, &pending).await?;
+
+    let scope = Scope {
+        function: Some(spec.tenancy.function.clone()),
+        roles: spec.roles.iter().map(|r| r.name.clone()).collect(),
+    };
+    let snapshot = catalog::read(conn, &scope)
+        .await
+        .map_err(db("reading the catalog"))?;
+    crate::references::check(spec, &snapshot)?;
+
+    let desired = desired_state(spec);
+    let normalized = normalize(conn, &desired, &snapshot.state, &spec.tenancy.column).await?;
+    let mut result = diff(
+        &desired,
+        &snapshot.state,
+        &normalized,
+        &spec.tenancy.column,
+        Options {
+            prune: settings.prune,
+        },
+    );
+    choose_index_builds(conn, &mut result.changes, &snapshot.state).await?;
+    Ok(Prepared {
+        migrations,
+        statements: render(&result.changes, passwords)?,
+        notices: result.notices,
+        catalog_queries: snapshot.queries,
+    })
+}
+
+/// An index on a table that holds rows is built CONCURRENTLY, after commit,
+/// so writes continue while it builds; an empty table gets it in the
+/// transaction. Partitioned tables cannot build concurrently at all.
+async fn choose_index_builds(
+    conn: &mut PgConnection,
+    changes: &mut [Change],
+    live: &crate::model::State,
+) -> Result<(), ApplyError> {
+    let candidates: Vec<QualifiedName> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::CreateIndex { table, .. } | Change::DropInvalidIndex { table, .. } => {
+                let partitioned = live.tables.get(table).is_some_and(|t| t.partitioned);
+                (!partitioned).then(|| table.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    let with_rows = catalog::tables_with_rows(conn, &candidates)
+        .await
+        .map_err(db("measuring tables that need an index"))?;
+    for change in changes.iter_mut() {
+        if let Change::CreateIndex {
+            table,
+            concurrently,
+            ..
+        }
+        | Change::DropInvalidIndex {
+            table,
+            concurrently,
+            ..
+        } = change
+        {
+            *concurrently = with_rows.contains(table);
+        }
+    }
+    Ok(())
+}
+
+fn outcome(prepared: &Prepared, spec: &Spec, executed: usize) -> Outcome {
+    Outcome {
+        migrations: prepared.migrations.clone(),
+        statements: prepared.statements.iter().map(Statement::view).collect(),
+        notices: prepared.notices.iter().map(ToString::to_string).collect(),
+        executed,
+        spec_hash: spec.hash.clone(),
+        catalog_queries: prepared.catalog_queries,
+    }
+}
+
+/// What `apply` would do, computed in a transaction that is always rolled back.
+pub async fn plan(
+    conn: &mut PgConnection,
+    spec: &Spec,
+    settings: &Settings,
+) -> Result<Outcome, ApplyError> {
+    let mut tx = conn.begin().await.map_err(db("starting a transaction"))?;
+    let prepared = prepare(&mut tx, spec, settings, &Passwords::Masked).await;
+    tx.rollback().await.map_err(db("rolling back the plan"))?;
+    Ok(outcome(&prepared?, spec, 0))
+}
+
+/// Converges the database on the spec; `progress` hears about each statement.
+pub async fn apply(
+    conn: &mut PgConnection,
+    spec: &Spec,
+    settings: &Settings,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Outcome, ApplyError> {
+    wait_for_apply_lock(conn, progress).await?;
+    let result = apply_locked(conn, spec, settings, progress).await;
+    let unlock = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(APPLY_LOCK_KEY)
+        .execute(&mut *conn)
+        .await;
+    let outcome = result?;
+    unlock.map_err(db("releasing the apply lock"))?;
+    Ok(outcome)
+}
+
+/// A session-level advisory lock, polled rather than waited on: a waiting
+/// statement holds a snapshot, and CREATE INDEX CONCURRENTLY in the holder
+/// waits for every older snapshot, so a blocking wait could deadlock the two.
+async fn wait_for_apply_lock(
+    conn: &mut PgConnection,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), ApplyError> {
+    let mut told = false;
+    loop {
+        let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+            .bind(APPLY_LOCK_KEY)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db("taking the apply lock"))?;
+        if locked {
+            return Ok(());
+        }
+        if !told {
+            progress("another rlsctl apply is running on this database; waiting for it to finish");
+            told = true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn apply_locked(
+    conn: &mut PgConnection,
+    spec: &Spec,
+    settings: &Settings,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Outcome, ApplyError> {
+    let mut tx = conn.begin().await.map_err(db("starting a transaction"))?;
+    let prepared = match prepare(&mut tx, spec, settings, &Passwords::FromEnvironment).await {
+        Ok(p) => p,
+        Err(e) => {
+            tx.rollback().await.map_err(db("rolling back"))?;
+            return Err(e);
+        }
+    };
+    for name in &prepared.migrations {
+        progress(&format!("migration {name} applied"));
+    }
+    let (inside, outside): (Vec<&Statement>, Vec<&Statement>) = prepared
+        .statements
+        .iter()
+        .partition(|s| !s.outside_transaction);
+    let total = prepared.statements.len();
+    for (i, statement) in inside.iter().enumerate() {
+        if let Err(error) = sqlx::query(statement.sql.to_query())
+            .persistent(false)
+            .execute(&mut *tx)
+            .await
+        {
+            tx.rollback().await.map_err(db("rolling back"))?;
+            return Err(statement_error(
+                i + 1,
+                total,
+                statement,
+                &error,
+                &settings.lock_timeout,
+            ));
+        }
+        if (i + 1) % 500 == 0 {
+            progress(&format!("{} of {total} statements executed", i + 1));
+        }
+    }
+    if !prepared.migrations.is_empty() || total > 0 {
+        record_history(&mut tx, spec, &prepared).await?;
+    }
+    tx.commit().await.map_err(db("committing"))?;
+
+    for statement in &outside {
+        progress(&format!(
+            "{} (concurrently; writes continue)",
+            statement.object
+        ));
+        sqlx::query("SELECT set_config('lock_timeout', $1, false)")
+            .bind(&settings.lock_timeout)
+            .execute(&mut *conn)
+            .await
+            .map_err(db("setting lock_timeout"))?;
+        if let Err(error) = sqlx::query(statement.sql.to_query())
+            .persistent(false)
+            .execute(&mut *conn)
+            .await
+        {
+            return Err(ApplyError::Concurrent {
+                object: statement.object.clone(),
+                sql: statement.sql.to_string(),
+                message: database_message(&error),
+            });
+        }
+    }
+    Ok(outcome(&prepared, spec, total))
+}
+
+fn statement_error(
+    position: usize,
+    total: usize,
+    statement: &Statement,
+    error: &sqlx::Error,
+    lock_timeout: &str,
+) -> ApplyError {
+    let message = if is_lock_timeout(error) {
+        format!(
+            "could not get its lock within lock_timeout ({lock_timeout}): another session holds a lock on it (a long transaction?). Retry when it ends, or pass a longer --lock-timeout"
+        )
+    } else {
+        database_message(error)
+    };
+    ApplyError::Statement {
+        position,
+        total,
+        object: statement.object.clone(),
+        sql: statement.sql.to_string(),
+        message,
+    }
+}
+
+/// Evidence for auditors: who changed what, from which spec, when.
+async fn record_history(
+    conn: &mut PgConnection,
+    spec: &Spec,
+    prepared: &Prepared,
+) -> Result<(), ApplyError> {
+    sqlx::raw_sql(
+        "CREATE SCHEMA IF NOT EXISTS rlsctl;
+         CREATE TABLE IF NOT EXISTS rlsctl.apply_history (
+             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now(),
+             applied_by text NOT NULL DEFAULT current_user,
+             spec_hash text NOT NULL,
+             migrations text[] NOT NULL,
+             statements text[] NOT NULL
+         )",
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(db("creating rlsctl.apply_history"))?;
+    let statements: Vec<String> = prepared
+        .statements
+        .iter()
+        .map(|s| s.sql.to_string())
+        .collect();
+    sqlx::query(
+        "INSERT INTO rlsctl.apply_history (spec_hash, migrations, statements) VALUES ($1, $2, $3)",
+    )
+    .bind(&spec.hash)
+    .bind(&prepared.migrations)
+    .bind(&statements)
+    .execute(&mut *conn)
+    .await
+    .map_err(db("recording the apply in rlsctl.apply_history"))?;
+    Ok(())
+}

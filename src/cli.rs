@@ -1,0 +1,156 @@
+//! Every flag rlsctl takes, and the one place flags, environment and defaults
+//! are merged (a flag wins, then RLSCTL_ADMIN_DATABASE_URL, then DATABASE_URL).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rlsctl",
+    version,
+    about = "Declare PostgreSQL row-level tenant isolation once; make the database match it.",
+    long_about = "rlsctl reads the tenant isolation declared in policies/*.yaml and converges a \
+PostgreSQL database on it: ENABLE and FORCE ROW LEVEL SECURITY, tenant policies with USING and \
+WITH CHECK, the tenant-context function, tenant indexes, roles and grants.\n\n\
+Typical flow:\n  rlsctl validate            check the spec offline\n  rlsctl plan                see the exact statements\n  rlsctl apply               run migrations/, then the statements, in one transaction\n  rlsctl apply --ephemeral   the same against a throwaway local PostgreSQL",
+    after_help = "Exit codes: 0 success; 1 failure (bad spec, database error, apply rolled back); \
+2 `plan --exit-code` found changes; 64 bad command-line usage."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: CommandKind,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CommandKind {
+    /// Parse and check policies/*.yaml without a database.
+    Validate(SpecArgs),
+    /// Print the full DDL the spec implies, as if the database were empty (offline).
+    Sql(SpecArgs),
+    /// Show the statements `apply` would run against this database (changes nothing).
+    ///
+    /// Pending migrations are run inside a transaction that is always rolled back,
+    /// so the plan is computed against the schema they produce.
+    Plan(DatabaseArgs),
+    /// Run pending migrations, then converge the policies, in one transaction.
+    ///
+    /// Takes an advisory lock so concurrent applies serialise, and a lock_timeout so a
+    /// DDL statement never queues for long behind the application's transactions.
+    /// Indexes on tables that hold rows are built CONCURRENTLY after the commit.
+    Apply(DatabaseArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people: SQL with comments, or a summary.
+    Text,
+    /// For machines: one JSON document on stdout.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    /// Folder of *.yaml spec files.
+    #[arg(long, value_name = "DIR", default_value = "policies")]
+    pub config: PathBuf,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Admin connection URL. Default: $RLSCTL_ADMIN_DATABASE_URL, then $DATABASE_URL.
+    #[arg(long, value_name = "URL", conflicts_with = "ephemeral")]
+    pub database_url: Option<String>,
+    /// Start a throwaway local PostgreSQL for this run and remove it afterwards.
+    #[arg(long)]
+    pub ephemeral: bool,
+    /// Folder of refinery SQL migrations (V1__name.sql), run before the policies.
+    #[arg(long, value_name = "DIR")]
+    pub migrations: Option<PathBuf>,
+    /// Longest wait for a table lock before failing (PostgreSQL interval, e.g. 5s, 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub lock_timeout: String,
+    /// Also drop policies the spec does not declare (and rlsctl's own on tables that left the spec).
+    #[arg(long)]
+    pub prune: bool,
+    /// plan only: exit 2 when there are changes (for CI).
+    #[arg(long)]
+    pub exit_code: bool,
+}
+
+impl DatabaseArgs {
+    pub fn database_url(&self) -> Option<String> {
+        self.database_url
+            .clone()
+            .or_else(|| std::env::var("RLSCTL_ADMIN_DATABASE_URL").ok())
+            .or_else(|| std::env::var("DATABASE_URL").ok())
+            .filter(|u| !u.is_empty())
+    }
+
+    pub fn migrations_dir(&self) -> (PathBuf, bool) {
+        match &self.migrations {
+            Some(dir) => (dir.clone(), true),
+            None => (PathBuf::from("migrations"), false),
+        }
+    }
+}
+
+/// A connection URL with its password replaced, for every message rlsctl prints.
+pub fn redact(url: &str) -> String {
+    let mut redacted = redact_userinfo(url);
+    // A password can also come as a query parameter.
+    if let Some(q) = redacted.find("password=") {
+        let start = q + "password=".len();
+        let end = redacted[start..]
+            .find('&')
+            .map(|e| start + e)
+            .unwrap_or(redacted.len());
+        redacted.replace_range(start..end, "***");
+    }
+    redacted
+}
+
+fn redact_userinfo(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &rest[..at];
+    let user = userinfo.split(':').next().unwrap_or_default();
+    let shown = if userinfo.contains(':') {
+        format!("{user}:***")
+    } else {
+        user.to_string()
+    };
+    format!("{}://{shown}{}", &url[..scheme_end], &rest[at..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_survive_redaction() {
+        assert_eq!(
+            redact("postgres://admin:s3cr%40t@db:5432/app"),
+            "postgres://admin:***@db:5432/app"
+        );
+        assert_eq!(redact("postgres://admin@db/app"), "postgres://admin@db/app");
+        assert_eq!(
+            redact("postgres://db/app?user=a&password=x&sslmode=require"),
+            "postgres://db/app?user=a&password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact("postgres://u:p@ss@db/app"),
+            "postgres://u:***@db/app"
+        );
+    }
+}

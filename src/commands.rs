@@ -1,0 +1,260 @@
+//! What each subcommand does, from parsed flags to printed output.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use comfy_table::{Table as Grid, presets::UTF8_FULL_CONDENSED};
+use sqlx::{Connection, PgConnection};
+
+use crate::apply::{self, Outcome, Settings};
+use crate::catalog::{self, Scope};
+use crate::cli::{Cli, CommandKind, DatabaseArgs, Format, SpecArgs, redact};
+use crate::desired::desired_state;
+use crate::diff::{Normalized, Options, diff};
+use crate::ephemeral::EphemeralServer;
+use crate::model::State;
+use crate::plan::{Passwords, Statement, render};
+use crate::spec::{self, Spec};
+
+/// Process exit status, documented in the README and `--help`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Success = 0,
+    Failure = 1,
+    Changes = 2,
+    Usage = 64,
+}
+
+pub async fn run(cli: Cli) -> Result<Exit> {
+    match cli.command {
+        CommandKind::Validate(args) => validate(&args),
+        CommandKind::Sql(args) => sql(&args),
+        CommandKind::Plan(args) => with_database(&args, Mode::Plan).await,
+        CommandKind::Apply(args) => with_database(&args, Mode::Apply).await,
+    }
+}
+
+fn load_spec(args: &SpecArgs) -> Result<Spec> {
+    // The error is already a located, rendered message.
+    spec::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn validate(args: &SpecArgs) -> Result<Exit> {
+    let spec = load_spec(args)?;
+    let runtime: Vec<&str> = spec.runtime_roles().map(|r| r.name.as_str()).collect();
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::json!({
+                "valid": true,
+                "tables": spec.tables.iter().map(|t| t.name.to_string()).collect::<Vec<_>>(),
+                "runtime_roles": runtime,
+                "policies": spec.policies.len(),
+                "spec_hash": spec.hash,
+            })
+        ),
+        Format::Text => println!(
+            "{}: valid: {} tables, runtime roles {}, {} extra policies",
+            args.config.display(),
+            spec.tables.len(),
+            runtime.join(", "),
+            spec.policies.len()
+        ),
+    }
+    Ok(Exit::Success)
+}
+
+fn sql(args: &SpecArgs) -> Result<Exit> {
+    let spec = load_spec(args)?;
+    let changes = diff(
+        &desired_state(&spec),
+        &State::default(),
+        &Normalized::default(),
+        &spec.tenancy.column,
+        Options::default(),
+    )
+    .changes;
+    let statements = render(&changes, &Passwords::Masked)?;
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Json => {
+            let views: Vec<_> = statements.iter().map(Statement::view).collect();
+            writeln!(out, "{}", serde_json::to_string_pretty(&views)?)?;
+        }
+        Format::Text => {
+            writeln!(
+                out,
+                "-- rlsctl sql: the full DDL of {} (spec {})",
+                args.config.display(),
+                &spec.hash[..12]
+            )?;
+            writeln!(
+                out,
+                "-- passwords are masked; `rlsctl apply` reads them from the environment"
+            )?;
+            write_statements(
+                &mut out,
+                &statements.iter().map(Statement::view).collect::<Vec<_>>(),
+            )?;
+        }
+    }
+    Ok(Exit::Success)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Plan,
+    Apply,
+}
+
+async fn with_database(args: &DatabaseArgs, mode: Mode) -> Result<Exit> {
+    let spec = load_spec(&args.spec)?;
+    let (migrations_dir, migrations_required) = args.migrations_dir();
+    let settings = Settings {
+        migrations_dir,
+        migrations_required,
+        prune: args.prune,
+        lock_timeout: args.lock_timeout.clone(),
+    };
+    let server = if args.ephemeral {
+        eprintln!("starting a throwaway PostgreSQL…");
+        Some(EphemeralServer::start()?)
+    } else {
+        None
+    };
+    let url = match (&server, args.database_url()) {
+        (Some(server), _) => server.url(),
+        (None, Some(url)) => url,
+        (None, None) => anyhow::bail!(
+            "no database to connect to: pass --database-url, set RLSCTL_ADMIN_DATABASE_URL or DATABASE_URL, or use --ephemeral"
+        ),
+    };
+    let shown_url = redact(&url);
+    let mut conn = PgConnection::connect(&url).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot connect to {shown_url}: {}",
+            crate::errors::database_message(&e)
+        )
+    })?;
+
+    let result = match mode {
+        Mode::Plan => apply::plan(&mut conn, &spec, &settings).await,
+        Mode::Apply => apply::apply(&mut conn, &spec, &settings, &mut |m| eprintln!("{m}")).await,
+    };
+    let outcome = result.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut out = std::io::stdout().lock();
+    match (mode, args.spec.format) {
+        (_, Format::Json) => writeln!(out, "{}", serde_json::to_string_pretty(&outcome)?)?,
+        (Mode::Plan, Format::Text) => print_plan(&mut out, &outcome, &shown_url)?,
+        (Mode::Apply, Format::Text) => {
+            print_applied(&mut out, &outcome, &shown_url)?;
+            print_tables(&mut out, &mut conn, &spec).await?;
+            if server.is_some() {
+                writeln!(out, "(throwaway server: stopped and removed now)")?;
+            }
+        }
+    }
+    drop(conn);
+    drop(server);
+    Ok(
+        if mode == Mode::Plan && args.exit_code && !outcome.is_empty() {
+            Exit::Changes
+        } else {
+            Exit::Success
+        },
+    )
+}
+
+fn write_statements(
+    out: &mut impl Write,
+    statements: &[crate::plan::StatementView],
+) -> std::io::Result<()> {
+    let mut after_commit_said = false;
+    for s in statements {
+        if s.outside_transaction && !after_commit_said {
+            writeln!(
+                out,
+                "-- after COMMIT, outside the transaction (writes continue while these run):"
+            )?;
+            after_commit_said = true;
+        }
+        writeln!(out, "-- {}\n{};", s.object, s.sql)?;
+    }
+    Ok(())
+}
+
+fn print_notices(out: &mut impl Write, outcome: &Outcome) -> std::io::Result<()> {
+    for notice in &outcome.notices {
+        writeln!(out, "-- note: {notice}")?;
+    }
+    Ok(())
+}
+
+fn print_plan(out: &mut impl Write, outcome: &Outcome, url: &str) -> std::io::Result<()> {
+    writeln!(out, "-- rlsctl plan for {url}")?;
+    if !outcome.migrations.is_empty() {
+        writeln!(
+            out,
+            "-- pending migrations (run first): {}",
+            outcome.migrations.join(", ")
+        )?;
+    }
+    print_notices(out, outcome)?;
+    if outcome.is_empty() {
+        writeln!(out, "-- No changes: the database matches the spec.")?;
+        return Ok(());
+    }
+    write_statements(out, &outcome.statements)?;
+    writeln!(
+        out,
+        "-- {} statements; `rlsctl apply` runs them in one transaction.",
+        outcome.statements.len()
+    )
+}
+
+fn print_applied(out: &mut impl Write, outcome: &Outcome, url: &str) -> std::io::Result<()> {
+    print_notices(out, outcome)?;
+    if outcome.is_empty() {
+        return writeln!(
+            out,
+            "Nothing to do: {url} already matches the spec (0 statements executed)."
+        );
+    }
+    writeln!(
+        out,
+        "Applied to {url}: {} migration(s), {} statement(s) executed; recorded in rlsctl.apply_history.",
+        outcome.migrations.len(),
+        outcome.executed
+    )
+}
+
+/// The state of every declared table after apply, read back from the catalog.
+async fn print_tables(out: &mut impl Write, conn: &mut PgConnection, spec: &Spec) -> Result<()> {
+    let snapshot = catalog::read(conn, &Scope::default())
+        .await
+        .context("reading the catalog")?;
+    let mut grid = Grid::new();
+    grid.load_style(UTF8_FULL_CONDENSED);
+    grid.set_header(["table", "RLS", "FORCE", "policies", "tenant index"]);
+    let yes = |b: bool| if b { "yes" } else { "NO" };
+    for declared in &spec.tables {
+        let Some(t) = snapshot.state.tables.get(&declared.name) else {
+            continue;
+        };
+        let index = t
+            .indexes
+            .iter()
+            .find(|i| i.valid && i.serves(&declared.index_columns))
+            .map(|i| i.name.clone())
+            .unwrap_or_else(|| "MISSING".into());
+        grid.add_row([
+            declared.name.to_string(),
+            yes(t.rls_enabled).into(),
+            yes(t.rls_forced).into(),
+            t.policies.keys().cloned().collect::<Vec<_>>().join(", "),
+            index,
+        ]);
+    }
+    writeln!(out, "{grid}")?;
+    Ok(())
+}

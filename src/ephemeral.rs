@@ -1,0 +1,205 @@
+//! A throwaway PostgreSQL cluster: `apply --ephemeral`, and the test harness.
+//!
+//! A small supervisor shell script owns the server: it runs initdb and
+//! postgres in a temp dir on a free port, says `ready`, then waits for its
+//! stdin to close. rlsctl holds the other end of that pipe, so however rlsctl
+//! ends (normal exit, Ctrl-C, a panic, SIGKILL) the pipe closes and the
+//! supervisor stops the server and deletes the directory. The supervisor runs
+//! in its own process group so a terminal's Ctrl-C reaches only rlsctl.
+//! initdb refuses to run as root; as root, the script runs as `postgres`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+const SUPERVISOR: &str = r#"
+set -u
+dir="$1"; port="$2"; bin="$3"
+if ! "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-locale --no-sync >"$dir/initdb.log" 2>&1; then
+  echo "initdb failed:"; cat "$dir/initdb.log"; rm -rf "$dir"; exit 1
+fi
+"$bin/postgres" -D "$dir/data" -p "$port" -c listen_addresses=127.0.0.1 \
+  -c unix_socket_directories="$dir" -c fsync=off -c synchronous_commit=off \
+  -c full_page_writes=off -c max_connections=200 >"$dir/server.log" 2>&1 &
+pid=$!
+trap 'kill -INT $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+tries=0
+until "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; do
+  if ! kill -0 $pid 2>/dev/null; then echo "the server did not start:"; cat "$dir/server.log"; exit 1; fi
+  tries=$((tries + 1))
+  if [ $tries -gt 1200 ]; then echo "the server did not accept connections within 60 s"; exit 1; fi
+  sleep 0.05
+done
+echo ready
+cat >/dev/null
+"#;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EphemeralError {
+    #[error(
+        "no PostgreSQL server binaries found (looked for initdb, postgres and pg_isready on PATH, in `pg_config --bindir` and in /usr/lib/postgresql/*/bin).\nInstall them (Debian/Ubuntu: `apt-get install postgresql`) or pass --database-url to use an existing server."
+    )]
+    NoBinaries,
+    #[error("could not start a throwaway PostgreSQL: {0}")]
+    Start(String),
+}
+
+/// A running throwaway server; dropping it stops the server and removes its files.
+pub struct EphemeralServer {
+    supervisor: Child,
+    stdin: Option<ChildStdin>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl EphemeralServer {
+    pub fn start() -> Result<EphemeralServer, EphemeralError> {
+        let bin = find_binaries().ok_or(EphemeralError::NoBinaries)?;
+        let mut last = String::new();
+        // A free port can be taken between our probe and the server's bind.
+        for _ in 0..3 {
+            match Self::start_once(&bin) {
+                Ok(server) => return Ok(server),
+                Err(EphemeralError::Start(message)) => last = message,
+                Err(other) => return Err(other),
+            }
+        }
+        Err(EphemeralError::Start(last))
+    }
+
+    fn start_once(bin: &Path) -> Result<EphemeralServer, EphemeralError> {
+        let start_error =
+            |what: &str, e: std::io::Error| EphemeralError::Start(format!("{what}: {e}"));
+        let dir = tempfile::Builder::new()
+            .prefix("rlsctl-pg-")
+            .tempdir()
+            .map_err(|e| start_error("creating a temp dir", e))?
+            .keep();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| start_error("finding a free port", e))?
+            .port();
+        let as_root = running_as_root();
+        let mut command = if as_root {
+            let status = Command::new("chown")
+                .arg("postgres:")
+                .arg(&dir)
+                .status()
+                .map_err(|e| start_error("chown of the temp dir", e))?;
+            if !status.success() {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(EphemeralError::Start(
+                    "running as root needs an OS user `postgres` to own the server (initdb refuses root)".into(),
+                ));
+            }
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--", "sh"]);
+            c
+        } else {
+            Command::new("sh")
+        };
+        command
+            .arg("-c")
+            .arg(SUPERVISOR)
+            .arg("rlsctl-postgres")
+            .arg(&dir)
+            .arg(port.to_string())
+            .arg(bin)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0);
+        let mut supervisor = command
+            .spawn()
+            .map_err(|e| start_error("starting the supervisor", e))?;
+        let stdin = supervisor.stdin.take();
+        let mut stdout = BufReader::new(supervisor.stdout.take().expect("piped stdout"));
+        let mut first = String::new();
+        let _ = stdout.read_line(&mut first);
+        if first.trim() != "ready" {
+            let mut rest = String::new();
+            let _ = stdout.read_to_string(&mut rest);
+            drop(stdin);
+            let _ = supervisor.wait();
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(EphemeralError::Start(
+                format!("{first}{rest}").trim().to_string(),
+            ));
+        }
+        Ok(EphemeralServer {
+            supervisor,
+            stdin,
+            port,
+            dir,
+        })
+    }
+
+    /// Superuser URL of the `postgres` database.
+    pub fn url(&self) -> String {
+        self.url_for("postgres")
+    }
+
+    pub fn url_for(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server and waits until its files are gone.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if self.stdin.take().is_some() {
+            let _ = self.supervisor.wait();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Drop for EphemeralServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn running_as_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+/// PATH first, then `pg_config --bindir`, then Debian's versioned folders (newest first).
+pub fn find_binaries() -> Option<PathBuf> {
+    let complete = |dir: &Path| {
+        ["initdb", "postgres", "pg_isready"]
+            .iter()
+            .all(|b| dir.join(b).is_file())
+    };
+    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
+        && out.status.success()
+    {
+        candidates.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    }
+    let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            Some((version, e.path().join("bin")))
+        })
+        .collect();
+    debian.sort_by(|a, b| b.0.cmp(&a.0));
+    candidates.extend(debian.into_iter().map(|(_, p)| p));
+    candidates.into_iter().find(|d| complete(d))
+}

@@ -1,0 +1,132 @@
+//! SQL migrations in `migrations/` (refinery naming, `V1__name.sql`), run by
+//! refinery over rlsctl's own sqlx connection.
+//!
+//! refinery drives any connection that implements its async traits; the
+//! newtype here implements them for a sqlx connection that is already inside
+//! rlsctl's transaction, so migrations and policies commit or roll back
+//! together. The history table lives in the `rlsctl` schema.
+
+use std::future::Future;
+use std::path::Path;
+
+use refinery::{AsyncMigrate, Migration, Runner};
+use refinery_core::traits::r#async::{AsyncQuery, AsyncTransaction};
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+pub const HISTORY_TABLE: &str = "rlsctl.refinery_schema_history";
+
+/// A sqlx connection as refinery sees it.
+pub struct RefineryConnection<'c>(pub &'c mut PgConnection);
+
+impl AsyncTransaction for RefineryConnection<'_> {
+    type Error = sqlx::Error;
+
+    fn execute<'a, T: Iterator<Item = &'a str> + Send + 'a>(
+        &'a mut self,
+        queries: T,
+    ) -> impl Future<Output = Result<usize, Self::Error>> + Send + 'a {
+        async move {
+            let mut count = 0;
+            // Already inside rlsctl's transaction: no BEGIN/COMMIT of our own.
+            for query in queries {
+                // Migration files are SQL written to be run as-is.
+                sqlx::raw_sql(sqlx::AssertSqlSafe(query.to_string()))
+                    .execute(&mut *self.0)
+                    .await?;
+                count += 1;
+            }
+            Ok(count)
+        }
+    }
+}
+
+impl AsyncQuery<Vec<Migration>> for RefineryConnection<'_> {
+    fn query<'a>(
+        &'a mut self,
+        query: &'a str,
+    ) -> impl Future<Output = Result<Vec<Migration>, Self::Error>> + Send + 'a {
+        async move {
+            // refinery's own query against its own history table.
+            let rows: Vec<(i32, String, String, String)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(query.to_string()))
+                    .fetch_all(&mut *self.0)
+                    .await?;
+            rows.into_iter()
+                .map(|(version, name, applied_on, checksum)| {
+                    let applied_on = OffsetDateTime::parse(&applied_on, &Rfc3339)
+                        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                    let checksum = checksum
+                        .parse::<u64>()
+                        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                    Ok(Migration::applied(version, name, applied_on, checksum))
+                })
+                .collect()
+        }
+    }
+}
+
+impl AsyncMigrate for RefineryConnection<'_> {}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error("cannot load migrations from {dir}: {source}")]
+    Load {
+        dir: String,
+        source: refinery::Error,
+    },
+    #[error("migration failed: {0}")]
+    Run(String),
+    #[error("{0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Loads `dir`'s migrations; a missing default folder means "no migrations".
+pub fn load(dir: &Path, required: bool) -> Result<Vec<Migration>, MigrationError> {
+    if !dir.exists() && !required {
+        return Ok(Vec::new());
+    }
+    refinery::load_sql_migrations(dir).map_err(|source| MigrationError::Load {
+        dir: dir.display().to_string(),
+        source,
+    })
+}
+
+/// Runs the pending migrations on `conn` (inside the caller's transaction);
+/// returns the names of those applied, like `V1__init`.
+pub async fn run(
+    conn: &mut PgConnection,
+    migrations: &[Migration],
+) -> Result<Vec<String>, MigrationError> {
+    if migrations.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::raw_sql("CREATE SCHEMA IF NOT EXISTS rlsctl")
+        .execute(&mut *conn)
+        .await?;
+    let mut runner = Runner::new(migrations).set_abort_divergent(true);
+    runner.set_migration_table_name(HISTORY_TABLE);
+    let report = runner
+        .run_async(&mut RefineryConnection(conn))
+        .await
+        .map_err(|e| MigrationError::Run(describe(&e)))?;
+    Ok(report
+        .applied_migrations()
+        .iter()
+        .map(|m| format!("V{}__{}", m.version(), m.name()))
+        .collect())
+}
+
+/// refinery's error with the database's own message underneath.
+fn describe(error: &refinery::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        if let Some(db) = inner.downcast_ref::<sqlx::Error>() {
+            message.push_str(&format!(": {}", crate::errors::database_message(db)));
+        }
+        source = inner.source();
+    }
+    message
+}

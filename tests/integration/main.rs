@@ -1,0 +1,10 @@
+//! Integration tests: rlsctl against a real PostgreSQL, through its CLI.
+//! One test binary, so the whole suite shares one throwaway cluster.
+
+mod harness;
+
+mod apply_bad_input;
+mod apply_converges;
+mod apply_is_atomic;
+mod apply_runs_migrations;
+mod ephemeral_server;
