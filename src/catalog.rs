@@ -182,7 +182,8 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
     }
 
     count();
-    let indexes: Vec<(String, String, String, bool, Vec<Option<String>>)> =
+    type IndexRow = (String, String, String, bool, Vec<Option<String>>);
+    let indexes: Vec<IndexRow> =
         sqlx::query_as(concat!(
             "SELECT n.nspname::text, c.relname::text, i.relname::text, x.indisvalid,
                     ARRAY(SELECT a.attname::text

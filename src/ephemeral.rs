@@ -199,7 +199,7 @@ pub fn find_binaries() -> Option<PathBuf> {
             Some((version, e.path().join("bin")))
         })
         .collect();
-    debian.sort_by(|a, b| b.0.cmp(&a.0));
+    debian.sort_by_key(|d| std::cmp::Reverse(d.0));
     candidates.extend(debian.into_iter().map(|(_, p)| p));
     candidates.into_iter().find(|d| complete(d))
 }

@@ -6,7 +6,6 @@
 //! rlsctl's transaction, so migrations and policies commit or roll back
 //! together. The history table lives in the `rlsctl` schema.
 
-use std::future::Future;
 use std::path::Path;
 
 use refinery::{AsyncMigrate, Migration, Runner};
@@ -23,47 +22,40 @@ pub struct RefineryConnection<'c>(pub &'c mut PgConnection);
 impl AsyncTransaction for RefineryConnection<'_> {
     type Error = sqlx::Error;
 
-    fn execute<'a, T: Iterator<Item = &'a str> + Send + 'a>(
+    async fn execute<'a, T: Iterator<Item = &'a str> + Send + 'a>(
         &'a mut self,
         queries: T,
-    ) -> impl Future<Output = Result<usize, Self::Error>> + Send + 'a {
-        async move {
-            let mut count = 0;
-            // Already inside rlsctl's transaction: no BEGIN/COMMIT of our own.
-            for query in queries {
-                // Migration files are SQL written to be run as-is.
-                sqlx::raw_sql(sqlx::AssertSqlSafe(query.to_string()))
-                    .execute(&mut *self.0)
-                    .await?;
-                count += 1;
-            }
-            Ok(count)
+    ) -> Result<usize, Self::Error> {
+        let mut count = 0;
+        // Already inside rlsctl's transaction: no BEGIN/COMMIT of our own.
+        for query in queries {
+            // Migration files are SQL written to be run as-is.
+            sqlx::raw_sql(sqlx::AssertSqlSafe(query.to_string()))
+                .execute(&mut *self.0)
+                .await?;
+            count += 1;
         }
+        Ok(count)
     }
 }
 
 impl AsyncQuery<Vec<Migration>> for RefineryConnection<'_> {
-    fn query<'a>(
-        &'a mut self,
-        query: &'a str,
-    ) -> impl Future<Output = Result<Vec<Migration>, Self::Error>> + Send + 'a {
-        async move {
-            // refinery's own query against its own history table.
-            let rows: Vec<(i32, String, String, String)> =
-                sqlx::query_as(sqlx::AssertSqlSafe(query.to_string()))
-                    .fetch_all(&mut *self.0)
-                    .await?;
-            rows.into_iter()
-                .map(|(version, name, applied_on, checksum)| {
-                    let applied_on = OffsetDateTime::parse(&applied_on, &Rfc3339)
-                        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-                    let checksum = checksum
-                        .parse::<u64>()
-                        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-                    Ok(Migration::applied(version, name, applied_on, checksum))
-                })
-                .collect()
-        }
+    async fn query<'a>(&'a mut self, query: &'a str) -> Result<Vec<Migration>, Self::Error> {
+        // refinery's own query against its own history table.
+        let rows: Vec<(i32, String, String, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(query.to_string()))
+                .fetch_all(&mut *self.0)
+                .await?;
+        rows.into_iter()
+            .map(|(version, name, applied_on, checksum)| {
+                let applied_on = OffsetDateTime::parse(&applied_on, &Rfc3339)
+                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                let checksum = checksum
+                    .parse::<u64>()
+                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                Ok(Migration::applied(version, name, applied_on, checksum))
+            })
+            .collect()
     }
 }
 
