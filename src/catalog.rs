@@ -183,9 +183,8 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
 
     count();
     type IndexRow = (String, String, String, bool, Vec<Option<String>>);
-    let indexes: Vec<IndexRow> =
-        sqlx::query_as(concat!(
-            "SELECT n.nspname::text, c.relname::text, i.relname::text, x.indisvalid,
+    let indexes: Vec<IndexRow> = sqlx::query_as(concat!(
+        "SELECT n.nspname::text, c.relname::text, i.relname::text, x.indisvalid,
                     ARRAY(SELECT a.attname::text
                             FROM unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
                             LEFT JOIN pg_catalog.pg_attribute a
@@ -197,11 +196,11 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
                JOIN pg_catalog.pg_class c ON c.oid = x.indrelid
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
               WHERE x.indpred IS NULL AND ",
-            user_schemas!(),
-            ""
-        ))
-        .fetch_all(&mut *conn)
-        .await?;
+        user_schemas!(),
+        ""
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
     for (schema, table, name, valid, columns) in indexes {
         if let Some(t) = state.tables.get_mut(&QualifiedName::new(schema, table)) {
             // An expression key has no column name; it serves no column prefix.

@@ -69,6 +69,7 @@ pub fn render(
             });
         }
     }
+    out.sort_by_key(|s| s.outside_transaction); // stable: keeps the order within each part
     Ok(out)
 }
 

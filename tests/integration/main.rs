@@ -4,7 +4,11 @@
 mod harness;
 
 mod apply_bad_input;
+mod apply_builds_indexes_without_blocking;
 mod apply_converges;
 mod apply_is_atomic;
 mod apply_runs_migrations;
+mod catalog_reads;
+mod context_function;
 mod ephemeral_server;
+mod secrets_are_never_printed;

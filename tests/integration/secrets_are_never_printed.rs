@@ -1,0 +1,78 @@
+//! Passwords from URLs and from the environment never reach the output.
+
+use crate::harness::{PROJECTS, TestDb, unique};
+
+#[tokio::test]
+async fn a_connection_failure_does_not_print_the_password() {
+    let db = TestDb::new().await;
+    db.spec("roles:\n  - name: app\n");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
+        .args([
+            "plan",
+            "--database-url",
+            "postgres://admin:hunter2secret@127.0.0.1:1/app",
+        ])
+        .current_dir(db.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        all.contains("postgres://admin:***@127.0.0.1:1/app"),
+        "{all}"
+    );
+    assert!(!all.contains("hunter2secret"), "{all}");
+}
+
+#[tokio::test]
+async fn a_role_password_from_the_environment_is_set_but_never_shown_or_recorded() {
+    let db = TestDb::new().await;
+    let role = unique("app");
+    db.execute(PROJECTS).await;
+    db.spec(&format!(
+        "roles:\n  - name: {role}\n    login: true\n    password_env: TEST_APP_PASSWORD\ntables:\n  - projects\n"
+    ));
+    let missing = db.rlsctl(&["apply"]).failure();
+    assert!(
+        missing
+            .stderr
+            .contains("TEST_APP_PASSWORD, which is not set"),
+        "{}",
+        missing.stderr
+    );
+
+    let output = db
+        .command(&["apply", "--format", "json"])
+        .env("TEST_APP_PASSWORD", "pa55-w0rd-xyz")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !stdout.contains("pa55-w0rd-xyz") && stdout.contains("PASSWORD '********'"),
+        "{stdout}"
+    );
+
+    let mut conn = db.connect().await;
+    let recorded: String =
+        sqlx::query_scalar("SELECT array_to_string(statements, ';') FROM rlsctl.apply_history")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert!(!recorded.contains("pa55-w0rd-xyz"), "{recorded}");
+    let has_password: bool =
+        sqlx::query_scalar("SELECT rolpassword IS NOT NULL FROM pg_authid WHERE rolname = $1")
+            .bind(&role)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert!(has_password, "the password was set");
+}
