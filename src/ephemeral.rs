@@ -6,7 +6,9 @@
 //! ends (normal exit, Ctrl-C, a panic, SIGKILL) the pipe closes and the
 //! supervisor stops the server and deletes the directory. The supervisor runs
 //! in its own process group so a terminal's Ctrl-C reaches only rlsctl.
-//! initdb refuses to run as root; as root, the script runs as `postgres`.
+//! initdb refuses to run as root: as root, the server programs run as the
+//! `postgres` OS user while the supervisor stays root, so it can remove the
+//! directory wherever TMPDIR points.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
@@ -17,15 +19,19 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 
 const SUPERVISOR: &str = r#"
 set -u
-dir="$1"; port="$2"; bin="$3"
-if ! "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-locale --no-sync >"$dir/initdb.log" 2>&1; then
+# If rlsctl is gone before "ready", that echo must fail quietly so the EXIT
+# trap below still stops the server.
+trap '' PIPE
+dir="$1"; port="$2"; bin="$3"; as_postgres="$4"
+server() { if [ "$as_postgres" = yes ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+if ! server "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-locale --no-sync >"$dir/initdb.log" 2>&1; then
   echo "initdb failed:"; cat "$dir/initdb.log"; rm -rf "$dir"; exit 1
 fi
-"$bin/postgres" -D "$dir/data" -p "$port" -c listen_addresses=127.0.0.1 \
+server "$bin/postgres" -D "$dir/data" -p "$port" -c listen_addresses=127.0.0.1 \
   -c unix_socket_directories="$dir" -c fsync=off -c synchronous_commit=off \
   -c full_page_writes=off -c max_connections=200 >"$dir/server.log" 2>&1 &
 pid=$!
-trap 'kill -INT $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'server "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 tries=0
 until "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; do
   if ! kill -0 $pid 2>/dev/null; then echo "the server did not start:"; cat "$dir/server.log"; exit 1; fi
@@ -40,7 +46,7 @@ cat >/dev/null
 #[derive(Debug, thiserror::Error)]
 pub enum EphemeralError {
     #[error(
-        "no PostgreSQL server binaries found (looked for initdb, postgres and pg_isready on PATH, in `pg_config --bindir` and in /usr/lib/postgresql/*/bin).\nInstall them (Debian/Ubuntu: `apt-get install postgresql`) or pass --database-url to use an existing server."
+        "no PostgreSQL server binaries found (looked for initdb, postgres, pg_ctl and pg_isready on PATH, in `pg_config --bindir` and in /usr/lib/postgresql/*/bin).\nInstall them (Debian/Ubuntu: `apt-get install postgresql`) or pass --database-url to use an existing server."
     )]
     NoBinaries,
     #[error("could not start a throwaway PostgreSQL: {0}")]
@@ -83,7 +89,7 @@ impl EphemeralServer {
             .map_err(|e| start_error("finding a free port", e))?
             .port();
         let as_root = running_as_root();
-        let mut command = if as_root {
+        if as_root {
             let status = Command::new("chown")
                 .arg("postgres:")
                 .arg(&dir)
@@ -95,12 +101,8 @@ impl EphemeralServer {
                     "running as root needs an OS user `postgres` to own the server (initdb refuses root)".into(),
                 ));
             }
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--", "sh"]);
-            c
-        } else {
-            Command::new("sh")
-        };
+        }
+        let mut command = Command::new("sh");
         command
             .arg("-c")
             .arg(SUPERVISOR)
@@ -108,6 +110,7 @@ impl EphemeralServer {
             .arg(&dir)
             .arg(port.to_string())
             .arg(bin)
+            .arg(if as_root { "yes" } else { "no" })
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -178,7 +181,7 @@ fn running_as_root() -> bool {
 /// PATH first, then `pg_config --bindir`, then Debian's versioned folders (newest first).
 pub fn find_binaries() -> Option<PathBuf> {
     let complete = |dir: &Path| {
-        ["initdb", "postgres", "pg_isready"]
+        ["initdb", "postgres", "pg_ctl", "pg_isready"]
             .iter()
             .all(|b| dir.join(b).is_file())
     };

@@ -3,9 +3,19 @@ use std::process::ExitCode;
 use clap::Parser;
 use rlsctl::cli::Cli;
 use rlsctl::commands::{Exit, run};
+use tokio::signal::unix::{SignalKind, signal};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Registered before any work: a SIGINT during a blocking step (starting a
+    // throwaway server) must wait for cleanup instead of killing the process.
+    let mut interrupt = match signal(SignalKind::interrupt()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot handle Ctrl-C: {e}");
+            return ExitCode::from(Exit::Failure as u8);
+        }
+    };
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -23,7 +33,7 @@ async fn main() -> ExitCode {
                 Exit::Failure
             }
         },
-        _ = tokio::signal::ctrl_c() => {
+        _ = interrupt.recv() => {
             eprintln!("interrupted");
             return ExitCode::from(130);
         }
