@@ -136,3 +136,20 @@ async fn validate_works_offline_and_reports_the_same_errors() {
         "{stderr}"
     );
 }
+
+#[test]
+fn every_shipped_spec_validates() {
+    let root = crate::harness::repo_root();
+    for config in ["policies", "examples/jwt-claims/policies"] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
+            .args(["validate", "--config", config])
+            .current_dir(&root)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{config}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
