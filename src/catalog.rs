@@ -240,6 +240,31 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
         }
     }
 
+    count();
+    let sequences: Vec<(String, String, String, String, Vec<String>)> = sqlx::query_as(concat!(
+        "SELECT n.nspname::text, c.relname::text, sn.nspname::text, s.relname::text,
+                ARRAY(SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
+                        FROM pg_catalog.aclexplode(s.relacl) a
+                       WHERE a.privilege_type = 'USAGE')
+           FROM pg_catalog.pg_depend d
+           JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+           JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
+           JOIN pg_catalog.pg_class c ON c.oid = d.refobjid
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.deptype = 'a' AND ",
+        user_schemas!()
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    for (schema, table, sequence_schema, sequence, users) in sequences {
+        if let Some(t) = state.tables.get_mut(&QualifiedName::new(schema, table)) {
+            t.sequences.insert(
+                QualifiedName::new(sequence_schema, sequence),
+                users.into_iter().collect(),
+            );
+        }
+    }
+
     if let Some(function) = &scope.function {
         count();
         state.function = read_function(conn, function).await?;

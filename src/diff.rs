@@ -77,6 +77,11 @@ pub enum Change {
         role: String,
         privileges: BTreeSet<Privilege>,
     },
+    /// A serial column's sequence, for a role that may insert into its table.
+    GrantSequenceUsage {
+        sequence: QualifiedName,
+        role: String,
+    },
     /// The leftover of a failed CONCURRENTLY build: it blocks nothing but serves nothing.
     DropInvalidIndex {
         table: QualifiedName,
@@ -108,6 +113,7 @@ impl Change {
             Change::CreatePolicy { .. } => "create_policy",
             Change::GrantTable { .. } => "grant_table",
             Change::RevokeTable { .. } => "revoke_table",
+            Change::GrantSequenceUsage { .. } => "grant_sequence_usage",
             Change::DropInvalidIndex { .. } => "drop_invalid_index",
             Change::CreateIndex { .. } => "create_index",
         }
@@ -129,6 +135,7 @@ impl Change {
             | Change::ForceRls { table }
             | Change::GrantTable { table, .. }
             | Change::RevokeTable { table, .. } => format!("table {table}"),
+            Change::GrantSequenceUsage { sequence, .. } => format!("sequence {sequence}"),
             Change::DropPolicy { table, name } => format!("policy {name} on {table}"),
             Change::AlterPolicy { table, policy } | Change::CreatePolicy { table, policy } => {
                 format!("policy {} on {table}", policy.name)
@@ -344,6 +351,16 @@ pub fn diff(
                     role: role.clone(),
                     privileges: extra,
                 });
+            }
+            if privileges.contains(&Privilege::Insert) {
+                for (sequence, users) in &have.sequences {
+                    if !users.contains(role) && !users.contains("PUBLIC") {
+                        changes.push(Change::GrantSequenceUsage {
+                            sequence: sequence.clone(),
+                            role: role.clone(),
+                        });
+                    }
+                }
             }
         }
 

@@ -136,6 +136,9 @@ pub struct Table {
     /// Live only: a partitioned table, whose indexes cannot be built CONCURRENTLY.
     pub partitioned: bool,
     pub owner: String,
+    /// Live only: sequences owned by the table's columns (serial, bigserial),
+    /// with the roles that may use them. Inserting needs USAGE on them.
+    pub sequences: BTreeMap<QualifiedName, BTreeSet<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -179,6 +179,12 @@ fn render_change(change: &Change, passwords: &Passwords) -> Result<Vec<Sql>, Mis
                 .push(" FROM "),
             role,
         )],
+        Change::GrantSequenceUsage { sequence, role } => vec![grantee(
+            Sql::new("GRANT USAGE ON SEQUENCE ")
+                .qname(sequence)
+                .push(" TO "),
+            role,
+        )],
         Change::DropInvalidIndex {
             table,
             name,

@@ -104,6 +104,34 @@ async fn apply_from_empty_forces_rls_and_the_runtime_role_sees_only_its_tenant()
 }
 
 #[tokio::test]
+async fn a_runtime_role_that_may_insert_can_use_a_serial_column() {
+    let db = TestDb::new().await;
+    let role = unique("app");
+    db.execute(
+        "CREATE TABLE events (id bigserial PRIMARY KEY, tenant_id uuid NOT NULL, kind text)",
+    )
+    .await;
+    db.spec(&simple_spec(&role, &["events"]));
+    db.rlsctl(&["apply"]).success();
+    let mut conn = db.connect().await;
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SET LOCAL ROLE {role}; SELECT set_config('app.current_tenant_id', '{A}', true);
+         INSERT INTO events (tenant_id, kind) VALUES ('{A}', 'signup')"
+    )))
+    .execute(&mut *tx)
+    .await
+    .expect("insert through the runtime role, id from the sequence");
+    tx.rollback().await.unwrap();
+    assert!(
+        db.rlsctl(&["plan", "--format", "json"])
+            .success()
+            .planned_sql()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn a_second_plan_is_empty_and_a_second_apply_executes_nothing() {
     let db = TestDb::new().await;
     let role = unique("app");
