@@ -77,10 +77,5 @@ async fn an_invalid_leftover_index_is_dropped_and_rebuilt() {
     let state = db.state(&[&role]).await;
     let indexes = &state.tables[&QualifiedName::new("public", "projects")].indexes;
     assert!(indexes.iter().all(|i| i.valid), "{indexes:?}");
-    assert!(
-        db.rlsctl(&["plan", "--format", "json"])
-            .success()
-            .planned_sql()
-            .is_empty()
-    );
+    db.assert_converged();
 }

@@ -123,12 +123,7 @@ async fn a_runtime_role_that_may_insert_can_use_a_serial_column() {
     .await
     .expect("insert through the runtime role, id from the sequence");
     tx.rollback().await.unwrap();
-    assert!(
-        db.rlsctl(&["plan", "--format", "json"])
-            .success()
-            .planned_sql()
-            .is_empty()
-    );
+    db.assert_converged();
 }
 
 #[tokio::test]
@@ -184,12 +179,7 @@ async fn changing_one_policy_changes_only_that_policy() {
         sql[0]
     );
     db.rlsctl(&["apply"]).success();
-    assert!(
-        db.rlsctl(&["plan", "--format", "json"])
-            .success()
-            .planned_sql()
-            .is_empty()
-    );
+    db.assert_converged();
 }
 
 #[tokio::test]
@@ -292,10 +282,5 @@ async fn hostile_identifiers_are_quoted_never_executed() {
         );
         assert_eq!(t.policies["tenant_isolation"].roles, [role.clone()].into());
     }
-    assert!(
-        db.rlsctl(&["plan", "--format", "json"])
-            .success()
-            .planned_sql()
-            .is_empty()
-    );
+    db.assert_converged();
 }

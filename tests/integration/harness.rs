@@ -84,6 +84,16 @@ impl TestDb {
         command
     }
 
+    /// The database matches the spec: `plan` has nothing to do.
+    #[track_caller]
+    pub fn assert_converged(&self) {
+        let sql = self
+            .rlsctl(&["plan", "--format", "json"])
+            .success()
+            .planned_sql();
+        assert!(sql.is_empty(), "expected an empty plan, got {sql:#?}");
+    }
+
     pub async fn connect(&self) -> PgConnection {
         PgConnection::connect(&self.url).await.expect("connect")
     }
