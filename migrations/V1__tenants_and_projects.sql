@@ -1,7 +1,7 @@
 -- A small B2B SaaS: every customer (tenant) has projects, documents, tasks…
 CREATE TABLE tenants (
     id         uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    tenant_id  uuid GENERATED ALWAYS AS (id) STORED UNIQUE,
+    tenant_id  uuid GENERATED ALWAYS AS (id) STORED NOT NULL UNIQUE,
     name       text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now()
 );

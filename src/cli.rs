@@ -15,7 +15,8 @@ PostgreSQL database on it: ENABLE and FORCE ROW LEVEL SECURITY, tenant policies 
 WITH CHECK, the tenant-context function, tenant indexes, roles and grants.\n\n\
 Typical flow:\n  rlsctl validate            check the spec offline\n  rlsctl plan                see the exact statements\n  rlsctl apply               run migrations/, then the statements, in one transaction\n  rlsctl apply --ephemeral   the same against a throwaway local PostgreSQL",
     after_help = "Exit codes: 0 success; 1 failure (bad spec, database error, apply rolled back); \
-2 `plan --exit-code` found changes; 64 bad command-line usage."
+2 `plan --exit-code` found changes, or `audit` found findings at or above --fail-on; \
+64 bad command-line usage."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -39,6 +40,60 @@ pub enum CommandKind {
     /// DDL statement never queues for long behind the application's transactions.
     /// Indexes on tables that hold rows are built CONCURRENTLY after the commit.
     Apply(DatabaseArgs),
+    /// Report drift from the spec and every way around tenant isolation (read-only).
+    ///
+    /// With a spec (default: ./policies) the runtime roles and tenant tables come from it and
+    /// drift is reported too. With --role, the posture checks run on any database, no spec needed.
+    Audit(AuditArgs),
+    /// Explain an audit finding id: what it means, why it matters, how to fix it.
+    Explain {
+        /// A finding id, e.g. POLICY_WITHOUT_TENANT_FILTER (case-insensitive).
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Grouped by severity, one line per finding.
+    Table,
+    /// Versioned JSON (schema_version) for CI and other tools.
+    Json,
+    /// A report for SOC2 evidence: summary, tables, roles, history, findings.
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Folder of *.yaml spec files (default: policies, unless --role is given).
+    #[arg(long, value_name = "DIR")]
+    pub config: Option<PathBuf>,
+    /// Admin connection URL. Default: $RLSCTL_ADMIN_DATABASE_URL, then $DATABASE_URL.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// A runtime role to audit (repeatable). Without a spec, this is required.
+    #[arg(long = "role", value_name = "ROLE")]
+    pub roles: Vec<String>,
+    /// Without a spec: the tenant column that marks tenant tables.
+    #[arg(long, value_name = "COLUMN", default_value = "tenant_id")]
+    pub tenant_column: String,
+    /// Without a spec: the tenant context function, schema-qualified.
+    #[arg(
+        long,
+        value_name = "SCHEMA.NAME",
+        default_value = "rls.current_tenant_id"
+    )]
+    pub context_function: String,
+    /// Without a spec: settings that carry the tenant (repeatable).
+    #[arg(long = "setting", value_name = "NAME", default_values = ["app.current_tenant_id", "request.jwt.claims"])]
+    pub settings: Vec<String>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+    /// Write the report to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Exit 2 when a finding (not accepted) is at or above this severity.
+    #[arg(long, value_enum, default_value_t = crate::audit::Severity::Error)]
+    pub fail_on: crate::audit::Severity,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -82,15 +137,15 @@ pub struct DatabaseArgs {
     pub exit_code: bool,
 }
 
-impl DatabaseArgs {
-    pub fn database_url(&self) -> Option<String> {
-        self.database_url
-            .clone()
-            .or_else(|| std::env::var("RLSCTL_ADMIN_DATABASE_URL").ok())
-            .or_else(|| std::env::var("DATABASE_URL").ok())
-            .filter(|u| !u.is_empty())
-    }
+/// A flag wins, then RLSCTL_ADMIN_DATABASE_URL, then DATABASE_URL.
+pub fn database_url(flag: &Option<String>) -> Option<String> {
+    flag.clone()
+        .or_else(|| std::env::var("RLSCTL_ADMIN_DATABASE_URL").ok())
+        .or_else(|| std::env::var("DATABASE_URL").ok())
+        .filter(|u| !u.is_empty())
+}
 
+impl DatabaseArgs {
     pub fn migrations_dir(&self) -> (PathBuf, bool) {
         match &self.migrations {
             Some(dir) => (dir.clone(), true),

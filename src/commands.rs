@@ -7,8 +7,11 @@ use comfy_table::{Table as Grid, presets::UTF8_FULL_CONDENSED};
 use sqlx::{Connection, PgConnection};
 
 use crate::apply::{self, Outcome, Settings};
+use crate::audit::report::{Report, write_json, write_markdown, write_table};
 use crate::catalog::{self, Scope};
-use crate::cli::{Cli, CommandKind, DatabaseArgs, Format, SpecArgs, redact};
+use crate::cli::{
+    AuditArgs, Cli, CommandKind, DatabaseArgs, Format, ReportFormat, SpecArgs, database_url, redact,
+};
 use crate::desired::desired_state;
 use crate::diff::{Normalized, Options, diff};
 use crate::ephemeral::EphemeralServer;
@@ -21,7 +24,8 @@ use crate::spec::{self, Spec};
 pub enum Exit {
     Success = 0,
     Failure = 1,
-    Changes = 2,
+    /// `plan --exit-code` found changes; `audit` found findings at or above --fail-on.
+    Attention = 2,
     Usage = 64,
 }
 
@@ -31,6 +35,8 @@ pub async fn run(cli: Cli) -> Result<Exit> {
         CommandKind::Sql(args) => sql(&args),
         CommandKind::Plan(args) => with_database(&args, Mode::Plan).await,
         CommandKind::Apply(args) => with_database(&args, Mode::Apply).await,
+        CommandKind::Audit(args) => audit(&args).await,
+        CommandKind::Explain { id } => explain(&id),
     }
 }
 
@@ -122,7 +128,7 @@ async fn with_database(args: &DatabaseArgs, mode: Mode) -> Result<Exit> {
     } else {
         None
     };
-    let url = match (&server, args.database_url()) {
+    let url = match (&server, database_url(&args.database_url)) {
         (Some(server), _) => server.url(),
         (None, Some(url)) => url,
         (None, None) => anyhow::bail!(
@@ -158,7 +164,7 @@ async fn with_database(args: &DatabaseArgs, mode: Mode) -> Result<Exit> {
     drop(server);
     Ok(
         if mode == Mode::Plan && args.exit_code && !outcome.is_empty() {
-            Exit::Changes
+            Exit::Attention
         } else {
             Exit::Success
         },
@@ -257,4 +263,110 @@ async fn print_tables(out: &mut impl Write, conn: &mut PgConnection, spec: &Spec
     }
     writeln!(out, "{grid}")?;
     Ok(())
+}
+
+async fn connect(url_flag: &Option<String>) -> Result<PgConnection> {
+    let Some(url) = database_url(url_flag) else {
+        anyhow::bail!(
+            "no database to connect to: pass --database-url, or set RLSCTL_ADMIN_DATABASE_URL or DATABASE_URL"
+        );
+    };
+    PgConnection::connect(&url).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot connect to {}: {}",
+            redact(&url),
+            crate::errors::database_message(&e)
+        )
+    })
+}
+
+async fn audit(args: &AuditArgs) -> Result<Exit> {
+    let target = if args.roles.is_empty() || args.config.is_some() {
+        let config = args.config.clone().unwrap_or_else(|| "policies".into());
+        let spec = spec::load(&config).map_err(|e| {
+            anyhow::anyhow!("{e}\n(to audit without a spec, name the runtime role with --role)")
+        })?;
+        let mut target = crate::audit::Target::from_spec(spec);
+        if !args.roles.is_empty() {
+            target.roles = args.roles.clone();
+        }
+        target
+    } else {
+        let (schema, name) = args
+            .context_function
+            .split_once('.')
+            .ok_or_else(|| anyhow::anyhow!("--context-function needs a schema: SCHEMA.NAME"))?;
+        crate::audit::Target {
+            spec: None,
+            roles: args.roles.clone(),
+            tenant_column: args.tenant_column.clone(),
+            context_function: crate::quote::QualifiedName::new(schema, name),
+            tenant_settings: args.settings.clone(),
+        }
+    };
+    let mut conn = connect(&args.database_url).await?;
+    let report = crate::audit::audit(&mut conn, &target)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    match &args.output {
+        Some(path) => {
+            let mut file = std::io::BufWriter::new(
+                std::fs::File::create(path)
+                    .with_context(|| format!("creating {}", path.display()))?,
+            );
+            write_report(&mut file, &report, args.format, false)?;
+            file.flush()?;
+            eprintln!(
+                "wrote {}: {} errors, {} warnings, {} info, {} accepted",
+                path.display(),
+                report.summary.errors,
+                report.summary.warnings,
+                report.summary.infos,
+                report.summary.accepted
+            );
+        }
+        None => {
+            use std::io::IsTerminal;
+            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            write_report(&mut std::io::stdout().lock(), &report, args.format, color)?;
+        }
+    }
+    Ok(if report.failing(args.fail_on) > 0 {
+        Exit::Attention
+    } else {
+        Exit::Success
+    })
+}
+
+fn write_report(
+    out: &mut impl Write,
+    report: &Report,
+    format: ReportFormat,
+    color: bool,
+) -> std::io::Result<()> {
+    match format {
+        ReportFormat::Table => write_table(out, report, color),
+        ReportFormat::Json => write_json(out, report),
+        ReportFormat::Markdown => write_markdown(out, report),
+    }
+}
+
+fn explain(id: &str) -> Result<Exit> {
+    let Some(info) = crate::audit::explain(id) else {
+        let ids: Vec<&str> = crate::audit::checks::ALL
+            .iter()
+            .map(|c| c.info.id)
+            .chain(crate::audit::checks::drift::INFOS.iter().map(|i| i.id))
+            .collect();
+        anyhow::bail!("no finding `{id}`; known ids:\n  {}", ids.join("\n  "));
+    };
+    println!(
+        "{} ({})\n\n{}\n\nWhy it matters: {}\n\nFix: {}",
+        info.id,
+        info.severity.label(),
+        info.title,
+        info.why,
+        info.fix
+    );
+    Ok(Exit::Success)
 }

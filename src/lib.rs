@@ -6,6 +6,7 @@
 //! `diff` (pure) → changes; `plan` → statements; `apply` executes or `render`s.
 
 pub mod apply;
+pub mod audit;
 pub mod catalog;
 pub mod cli;
 pub mod commands;

@@ -131,6 +131,8 @@ pub struct Table {
     pub grants: BTreeMap<String, BTreeSet<Privilege>>,
     /// Live only: column name → type as `format_type` prints it.
     pub columns: BTreeMap<String, String>,
+    /// Live only: the columns declared NOT NULL.
+    pub not_null: BTreeSet<String>,
     /// Live only: the table holds data, so a new index must be built CONCURRENTLY.
     pub has_rows: bool,
     /// Live only: a partitioned table, whose indexes cannot be built CONCURRENTLY.

@@ -18,6 +18,17 @@ pub struct Document {
     pub policies: Vec<Spanned<PolicyDoc>>,
     #[serde(default)]
     pub cross_tenant: Vec<Spanned<CrossTenantDoc>>,
+    #[serde(default)]
+    pub exceptions: Vec<Spanned<ExceptionDoc>>,
+}
+
+/// An audit finding the team accepts, with the reason on record.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExceptionDoc {
+    pub finding: String,
+    pub object: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -11,8 +11,8 @@ use super::document::{
     TenantType, WhenUnbound,
 };
 use super::{
-    CrossTenantPredicate, Expression, Origin, PolicySpec, RoleSpec, Spec, SpecError, TableSpec,
-    Tenancy, TenantSource,
+    AcceptedFinding, CrossTenantPredicate, Expression, Origin, PolicySpec, RoleSpec, Spec,
+    SpecError, TableSpec, Tenancy, TenantSource,
 };
 use crate::quote::QualifiedName;
 
@@ -108,6 +108,7 @@ struct Builder {
     tables: Vec<TableSpec>,
     policy_docs: Vec<PendingPolicy>,
     cross_tenant: Vec<CrossTenantPredicate>,
+    exceptions: Vec<AcceptedFinding>,
 }
 
 /// Turns a `Spanned` into an origin in `file`.
@@ -201,6 +202,21 @@ impl Builder {
         for predicate in doc.cross_tenant {
             self.cross_tenant.push(cross_tenant_from(&at, predicate)?);
         }
+        for exception in doc.exceptions {
+            let origin = at.at(&exception);
+            if exception.value.reason.trim().is_empty() {
+                return Err(SpecError::at(
+                    &origin,
+                    "an accepted exception needs a `reason`",
+                ));
+            }
+            self.exceptions.push(AcceptedFinding {
+                finding: exception.value.finding,
+                object: exception.value.object,
+                reason: exception.value.reason,
+                origin,
+            });
+        }
         Ok(())
     }
 
@@ -249,6 +265,7 @@ impl Builder {
             tables,
             policies,
             cross_tenant: self.cross_tenant,
+            exceptions: self.exceptions,
             hash,
         })
     }

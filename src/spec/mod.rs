@@ -25,6 +25,8 @@ pub struct Spec {
     pub tables: Vec<TableSpec>,
     pub policies: Vec<PolicySpec>,
     pub cross_tenant: Vec<CrossTenantPredicate>,
+    /// Audit findings accepted on purpose.
+    pub exceptions: Vec<AcceptedFinding>,
     /// sha256 of every spec file's name and content: recorded with each apply.
     pub hash: String,
 }
@@ -88,6 +90,16 @@ pub struct CrossTenantPredicate {
     pub name: String,
     pub when: Expression,
     pub access: Access,
+    pub reason: String,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone)]
+pub struct AcceptedFinding {
+    /// A finding id, e.g. `UNIQUE_NOT_SCOPED_BY_TENANT`.
+    pub finding: String,
+    /// The finding's object exactly as audit prints it, e.g. `constraint users_email_key on public.users`.
+    pub object: String,
     pub reason: String,
     pub origin: Origin,
 }

@@ -8,6 +8,8 @@ mod apply_builds_indexes_without_blocking;
 mod apply_converges;
 mod apply_is_atomic;
 mod apply_runs_migrations;
+mod audit_checks;
+mod audit_report;
 mod catalog_reads;
 mod context_function;
 mod ephemeral_server;

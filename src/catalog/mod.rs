@@ -32,6 +32,12 @@ pub struct Scope {
     pub roles: Vec<String>,
 }
 
+/// Splits the `schema<US>name` pairs the posture queries return.
+fn qualified(pair: &str) -> QualifiedName {
+    let (schema, name) = pair.split_once('\u{1f}').unwrap_or(("", pair));
+    QualifiedName::new(schema, name)
+}
+
 /// Schemas that hold no user tables: the system's own and rlsctl's history.
 /// A macro so every query stays one `&'static str` built by `concat!`.
 macro_rules! user_schemas {
@@ -39,6 +45,10 @@ macro_rules! user_schemas {
         "n.nspname NOT IN ('pg_catalog', 'information_schema', 'rlsctl') AND n.nspname NOT LIKE 'pg\\_%'"
     };
 }
+
+// After the macro: the posture queries use it too.
+mod posture;
+pub use posture::{ForeignKey, Function, Posture, Trigger, UniqueKey, View, read_posture};
 
 pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sqlx::Error> {
     let mut queries = 0u32;
@@ -117,9 +127,9 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
     }
 
     count();
-    let columns: Vec<(String, String, String, String)> = sqlx::query_as(concat!(
+    let columns: Vec<(String, String, String, String, bool)> = sqlx::query_as(concat!(
         "SELECT n.nspname::text, c.relname::text, a.attname::text,
-                    pg_catalog.format_type(a.atttypid, a.atttypmod)
+                    pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull
                FROM pg_catalog.pg_attribute a
                JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -129,8 +139,11 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
     ))
     .fetch_all(&mut *conn)
     .await?;
-    for (schema, table, column, type_name) in columns {
+    for (schema, table, column, type_name, not_null) in columns {
         if let Some(t) = state.tables.get_mut(&QualifiedName::new(schema, table)) {
+            if not_null {
+                t.not_null.insert(column.clone());
+            }
             t.columns.insert(column, type_name);
         }
     }

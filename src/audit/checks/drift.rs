@@ -1,0 +1,181 @@
+//! Drift: what `plan` would change, as findings. Reuses the pure diff, so
+//! audit and apply can never disagree about what "matches the spec" means.
+
+use crate::audit::{CheckInfo, Finding, Severity};
+use crate::diff::{Change, Diff, Notice};
+use crate::plan::Statement;
+
+const fn info(
+    id: &'static str,
+    severity: Severity,
+    title: &'static str,
+    why: &'static str,
+) -> CheckInfo {
+    CheckInfo {
+        id,
+        severity,
+        title,
+        why,
+        fix: "Run `rlsctl plan` to see the statements and `rlsctl apply` to converge, or change the spec if the database is right.",
+    }
+}
+
+pub const RLS: CheckInfo = info(
+    "DRIFT_RLS",
+    Severity::Error,
+    "A declared table's ENABLE/FORCE ROW LEVEL SECURITY differs from the spec",
+    "The spec says this table is isolated; the database does not enforce it.",
+);
+pub const POLICY_MISSING: CheckInfo = info(
+    "DRIFT_POLICY_MISSING",
+    Severity::Error,
+    "A declared policy does not exist",
+    "The isolation the spec promises for this table is not in place.",
+);
+pub const POLICY_CHANGED: CheckInfo = info(
+    "DRIFT_POLICY_CHANGED",
+    Severity::Error,
+    "A policy differs from the spec",
+    "Someone changed the policy by hand (compared in PostgreSQL's own normalised form, so formatting is not drift).",
+);
+pub const POLICY_EXTRA: CheckInfo = info(
+    "DRIFT_POLICY_EXTRA",
+    Severity::Warning,
+    "A declared table has a policy the spec does not declare",
+    "Permissive policies are OR-ed with the tenant policy: an undeclared one may widen access; nobody reviewed it in the spec.",
+);
+pub const FUNCTION: CheckInfo = info(
+    "DRIFT_CONTEXT_FUNCTION",
+    Severity::Error,
+    "The tenant context function or who may execute it differs from the spec",
+    "Every policy trusts this function to return the bound tenant.",
+);
+pub const ROLE: CheckInfo = info(
+    "DRIFT_ROLE",
+    Severity::Error,
+    "A declared role is missing or its attributes differ (LOGIN, SUPERUSER, BYPASSRLS)",
+    "A runtime role that is superuser or BYPASSRLS ignores every policy.",
+);
+pub const GRANTS: CheckInfo = info(
+    "DRIFT_GRANTS",
+    Severity::Warning,
+    "A declared role's privileges differ from the spec",
+    "Roles should hold exactly what the spec grants; extra privileges such as TRUNCATE bypass RLS.",
+);
+pub const INDEX: CheckInfo = info(
+    "DRIFT_TENANT_INDEX",
+    Severity::Warning,
+    "A declared table's tenant index is missing or invalid",
+    "Without it every tenant query scans the table.",
+);
+pub const UNDECLARED: CheckInfo = info(
+    "DRIFT_TABLE_UNDECLARED",
+    Severity::Warning,
+    "A table has the tenant column but is not declared in the spec",
+    "New tables are where isolation is forgotten: nobody decided whether it is tenant data.",
+);
+
+pub const INFOS: &[CheckInfo] = &[
+    RLS,
+    POLICY_MISSING,
+    POLICY_CHANGED,
+    POLICY_EXTRA,
+    FUNCTION,
+    ROLE,
+    GRANTS,
+    INDEX,
+    UNDECLARED,
+];
+
+/// One finding per planned change (with its statement as the fix) and notice.
+pub fn findings(diff: &Diff, statements: &[Statement]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for change in &diff.changes {
+        let info = match change {
+            Change::EnableRls { .. } | Change::ForceRls { .. } => RLS,
+            Change::CreatePolicy { .. } => POLICY_MISSING,
+            Change::AlterPolicy { .. } | Change::DropPolicy { .. } => POLICY_CHANGED,
+            Change::ReplaceFunction { .. }
+            | Change::GrantExecute { .. }
+            | Change::RevokeExecute { .. }
+            | Change::CreateSchema { .. } => FUNCTION,
+            Change::CreateRole { .. } | Change::AlterRole { .. } => ROLE,
+            Change::GrantTable { .. }
+            | Change::RevokeTable { .. }
+            | Change::GrantSchemaUsage { .. }
+            | Change::GrantSequenceUsage { .. } => GRANTS,
+            Change::CreateIndex { .. } | Change::DropInvalidIndex { .. } => INDEX,
+        };
+        let object = change.object();
+        // A recreated policy is one finding, not a drop and a create.
+        if matches!(change, Change::CreatePolicy { .. })
+            && out.iter().any(|f: &Finding| f.object == object)
+        {
+            continue;
+        }
+        let fix = statements
+            .iter()
+            .filter(|s| s.object == object && s.kind == change.kind())
+            .map(|s| format!("{};", s.sql))
+            .collect::<Vec<_>>()
+            .join(" ");
+        out.push(info.finding(object, describe(change), fix));
+    }
+    for notice in &diff.notices {
+        let (info, object) = match notice {
+            Notice::UnmanagedPolicy { table, name } => {
+                (POLICY_EXTRA, format!("policy {name} on {table}"))
+            }
+            Notice::UndeclaredManagedTable { table, .. } | Notice::UncoveredTable { table, .. } => {
+                (UNDECLARED, format!("table {table}"))
+            }
+        };
+        out.push(info.finding(
+            object,
+            notice.to_string(),
+            "declare it in the spec, or drop it with `rlsctl apply --prune`",
+        ));
+    }
+    out
+}
+
+fn describe(change: &Change) -> String {
+    match change {
+        Change::EnableRls { .. } => "row-level security is disabled".into(),
+        Change::ForceRls { .. } => "row-level security is not forced".into(),
+        Change::CreatePolicy { .. } => "the policy does not exist".into(),
+        Change::AlterPolicy { .. } => "roles or expressions differ from the spec".into(),
+        Change::DropPolicy { .. } => "command or kind differs from the spec".into(),
+        Change::ReplaceFunction { .. } => {
+            "the function is missing or its definition differs".into()
+        }
+        Change::GrantExecute { role, .. } => format!("{role} may not execute it"),
+        Change::RevokeExecute { role, .. } => format!("{role} may execute it"),
+        Change::CreateSchema { schema } => format!("schema {schema} does not exist"),
+        Change::CreateRole { .. } => "the role does not exist".into(),
+        Change::AlterRole { role } => format!(
+            "attributes differ (spec: LOGIN={}, NOSUPERUSER, NOBYPASSRLS)",
+            role.login
+        ),
+        Change::GrantTable {
+            role, privileges, ..
+        } => format!("{role} lacks {}", keywords(privileges)),
+        Change::RevokeTable {
+            role, privileges, ..
+        } => format!("{role} also holds {}", keywords(privileges)),
+        Change::GrantSchemaUsage { role, .. } => format!("{role} lacks USAGE"),
+        Change::GrantSequenceUsage { role, .. } => format!("{role} lacks USAGE on it"),
+        Change::CreateIndex { .. } => "the tenant index does not exist".into(),
+        Change::DropInvalidIndex { .. } => {
+            "the tenant index is INVALID (a failed concurrent build)".into()
+        }
+    }
+}
+
+fn keywords(privileges: &std::collections::BTreeSet<crate::model::Privilege>) -> String {
+    privileges
+        .iter()
+        .map(|p| p.keyword())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

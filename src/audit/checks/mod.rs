@@ -1,0 +1,49 @@
+//! Every audit check. A check reads the [`Context`] and returns findings;
+//! its `CheckInfo` says what it means for `rlsctl explain`.
+
+pub mod context_function;
+pub mod drift;
+pub mod paths;
+pub mod policies;
+pub mod roles;
+pub mod shape;
+pub mod tables;
+
+use super::{CheckInfo, Context, Finding};
+
+pub struct Check {
+    pub info: CheckInfo,
+    pub run: fn(&Context) -> Vec<Finding>,
+}
+
+/// The posture checks, which need no spec.
+pub const ALL: &[Check] = &[
+    roles::SUPERUSER,
+    roles::BYPASSRLS,
+    roles::OWNS_TENANT_TABLE,
+    roles::CAN_BECOME_PRIVILEGED,
+    tables::WITHOUT_RLS,
+    tables::NOT_FORCED,
+    tables::RLS_WITHOUT_POLICY,
+    tables::NULLABLE_TENANT_COLUMN,
+    tables::TENANT_INDEX_MISSING,
+    policies::WITHOUT_TENANT_FILTER,
+    policies::WRITE_WITHOUT_TENANT_CHECK,
+    policies::TO_PUBLIC,
+    policies::VOLATILE_FUNCTION,
+    context_function::UNSAFE_DEFINITION,
+    context_function::CALLED_PER_ROW,
+    context_function::WRITABLE_BY_RUNTIME,
+    context_function::TENANT_DEFAULT_SETTING,
+    paths::VIEW_BYPASSES_RLS,
+    paths::MATERIALIZED_VIEW,
+    paths::SECURITY_DEFINER_FUNCTION,
+    paths::TRIGGER_AS_OWNER,
+    paths::RULE_ON_TENANT_TABLE,
+    paths::FOREIGN_TABLE,
+    shape::UNIQUE_NOT_SCOPED,
+    shape::FOREIGN_KEY_NOT_SCOPED,
+    shape::TRUNCATE_GRANTED,
+    shape::EXCESS_PRIVILEGE,
+    shape::DEFAULT_PRIVILEGES_TO_PUBLIC,
+];

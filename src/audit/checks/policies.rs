@@ -1,0 +1,154 @@
+//! Policies that widen what the runtime role can see or write.
+
+use super::Check;
+use crate::audit::{CheckInfo, Context, Severity, mentions_column};
+use crate::model::{Policy, Table};
+use crate::quote::ident;
+use crate::spec::Command;
+
+fn object(policy: &Policy, table: &Table) -> String {
+    format!("policy {} on {}", policy.name, table.name)
+}
+
+/// Permissive policies on tenant tables that apply to a runtime role.
+fn runtime_permissive<'a>(
+    ctx: &'a Context,
+) -> impl Iterator<Item = (&'a Table, &'a str, &'a Policy)> {
+    ctx.tenant_tables().flat_map(move |(t, column)| {
+        t.policies
+            .values()
+            .filter(move |p| p.permissive && ctx.policy_applies_to_runtime(p))
+            .map(move |p| (t, column, p))
+    })
+}
+
+pub const WITHOUT_TENANT_FILTER: Check = Check {
+    info: CheckInfo {
+        id: "POLICY_WITHOUT_TENANT_FILTER",
+        severity: Severity::Error,
+        title: "A permissive policy lets the runtime role read rows without checking the tenant",
+        why: "Permissive policies are OR-ed: one whose USING does not compare the tenant column (USING (true), a constant, a flag) opens every tenant's matching rows, whatever the tenant policy says.",
+        fix: "Make it restrictive (AS RESTRICTIVE), add the tenant comparison, or declare it as a cross_tenant exception with a reason.",
+    },
+    run: |ctx| {
+        runtime_permissive(ctx)
+            .filter(|(_, _, p)| matches!(p.command, Command::All | Command::Select | Command::Update | Command::Delete))
+            .filter(|(_, column, p)| p.using.as_ref().is_some_and(|u| !mentions_column(u.as_str(), column)))
+            .map(|(t, column, p)| {
+                WITHOUT_TENANT_FILTER.info.finding(
+                    object(p, t),
+                    format!("USING {} does not reference {column}", p.using.as_ref().map(|u| u.as_str()).unwrap_or_default()),
+                    format!("ALTER POLICY {} ON {} USING (<tenant check> AND …); or make it AS RESTRICTIVE", ident(&p.name), t.name.quoted()),
+                )
+            })
+            .collect()
+    },
+};
+
+pub const WRITE_WITHOUT_TENANT_CHECK: Check = Check {
+    info: CheckInfo {
+        id: "POLICY_WRITE_WITHOUT_TENANT_CHECK",
+        severity: Severity::Error,
+        title: "A write policy's WITH CHECK does not pin the tenant",
+        why: "WITH CHECK decides which new rows a role may write. If it does not compare the tenant column, the runtime role can insert rows into another tenant or move its rows there with UPDATE.",
+        fix: "ALTER POLICY <policy> ON <table> WITH CHECK (<tenant column> = (SELECT <context function>()));",
+    },
+    run: |ctx| {
+        runtime_permissive(ctx)
+            .filter(|(_, _, p)| {
+                matches!(p.command, Command::All | Command::Insert | Command::Update)
+            })
+            .filter(|(_, column, p)| {
+                // Without WITH CHECK, PostgreSQL checks new rows with USING.
+                let check = p.with_check.as_ref().or(p.using.as_ref());
+                check.is_none_or(|c| !mentions_column(c.as_str(), column))
+            })
+            .map(|(t, column, p)| {
+                let check = p
+                    .with_check
+                    .as_ref()
+                    .or(p.using.as_ref())
+                    .map(|c| c.as_str().to_string())
+                    .unwrap_or_else(|| "(none)".into());
+                WRITE_WITHOUT_TENANT_CHECK.info.finding(
+                    object(p, t),
+                    format!("new rows are checked with {check}, which does not reference {column}"),
+                    format!(
+                        "ALTER POLICY {} ON {} WITH CHECK ({} = (SELECT <context function>()));",
+                        ident(&p.name),
+                        t.name.quoted(),
+                        ident(column)
+                    ),
+                )
+            })
+            .collect()
+    },
+};
+
+pub const TO_PUBLIC: Check = Check {
+    info: CheckInfo {
+        id: "POLICY_TO_PUBLIC",
+        severity: Severity::Warning,
+        title: "A policy applies to PUBLIC",
+        why: "A policy for PUBLIC applies to every role, including ones created later for other purposes; isolation should name the roles it governs.",
+        fix: "ALTER POLICY <policy> ON <table> TO <runtime roles>;",
+    },
+    run: |ctx| {
+        ctx.tenant_tables()
+            .flat_map(|(t, _)| {
+                t.policies
+                    .values()
+                    .filter(|p| p.permissive && p.roles.contains("PUBLIC"))
+                    .map(move |p| (t, p))
+            })
+            .map(|(t, p)| {
+                TO_PUBLIC.info.finding(
+                    object(p, t),
+                    "the policy applies to PUBLIC",
+                    format!(
+                        "ALTER POLICY {} ON {} TO <runtime roles>;",
+                        ident(&p.name),
+                        t.name.quoted()
+                    ),
+                )
+            })
+            .collect()
+    },
+};
+
+pub const VOLATILE_FUNCTION: Check = Check {
+    info: CheckInfo {
+        id: "POLICY_CALLS_VOLATILE_FUNCTION",
+        severity: Severity::Warning,
+        title: "A policy calls a VOLATILE function",
+        why: "A VOLATILE function cannot be an index condition and runs once per row: a tenant query that takes 9 ms with a STABLE function wrapped in (SELECT …) took 2 s with a VOLATILE plpgsql one on 1M rows.",
+        fix: "Declare the function STABLE if it is (ALTER FUNCTION … STABLE) and call it as (SELECT fn()).",
+    },
+    run: |ctx| {
+        let mut out = Vec::new();
+        for ((table, policy), functions) in &ctx.posture.policy_calls {
+            if !ctx.tenant_tables.contains_key(table) {
+                continue;
+            }
+            for function in functions {
+                let volatile = ctx
+                    .posture
+                    .functions
+                    .iter()
+                    .any(|f| &f.name == function && f.volatility == "v");
+                if volatile {
+                    out.push(VOLATILE_FUNCTION.info.finding(
+                        format!("policy {policy} on {table}"),
+                        format!("calls {function}(), which is VOLATILE"),
+                        format!(
+                            "ALTER FUNCTION {}(…) STABLE; and call it as (SELECT {}())",
+                            function.quoted(),
+                            function.quoted()
+                        ),
+                    ));
+                }
+            }
+        }
+        out
+    },
+};

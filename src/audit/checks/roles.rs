@@ -1,0 +1,130 @@
+//! The runtime role itself: who it is and what it can become.
+
+use super::Check;
+use crate::audit::{CheckInfo, Context, Finding, Severity};
+use crate::quote::ident;
+
+pub const SUPERUSER: Check = Check {
+    info: CheckInfo {
+        id: "RUNTIME_SUPERUSER",
+        severity: Severity::Error,
+        title: "The runtime role is a superuser",
+        why: "Superusers are never subject to row-level security: every query the application makes sees and changes every tenant's rows.",
+        fix: "ALTER ROLE <role> NOSUPERUSER; (rlsctl apply does this for declared runtime roles)",
+    },
+    run: |ctx| {
+        attribute(
+            ctx,
+            &SUPERUSER.info,
+            |r| r.superuser,
+            "is a superuser",
+            "NOSUPERUSER",
+        )
+    },
+};
+
+pub const BYPASSRLS: Check = Check {
+    info: CheckInfo {
+        id: "RUNTIME_BYPASSRLS",
+        severity: Severity::Error,
+        title: "The runtime role has BYPASSRLS",
+        why: "BYPASSRLS skips every policy, FORCE ROW LEVEL SECURITY included: tenant isolation does not exist for this role.",
+        fix: "ALTER ROLE <role> NOBYPASSRLS;",
+    },
+    run: |ctx| {
+        attribute(
+            ctx,
+            &BYPASSRLS.info,
+            |r| r.bypass_rls,
+            "has BYPASSRLS",
+            "NOBYPASSRLS",
+        )
+    },
+};
+
+fn attribute(
+    ctx: &Context,
+    info: &CheckInfo,
+    has: fn(&crate::model::Role) -> bool,
+    what: &str,
+    keyword: &str,
+) -> Vec<Finding> {
+    ctx.runtime_roles
+        .iter()
+        .filter_map(|name| ctx.snapshot.state.roles.get(name))
+        .filter(|r| has(r))
+        .map(|r| {
+            info.finding(
+                format!("role {}", r.name),
+                format!("runtime role {} {what}", r.name),
+                format!("ALTER ROLE {} {keyword};", ident(&r.name)),
+            )
+        })
+        .collect()
+}
+
+pub const OWNS_TENANT_TABLE: Check = Check {
+    info: CheckInfo {
+        id: "RUNTIME_OWNS_TENANT_TABLE",
+        severity: Severity::Error,
+        title: "The runtime role owns a tenant table (or is a member of its owner)",
+        why: "A table's owner bypasses its policies unless FORCE ROW LEVEL SECURITY is set, and can always turn RLS off, drop policies or disable FORCE: ownership is a way around isolation.",
+        fix: "ALTER TABLE <table> OWNER TO <migration role>; let the application connect as a role that owns nothing.",
+    },
+    run: |ctx| {
+        let mut out = Vec::new();
+        for role in &ctx.runtime_roles {
+            let reach = ctx.reach(role);
+            for (table, _) in ctx.tenant_tables() {
+                if reach.contains(&table.owner) {
+                    let how = if &table.owner == role {
+                        "owns".to_string()
+                    } else {
+                        format!("is a member of {}, which owns", table.owner)
+                    };
+                    out.push(OWNS_TENANT_TABLE.info.finding(
+                        format!("table {}", table.name),
+                        format!(
+                            "runtime role {role} {how} it{}",
+                            if table.rls_forced {
+                                ""
+                            } else {
+                                " and RLS is not forced: it reads every tenant's rows"
+                            }
+                        ),
+                        format!(
+                            "ALTER TABLE {} OWNER TO <a role the application does not use>;",
+                            table.name.quoted()
+                        ),
+                    ));
+                }
+            }
+        }
+        out
+    },
+};
+
+pub const CAN_BECOME_PRIVILEGED: Check = Check {
+    info: CheckInfo {
+        id: "RUNTIME_CAN_BECOME_PRIVILEGED",
+        severity: Severity::Error,
+        title: "The runtime role can SET ROLE to a role that bypasses RLS",
+        why: "Membership lets the role run `SET ROLE` (or inherit rights): any superuser or BYPASSRLS role it reaches is one statement away.",
+        fix: "REVOKE <privileged role> FROM <runtime role>;",
+    },
+    run: |ctx| {
+        let mut out = Vec::new();
+        for role in &ctx.runtime_roles {
+            for reached in ctx.reach(role) {
+                if &reached != role && ctx.bypasses(&reached) {
+                    out.push(CAN_BECOME_PRIVILEGED.info.finding(
+                        format!("role {role}"),
+                        format!("{role} is a member of {reached}, which is superuser or BYPASSRLS"),
+                        format!("REVOKE {} FROM {};", ident(&reached), ident(role)),
+                    ));
+                }
+            }
+        }
+        out
+    },
+};

@@ -1,0 +1,185 @@
+//! Schema shapes and grants that leak across tenants without reading a row.
+
+use std::collections::BTreeSet;
+
+use super::Check;
+use crate::audit::{CheckInfo, Context, Severity};
+use crate::model::Privilege;
+use crate::quote::ident;
+
+/// A key whose single column takes an unguessable default cannot be probed.
+fn unguessable(default: Option<&str>) -> bool {
+    default.is_some_and(|d| d.contains("gen_random_uuid()") || d.contains("uuid_generate_v4()"))
+}
+
+pub const UNIQUE_NOT_SCOPED: Check = Check {
+    info: CheckInfo {
+        id: "UNIQUE_NOT_SCOPED_BY_TENANT",
+        severity: Severity::Warning,
+        title: "A unique constraint on a tenant table does not include the tenant column",
+        why: "Uniqueness is checked across all rows, whatever the policies: inserting a value another tenant already uses fails, which tells the runtime role that value exists (an existence oracle, e.g. for e-mail addresses).",
+        fix: "Make the key (tenant_id, …): ALTER TABLE … ADD UNIQUE (tenant_id, col), then drop the old one.",
+    },
+    run: |ctx| {
+        ctx.posture
+            .unique_keys
+            .iter()
+            .filter_map(|k| Some((k, ctx.tenant_tables.get(&k.table)?)))
+            .filter(|(k, column)| !k.columns.contains(column))
+            .filter(|(k, _)| !(k.columns.len() == 1 && unguessable(k.default.as_deref())))
+            .map(|(k, column)| {
+                UNIQUE_NOT_SCOPED.info.finding(
+                    format!("constraint {} on {}", k.name, k.table),
+                    format!("unique ({}) without {column}", k.columns.join(", ")),
+                    format!(
+                        "ALTER TABLE {} ADD UNIQUE ({}, {});",
+                        k.table.quoted(),
+                        ident(column),
+                        k.columns
+                            .iter()
+                            .map(|c| ident(c))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })
+            .collect()
+    },
+};
+
+pub const FOREIGN_KEY_NOT_SCOPED: Check = Check {
+    info: CheckInfo {
+        id: "FOREIGN_KEY_NOT_SCOPED_BY_TENANT",
+        severity: Severity::Warning,
+        title: "A foreign key between tenant tables does not include the tenant column",
+        why: "Referential checks bypass RLS: a row may reference another tenant's row, and whether an insert fails tells the runtime role which ids exist in other tenants.",
+        fix: "Reference (tenant_id, id): FOREIGN KEY (tenant_id, parent_id) REFERENCES parent (tenant_id, id).",
+    },
+    run: |ctx| {
+        ctx.posture
+            .foreign_keys
+            .iter()
+            .filter(|fk| ctx.tenant_tables.contains_key(&fk.references))
+            .filter_map(|fk| Some((fk, ctx.tenant_tables.get(&fk.table)?)))
+            .filter(|(fk, column)| !fk.columns.contains(column))
+            .map(|(fk, column)| {
+                FOREIGN_KEY_NOT_SCOPED.info.finding(
+                    format!("constraint {} on {}", fk.name, fk.table),
+                    format!(
+                        "({}) references {} without {column}",
+                        fk.columns.join(", "),
+                        fk.references
+                    ),
+                    format!(
+                        "FOREIGN KEY ({}, {}) REFERENCES {} ({}, …)",
+                        ident(column),
+                        fk.columns
+                            .iter()
+                            .map(|c| ident(c))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        fk.references.quoted(),
+                        ident(column)
+                    ),
+                )
+            })
+            .collect()
+    },
+};
+
+/// Runtime-reachable grantees of `privilege` on each tenant table.
+fn granted(ctx: &Context, privileges: &[Privilege]) -> Vec<(String, String, Privilege)> {
+    let mut out = Vec::new();
+    for (t, _) in ctx.tenant_tables() {
+        for (grantee, granted) in &t.grants {
+            if !ctx.includes_runtime(&BTreeSet::from([grantee.clone()])) {
+                continue;
+            }
+            for p in privileges.iter().filter(|p| granted.contains(p)) {
+                out.push((t.name.to_string(), grantee.clone(), *p));
+            }
+        }
+    }
+    out
+}
+
+fn grantee_sql(grantee: &str) -> String {
+    if grantee == "PUBLIC" {
+        grantee.to_string()
+    } else {
+        ident(grantee)
+    }
+}
+
+pub const TRUNCATE_GRANTED: Check = Check {
+    info: CheckInfo {
+        id: "TRUNCATE_GRANTED",
+        severity: Severity::Error,
+        title: "The runtime role may TRUNCATE a tenant table",
+        why: "TRUNCATE is not subject to row-level security: one statement deletes every tenant's rows.",
+        fix: "REVOKE TRUNCATE ON <table> FROM <role>;",
+    },
+    run: |ctx| {
+        granted(ctx, &[Privilege::Truncate])
+            .into_iter()
+            .map(|(table, grantee, _)| {
+                TRUNCATE_GRANTED.info.finding(
+                    format!("table {table}"),
+                    format!("{grantee} may TRUNCATE it"),
+                    format!("REVOKE TRUNCATE ON {table} FROM {};", grantee_sql(&grantee)),
+                )
+            })
+            .collect()
+    },
+};
+
+pub const EXCESS_PRIVILEGE: Check = Check {
+    info: CheckInfo {
+        id: "EXCESS_TABLE_PRIVILEGE",
+        severity: Severity::Warning,
+        title: "The runtime role holds TRIGGER or REFERENCES on a tenant table",
+        why: "TRIGGER lets it attach code that sees other sessions' writes; REFERENCES lets it create foreign keys that probe for other tenants' keys. The application needs neither.",
+        fix: "REVOKE TRIGGER, REFERENCES ON <table> FROM <role>;",
+    },
+    run: |ctx| {
+        granted(ctx, &[Privilege::Trigger, Privilege::References])
+            .into_iter()
+            .map(|(table, grantee, p)| {
+                EXCESS_PRIVILEGE.info.finding(
+                    format!("table {table}"),
+                    format!("{grantee} holds {} on it", p.keyword()),
+                    format!(
+                        "REVOKE {} ON {table} FROM {};",
+                        p.keyword(),
+                        grantee_sql(&grantee)
+                    ),
+                )
+            })
+            .collect()
+    },
+};
+
+pub const DEFAULT_PRIVILEGES_TO_PUBLIC: Check = Check {
+    info: CheckInfo {
+        id: "DEFAULT_PRIVILEGES_TO_PUBLIC",
+        severity: Severity::Warning,
+        title: "Default privileges hand future tables to PUBLIC",
+        why: "Every table created later, before anyone declares it or enables RLS, is readable or writable by every role, the runtime role included.",
+        fix: "ALTER DEFAULT PRIVILEGES FOR ROLE <owner> REVOKE ALL ON TABLES FROM PUBLIC;",
+    },
+    run: |ctx| {
+        ctx.posture
+            .default_privileges
+            .iter()
+            .filter(|(_, _, grantee, _)| grantee == "PUBLIC")
+            .map(|(owner, schema, _, privilege)| {
+                let scope = schema.as_ref().map(|s| format!(" in schema {s}")).unwrap_or_default();
+                DEFAULT_PRIVILEGES_TO_PUBLIC.info.finding(
+                    format!("default privileges of {owner}{scope}"),
+                    format!("future tables grant {privilege} to PUBLIC"),
+                    format!("ALTER DEFAULT PRIVILEGES FOR ROLE {} REVOKE {privilege} ON TABLES FROM PUBLIC;", ident(owner)),
+                )
+            })
+            .collect()
+    },
+};

@@ -1,0 +1,135 @@
+//! Tenant tables: RLS flags, policies present, the tenant column and its index.
+
+use super::Check;
+use crate::audit::{CheckInfo, Severity};
+use crate::quote::ident;
+
+pub const WITHOUT_RLS: Check = Check {
+    info: CheckInfo {
+        id: "TABLE_WITHOUT_RLS",
+        severity: Severity::Error,
+        title: "A table with the tenant column has row-level security off",
+        why: "With RLS off, policies are ignored: anyone granted the table reads and writes every tenant's rows. A table nobody declared (a new one) is the usual case.",
+        fix: "Declare the table under `tables:` and run rlsctl apply (ENABLE and FORCE ROW LEVEL SECURITY plus the tenant policy).",
+    },
+    run: |ctx| {
+        ctx.tenant_tables()
+            .filter(|(t, _)| !t.rls_enabled)
+            .map(|(t, _)| {
+                let policies = if t.policies.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (its {} policies do nothing)", t.policies.len())
+                };
+                WITHOUT_RLS.info.finding(
+                    format!("table {}", t.name),
+                    format!("row-level security is disabled{policies}"),
+                    format!("ALTER TABLE {0} ENABLE ROW LEVEL SECURITY; ALTER TABLE {0} FORCE ROW LEVEL SECURITY;", t.name.quoted()),
+                )
+            })
+            .collect()
+    },
+};
+
+pub const NOT_FORCED: Check = Check {
+    info: CheckInfo {
+        id: "TABLE_RLS_NOT_FORCED",
+        severity: Severity::Warning,
+        title: "Row-level security is enabled but not forced",
+        why: "Without FORCE the table's owner (and members of the owner role) bypasses every policy: a job or service connecting as the owner sees all tenants.",
+        fix: "ALTER TABLE <table> FORCE ROW LEVEL SECURITY;",
+    },
+    run: |ctx| {
+        ctx.tenant_tables()
+            .filter(|(t, _)| t.rls_enabled && !t.rls_forced)
+            .map(|(t, _)| {
+                NOT_FORCED.info.finding(
+                    format!("table {}", t.name),
+                    format!(
+                        "RLS is enabled but not forced: its owner {} bypasses the policies",
+                        t.owner
+                    ),
+                    format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY;", t.name.quoted()),
+                )
+            })
+            .collect()
+    },
+};
+
+pub const RLS_WITHOUT_POLICY: Check = Check {
+    info: CheckInfo {
+        id: "TABLE_RLS_WITHOUT_POLICY",
+        severity: Severity::Info,
+        title: "Row-level security is on but the table has no policy",
+        why: "No policy means no row is visible and every write fails for roles subject to RLS: safe, but usually a table someone forgot to finish.",
+        fix: "Declare the table in the spec so rlsctl creates its tenant policy.",
+    },
+    run: |ctx| {
+        ctx.tenant_tables()
+            .filter(|(t, _)| t.rls_enabled && t.policies.is_empty())
+            .map(|(t, _)| {
+                RLS_WITHOUT_POLICY.info.finding(
+                    format!("table {}", t.name),
+                    "RLS is enabled and no policy exists: everything is denied",
+                    "add the table under `tables:` and run rlsctl apply",
+                )
+            })
+            .collect()
+    },
+};
+
+pub const NULLABLE_TENANT_COLUMN: Check = Check {
+    info: CheckInfo {
+        id: "TENANT_COLUMN_NULLABLE",
+        severity: Severity::Warning,
+        title: "The tenant column allows NULL",
+        why: "A row with no tenant belongs to nobody: the tenant policy hides it from everyone, so it is lost data today and a leak the day someone writes `OR tenant_id IS NULL`.",
+        fix: "ALTER TABLE <table> ALTER COLUMN <column> SET NOT NULL; (rlsctl migrate-existing does it without a long lock)",
+    },
+    run: |ctx| {
+        ctx.tenant_tables()
+            .filter(|(t, column)| t.columns.contains_key(*column) && !t.not_null.contains(*column))
+            .map(|(t, column)| {
+                NULLABLE_TENANT_COLUMN.info.finding(
+                    format!("table {}", t.name),
+                    format!("column {column} is nullable"),
+                    format!(
+                        "ALTER TABLE {} ALTER COLUMN {} SET NOT NULL;",
+                        t.name.quoted(),
+                        ident(column)
+                    ),
+                )
+            })
+            .collect()
+    },
+};
+
+pub const TENANT_INDEX_MISSING: Check = Check {
+    info: CheckInfo {
+        id: "TENANT_INDEX_MISSING",
+        severity: Severity::Warning,
+        title: "No index leads with the tenant column",
+        why: "Every query on the table filters on the tenant column through the policy; without an index whose first column is the tenant column each one scans the whole table.",
+        fix: "CREATE INDEX CONCURRENTLY ON <table> (<tenant column>); (rlsctl apply creates it)",
+    },
+    run: |ctx| {
+        ctx.tenant_tables()
+            .filter(|(t, column)| {
+                !t.indexes
+                    .iter()
+                    .any(|i| i.valid && i.columns.first().map(String::as_str) == Some(*column))
+            })
+            .map(|(t, column)| {
+                TENANT_INDEX_MISSING.info.finding(
+                    format!("table {}", t.name),
+                    format!("no valid index starts with {column}"),
+                    format!(
+                        "CREATE INDEX CONCURRENTLY ON {} ({});",
+                        t.name.quoted(),
+                        ident(column)
+                    ),
+                )
+            })
+            .collect()
+    },
+};

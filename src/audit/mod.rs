@@ -1,0 +1,221 @@
+//! `rlsctl audit`: what stands between a runtime role and another tenant's rows.
+//!
+//! Reads one catalog snapshot (the same live-state model `plan` uses, plus the
+//! posture facts in `catalog::posture`), runs every check in [`checks`] over
+//! it, and reports findings. Each check is a small function with an id, a
+//! severity and a why; its test builds the broken setup on a real server.
+
+pub mod checks;
+pub mod report;
+mod run;
+
+pub use run::{AuditError, Target, audit};
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::catalog::{Posture, Snapshot};
+use crate::model::{Policy, Table};
+use crate::quote::QualifiedName;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn label(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// What a check is, for reports and `rlsctl explain`.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckInfo {
+    pub id: &'static str,
+    pub severity: Severity,
+    pub title: &'static str,
+    pub why: &'static str,
+    pub fix: &'static str,
+}
+
+impl CheckInfo {
+    pub fn finding(
+        &self,
+        object: impl Into<String>,
+        found: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            id: self.id,
+            severity: self.severity,
+            object: object.into(),
+            found: found.into(),
+            why: self.why,
+            fix: fix.into(),
+            accepted: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub id: &'static str,
+    pub severity: Severity,
+    /// The object it is about: `table public.projects`, `role app_user`, …
+    pub object: String,
+    pub found: String,
+    pub why: &'static str,
+    /// The SQL or spec change that fixes it.
+    pub fix: String,
+    /// The reason given in the spec when this is a declared exception.
+    pub accepted: Option<String>,
+}
+
+/// An exception the spec declares: the finding shows as accepted, not hidden.
+#[derive(Debug, Clone)]
+pub struct Exception {
+    pub id: String,
+    pub object: String,
+    pub reason: String,
+}
+
+/// Everything a check may look at.
+pub struct Context<'a> {
+    pub snapshot: &'a Snapshot,
+    pub posture: &'a Posture,
+    pub runtime_roles: BTreeSet<String>,
+    /// Tenant tables and their tenant column: the declared ones with a spec,
+    /// otherwise every table that has the tenant column.
+    pub tenant_tables: BTreeMap<QualifiedName, String>,
+    pub tenant_column: String,
+    pub context_function: Option<QualifiedName>,
+    /// The settings that carry the tenant (`app.current_tenant_id`, `request.jwt.claims`).
+    pub tenant_settings: Vec<String>,
+}
+
+impl Context<'_> {
+    pub fn table(&self, name: &QualifiedName) -> Option<&Table> {
+        self.snapshot.state.tables.get(name)
+    }
+
+    pub fn tenant_tables(&self) -> impl Iterator<Item = (&Table, &str)> {
+        self.tenant_tables
+            .iter()
+            .filter_map(|(name, column)| Some((self.table(name)?, column.as_str())))
+    }
+
+    /// `role` and every role it can act as (membership, transitively).
+    pub fn reach(&self, role: &str) -> BTreeSet<String> {
+        let mut seen = BTreeSet::from([role.to_string()]);
+        let mut queue = vec![role.to_string()];
+        while let Some(r) = queue.pop() {
+            for granted in self.posture.memberships.get(&r).into_iter().flatten() {
+                if seen.insert(granted.clone()) {
+                    queue.push(granted.clone());
+                }
+            }
+        }
+        seen
+    }
+
+    /// Superuser or BYPASSRLS: never subject to any policy.
+    pub fn bypasses(&self, role: &str) -> bool {
+        self.snapshot
+            .state
+            .roles
+            .get(role)
+            .is_some_and(|r| r.superuser || r.bypass_rls)
+    }
+
+    /// Whether `role` reads `table` without its policies (bypass, or owner without FORCE).
+    pub fn reads_past_policies(&self, role: &str, table: &Table) -> bool {
+        self.reach(role).iter().any(|r| {
+            self.bypasses(r) || (r == &table.owner && !(table.rls_enabled && table.rls_forced))
+        }) || !table.rls_enabled
+    }
+
+    /// Whether a grant list (or a policy's TO list) includes a runtime role.
+    pub fn includes_runtime(&self, grantees: &BTreeSet<String>) -> bool {
+        grantees.contains("PUBLIC")
+            || self.runtime_roles.iter().any(|r| {
+                self.reach(r)
+                    .iter()
+                    .any(|reached| grantees.contains(reached))
+            })
+    }
+
+    pub fn policy_applies_to_runtime(&self, policy: &Policy) -> bool {
+        self.includes_runtime(&policy.roles)
+    }
+}
+
+/// Whether a deparsed expression mentions `column`.
+pub fn mentions_column(expression: &str, column: &str) -> bool {
+    let quoted = crate::quote::display_ident(column);
+    let bytes = expression.as_bytes();
+    expression.match_indices(quoted.as_str()).any(|(i, _)| {
+        let before = i.checked_sub(1).map(|b| bytes[b]);
+        let after = bytes.get(i + quoted.len()).copied();
+        let boundary = |c: Option<u8>| c.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == b'_'));
+        // `p.tenant_id` counts; `other_tenant_id` does not.
+        boundary(before) && boundary(after)
+    })
+}
+
+/// Runs every check; declared exceptions become accepted findings.
+pub fn run(ctx: &Context, exceptions: &[Exception]) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = checks::ALL
+        .iter()
+        .flat_map(|check| (check.run)(ctx))
+        .collect();
+    for finding in &mut findings {
+        if let Some(e) = exceptions
+            .iter()
+            .find(|e| e.id == finding.id && e.object == finding.object)
+        {
+            finding.accepted = Some(e.reason.clone());
+        }
+    }
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.id.cmp(b.id))
+            .then(a.object.cmp(&b.object))
+    });
+    findings
+}
+
+/// Looks a check up by id, for `rlsctl explain`.
+pub fn explain(id: &str) -> Option<CheckInfo> {
+    checks::ALL
+        .iter()
+        .map(|c| c.info)
+        .chain(checks::drift::INFOS.iter().copied())
+        .find(|info| info.id.eq_ignore_ascii_case(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mentions_column;
+
+    #[test]
+    fn column_mentions_respect_word_boundaries() {
+        assert!(mentions_column(
+            "(tenant_id = ( SELECT rls.current_tenant_id() AS current_tenant_id))",
+            "tenant_id"
+        ));
+        assert!(mentions_column("(p.tenant_id = 1)", "tenant_id"));
+        assert!(!mentions_column("(other_tenant_id = 1)", "tenant_id"));
+        assert!(!mentions_column("true", "tenant_id"));
+        assert!(mentions_column("(\"Org\" = 'x')", "Org"));
+    }
+}

@@ -1,0 +1,277 @@
+//! Audit reports: a table for people, versioned JSON for tools, Markdown for
+//! SOC2 evidence. Every renderer writes to any `io::Write`.
+
+use std::io::{self, Write};
+
+use comfy_table::{Cell, Color, Table as Grid, presets::UTF8_FULL_CONDENSED};
+use serde::Serialize;
+
+use super::{Finding, Severity};
+
+/// Bumped on any incompatible change of the JSON shape.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub generated_at: String,
+    pub server_version: String,
+    pub database: String,
+    pub connected_as: String,
+    /// sha256 of the spec files; absent when audited without a spec.
+    pub spec_hash: Option<String>,
+    pub runtime_roles: Vec<String>,
+    pub summary: Summary,
+    pub findings: Vec<Finding>,
+    pub tables: Vec<TableState>,
+    pub roles: Vec<RoleState>,
+    pub history: Vec<HistoryEntry>,
+    pub catalog_queries: u32,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub errors: usize,
+    pub warnings: usize,
+    pub infos: usize,
+    /// Declared exceptions, not counted above.
+    pub accepted: usize,
+}
+
+impl Summary {
+    pub fn of(findings: &[Finding]) -> Summary {
+        let mut s = Summary::default();
+        for f in findings {
+            match (f.accepted.is_some(), f.severity) {
+                (true, _) => s.accepted += 1,
+                (false, Severity::Error) => s.errors += 1,
+                (false, Severity::Warning) => s.warnings += 1,
+                (false, Severity::Info) => s.infos += 1,
+            }
+        }
+        s
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableState {
+    pub table: String,
+    pub rls_enabled: bool,
+    pub rls_forced: bool,
+    pub policies: Vec<String>,
+    pub tenant_index: Option<String>,
+    pub owner: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RoleState {
+    pub role: String,
+    pub login: bool,
+    pub superuser: bool,
+    pub bypass_rls: bool,
+    pub member_of: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    pub applied_at: String,
+    pub applied_by: String,
+    pub spec_hash: String,
+    pub migrations: Vec<String>,
+    pub statements: i32,
+}
+
+impl Report {
+    /// Findings that fail the run: not accepted, at or above `threshold`.
+    pub fn failing(&self, threshold: Severity) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.accepted.is_none() && f.severity >= threshold)
+            .count()
+    }
+}
+
+pub fn write_json(out: &mut impl Write, report: &Report) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, report)?;
+    writeln!(out)
+}
+
+pub fn write_table(out: &mut impl Write, report: &Report, color: bool) -> io::Result<()> {
+    let s = &report.summary;
+    writeln!(
+        out,
+        "rlsctl audit of {} ({} as {}): {} errors, {} warnings, {} info, {} accepted",
+        report.database,
+        report.server_version,
+        report.connected_as,
+        s.errors,
+        s.warnings,
+        s.infos,
+        s.accepted
+    )?;
+    if report.findings.is_empty() {
+        return writeln!(out, "No findings.");
+    }
+    let mut grid = Grid::new();
+    grid.load_style(UTF8_FULL_CONDENSED);
+    if color {
+        grid.enforce_styling();
+    } else {
+        grid.force_no_tty();
+    }
+    grid.set_header(["severity", "id", "object", "found"]);
+    for f in &report.findings {
+        let (label, colour) = match (&f.accepted, f.severity) {
+            (Some(_), _) => ("accepted".to_string(), Color::DarkGrey),
+            (None, Severity::Error) => ("error".into(), Color::Red),
+            (None, Severity::Warning) => ("warning".into(), Color::Yellow),
+            (None, Severity::Info) => ("info".into(), Color::Blue),
+        };
+        let found = match &f.accepted {
+            Some(reason) => format!("{} (accepted: {reason})", f.found),
+            None => f.found.clone(),
+        };
+        grid.add_row([
+            Cell::new(label).fg(colour),
+            Cell::new(f.id),
+            Cell::new(&f.object),
+            Cell::new(found),
+        ]);
+    }
+    writeln!(out, "{grid}")?;
+    writeln!(
+        out,
+        "`rlsctl explain <id>` says why each matters and how to fix it."
+    )
+}
+
+fn yes(b: bool) -> &'static str {
+    if b { "yes" } else { "**no**" }
+}
+
+/// Markdown table cells cannot hold `|` or newlines.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+pub fn write_markdown(out: &mut impl Write, report: &Report) -> io::Result<()> {
+    let s = &report.summary;
+    writeln!(out, "# Tenant isolation audit: {}\n", report.database)?;
+    writeln!(out, "| | |\n|---|---|")?;
+    writeln!(out, "| Generated | {} |", report.generated_at)?;
+    writeln!(out, "| Server | PostgreSQL {} |", report.server_version)?;
+    writeln!(
+        out,
+        "| Database | {} (audited as {}) |",
+        report.database, report.connected_as
+    )?;
+    writeln!(
+        out,
+        "| Spec hash | {} |",
+        report
+            .spec_hash
+            .as_deref()
+            .unwrap_or("(no spec: posture checks only)")
+    )?;
+    writeln!(
+        out,
+        "| Runtime roles | {} |",
+        report.runtime_roles.join(", ")
+    )?;
+    writeln!(
+        out,
+        "| Findings | {} errors, {} warnings, {} info, {} accepted exceptions |\n",
+        s.errors, s.warnings, s.infos, s.accepted
+    )?;
+
+    writeln!(out, "## Findings\n")?;
+    if report.findings.iter().all(|f| f.accepted.is_some()) {
+        writeln!(out, "No open findings.\n")?;
+    }
+    for f in report.findings.iter().filter(|f| f.accepted.is_none()) {
+        writeln!(out, "### {} `{}`: {}\n", f.severity.label(), f.id, f.object)?;
+        writeln!(
+            out,
+            "- **Found:** {}\n- **Why it matters:** {}\n- **Fix:** `{}`\n",
+            f.found, f.why, f.fix
+        )?;
+    }
+    let accepted: Vec<&Finding> = report
+        .findings
+        .iter()
+        .filter(|f| f.accepted.is_some())
+        .collect();
+    if !accepted.is_empty() {
+        writeln!(
+            out,
+            "## Accepted exceptions\n\n| id | object | found | reason |\n|---|---|---|---|"
+        )?;
+        for f in accepted {
+            writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                f.id,
+                cell(&f.object),
+                cell(&f.found),
+                cell(f.accepted.as_deref().unwrap_or(""))
+            )?;
+        }
+        writeln!(out)?;
+    }
+
+    writeln!(
+        out,
+        "## Tenant tables\n\n| table | RLS | FORCE | policies | tenant index | owner |\n|---|---|---|---|---|---|"
+    )?;
+    for t in &report.tables {
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            cell(&t.table),
+            yes(t.rls_enabled),
+            yes(t.rls_forced),
+            cell(&t.policies.join(", ")),
+            t.tenant_index
+                .as_deref()
+                .map(cell)
+                .unwrap_or_else(|| "**missing**".into()),
+            cell(&t.owner)
+        )?;
+    }
+    writeln!(
+        out,
+        "\n## Roles\n\n| role | LOGIN | SUPERUSER | BYPASSRLS | member of |\n|---|---|---|---|---|"
+    )?;
+    for r in &report.roles {
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            cell(&r.role),
+            r.login,
+            r.superuser,
+            r.bypass_rls,
+            cell(&r.member_of.join(", "))
+        )?;
+    }
+    writeln!(out, "\n## Apply history\n")?;
+    if report.history.is_empty() {
+        writeln!(out, "No rlsctl apply recorded in this database.")?;
+    } else {
+        writeln!(
+            out,
+            "| applied at | by | spec hash | migrations | statements |\n|---|---|---|---|---|"
+        )?;
+        for h in &report.history {
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                h.applied_at,
+                cell(&h.applied_by),
+                &h.spec_hash[..h.spec_hash.len().min(12)],
+                cell(&h.migrations.join(", ")),
+                h.statements
+            )?;
+        }
+    }
+    Ok(())
+}

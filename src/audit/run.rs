@@ -1,0 +1,257 @@
+//! Collects one snapshot and turns it into a [`Report`].
+
+use std::collections::BTreeMap;
+
+use sqlx::{Connection, PgConnection};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::report::{HistoryEntry, Report, RoleState, Summary, TableState};
+use super::{Context, Exception, checks};
+use crate::catalog::{self, Scope};
+use crate::desired::desired_state;
+use crate::diff::{Options, diff};
+use crate::errors::database_message;
+use crate::normalize::normalize;
+use crate::plan::{Passwords, render};
+use crate::quote::QualifiedName;
+use crate::spec::{Access, Spec, TenantSource};
+
+/// What to audit against: a spec, or flags for a database rlsctl did not build.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub spec: Option<Spec>,
+    /// Runtime roles; from the spec unless given.
+    pub roles: Vec<String>,
+    pub tenant_column: String,
+    pub context_function: QualifiedName,
+    pub tenant_settings: Vec<String>,
+}
+
+impl Target {
+    pub fn from_spec(spec: Spec) -> Target {
+        let settings = match &spec.tenancy.source {
+            TenantSource::Setting(name) => vec![name.clone()],
+            TenantSource::JwtClaim { claims_setting, .. } => vec![claims_setting.clone()],
+        };
+        Target {
+            roles: spec.runtime_roles().map(|r| r.name.clone()).collect(),
+            tenant_column: spec.tenancy.column.clone(),
+            context_function: spec.tenancy.function.clone(),
+            tenant_settings: settings,
+            spec: Some(spec),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("{0}")]
+    Spec(#[from] crate::spec::SpecError),
+    #[error("{0}")]
+    Normalize(#[from] crate::normalize::NormalizeError),
+    #[error("{context}: {}", database_message(source))]
+    Database {
+        context: &'static str,
+        source: sqlx::Error,
+    },
+}
+
+fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> AuditError {
+    move |source| AuditError::Database { context, source }
+}
+
+/// Runs the audit. Read-only: everything happens in a transaction that is
+/// rolled back (drift detection deparses spec expressions on temporary tables).
+pub async fn audit(conn: &mut PgConnection, target: &Target) -> Result<Report, AuditError> {
+    let mut tx = conn.begin().await.map_err(db("starting a transaction"))?;
+    let result = collect(&mut tx, target).await;
+    tx.rollback().await.map_err(db("rolling back"))?;
+    result
+}
+
+async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, AuditError> {
+    // Every declared role, not only runtime ones: drift covers them all.
+    let mut roles = target.roles.clone();
+    if let Some(spec) = &target.spec {
+        roles.extend(spec.roles.iter().map(|r| r.name.clone()));
+    }
+    let scope = Scope {
+        function: Some(target.context_function.clone()),
+        roles,
+    };
+    let snapshot = catalog::read(conn, &scope)
+        .await
+        .map_err(db("reading the catalog"))?;
+    let posture = catalog::read_posture(conn)
+        .await
+        .map_err(db("reading the catalog"))?;
+
+    let tenant_tables: BTreeMap<QualifiedName, String> = match &target.spec {
+        Some(spec) => spec
+            .tables
+            .iter()
+            .map(|t| (t.name.clone(), t.column.clone()))
+            .collect(),
+        None => snapshot
+            .state
+            .tables
+            .values()
+            .filter(|t| t.columns.contains_key(&target.tenant_column))
+            .map(|t| (t.name.clone(), target.tenant_column.clone()))
+            .collect(),
+    };
+    let ctx = Context {
+        snapshot: &snapshot,
+        posture: &posture,
+        runtime_roles: target.roles.iter().cloned().collect(),
+        tenant_tables,
+        tenant_column: target.tenant_column.clone(),
+        context_function: Some(target.context_function.clone()),
+        tenant_settings: target.tenant_settings.clone(),
+    };
+
+    let mut exceptions = Vec::new();
+    let mut drift = Vec::new();
+    if let Some(spec) = &target.spec {
+        crate::references::check(spec, &snapshot)?;
+        let desired = desired_state(spec);
+        let normalized = normalize(conn, &desired, &snapshot.state, &spec.tenancy.column).await?;
+        let changes = diff(
+            &desired,
+            &snapshot.state,
+            &normalized,
+            &spec.tenancy.column,
+            Options::default(),
+        );
+        let statements = render(&changes.changes, &Passwords::Masked).unwrap_or_default();
+        drift = checks::drift::findings(&changes, &statements);
+        exceptions = spec_exceptions(spec);
+    }
+
+    let mut findings = super::run(&ctx, &exceptions);
+    findings.extend(drift);
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.id.cmp(b.id))
+            .then(a.object.cmp(&b.object))
+    });
+
+    let tables = ctx
+        .tenant_tables()
+        .map(|(t, column)| TableState {
+            table: t.name.to_string(),
+            rls_enabled: t.rls_enabled,
+            rls_forced: t.rls_forced,
+            policies: t.policies.keys().cloned().collect(),
+            tenant_index: t
+                .indexes
+                .iter()
+                .find(|i| i.valid && i.columns.first().map(String::as_str) == Some(column))
+                .map(|i| i.name.clone()),
+            owner: t.owner.clone(),
+        })
+        .collect();
+    let roles = target
+        .roles
+        .iter()
+        .filter_map(|name| snapshot.state.roles.get(name))
+        .map(|r| RoleState {
+            role: r.name.clone(),
+            login: r.login,
+            superuser: r.superuser,
+            bypass_rls: r.bypass_rls,
+            member_of: posture
+                .memberships
+                .get(&r.name)
+                .map(|m| m.iter().cloned().collect())
+                .unwrap_or_default(),
+        })
+        .collect();
+    let history = read_history(conn).await?;
+
+    Ok(Report {
+        schema_version: super::report::SCHEMA_VERSION,
+        generated_at: OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .unwrap_or_default(),
+        server_version: snapshot.server_version.clone(),
+        database: snapshot.database.clone(),
+        connected_as: snapshot.current_user.clone(),
+        spec_hash: target.spec.as_ref().map(|s| s.hash.clone()),
+        runtime_roles: target.roles.clone(),
+        summary: Summary::of(&findings),
+        findings,
+        tables,
+        roles,
+        history,
+        catalog_queries: snapshot.queries + posture.queries + 1,
+    })
+}
+
+/// Exceptions the spec declares: its own `exceptions:` and the cross-tenant
+/// predicates, whose policies by design do not filter on the tenant.
+fn spec_exceptions(spec: &Spec) -> Vec<Exception> {
+    let mut out: Vec<Exception> = spec
+        .exceptions
+        .iter()
+        .map(|e| Exception {
+            id: e.finding.clone(),
+            object: e.object.clone(),
+            reason: e.reason.clone(),
+        })
+        .collect();
+    for predicate in &spec.cross_tenant {
+        for table in &spec.tables {
+            let object = format!(
+                "policy {}{} on {}",
+                crate::spec::CROSS_TENANT_PREFIX,
+                predicate.name,
+                table.name
+            );
+            let mut ids = vec![checks::policies::WITHOUT_TENANT_FILTER.info.id];
+            if predicate.access == Access::ReadWrite {
+                ids.push(checks::policies::WRITE_WITHOUT_TENANT_CHECK.info.id);
+            }
+            for id in ids {
+                out.push(Exception {
+                    id: id.to_string(),
+                    object: object.clone(),
+                    reason: predicate.reason.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+async fn read_history(conn: &mut PgConnection) -> Result<Vec<HistoryEntry>, AuditError> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('rlsctl.apply_history') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db("reading the apply history"))?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(String, String, String, Vec<String>, i32)> = sqlx::query_as(
+        "SELECT to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), applied_by, spec_hash,
+                migrations, cardinality(statements)
+           FROM rlsctl.apply_history ORDER BY id DESC LIMIT 100",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db("reading the apply history"))?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(applied_at, applied_by, spec_hash, migrations, statements)| HistoryEntry {
+                applied_at,
+                applied_by,
+                spec_hash,
+                migrations,
+                statements,
+            },
+        )
+        .collect())
+}

@@ -1,0 +1,355 @@
+//! The rest of the catalog an audit needs: every path by which a role could
+//! reach tenant rows without passing the tenant policy. Read only by `audit`,
+//! with the same fixed-number-of-queries rule as the core read.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sqlx::PgConnection;
+
+use super::qualified;
+use crate::quote::QualifiedName;
+
+#[derive(Debug, Clone, Default)]
+pub struct Posture {
+    /// member → the roles it is granted (directly).
+    pub memberships: BTreeMap<String, BTreeSet<String>>,
+    /// `ALTER ROLE/DATABASE … SET name = value` defaults: (role, database, name, value).
+    pub settings: Vec<(Option<String>, Option<String>, String, String)>,
+    pub views: Vec<View>,
+    /// Foreign tables and who may SELECT them.
+    pub foreign_tables: Vec<(QualifiedName, BTreeSet<String>)>,
+    /// SECURITY DEFINER functions and functions that policies call.
+    pub functions: Vec<Function>,
+    /// (table, policy) → the functions its expressions call.
+    pub policy_calls: BTreeMap<(QualifiedName, String), BTreeSet<QualifiedName>>,
+    /// (child, parent) pairs of partitions and inheritance children.
+    pub children: Vec<(QualifiedName, QualifiedName)>,
+    pub triggers: Vec<Trigger>,
+    /// (table, rule name) of rewrite rules on tables.
+    pub rules: Vec<(QualifiedName, String)>,
+    pub unique_keys: Vec<UniqueKey>,
+    pub foreign_keys: Vec<ForeignKey>,
+    /// Default privileges on future tables: (owner, schema, grantee, privilege).
+    pub default_privileges: Vec<(String, Option<String>, String, String)>,
+    pub queries: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct View {
+    pub name: QualifiedName,
+    pub materialized: bool,
+    pub owner: String,
+    pub security_invoker: bool,
+    /// The relations its query reads.
+    pub reads: BTreeSet<QualifiedName>,
+    /// Roles granted SELECT (the owner implicitly too).
+    pub readers: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Function {
+    pub name: QualifiedName,
+    pub arguments: String,
+    pub owner: String,
+    pub security_definer: bool,
+    /// `i`, `s` or `v`.
+    pub volatility: String,
+    pub language: String,
+    /// Roles with EXECUTE; `PUBLIC` when nobody revoked the default.
+    pub executors: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    pub table: QualifiedName,
+    pub name: String,
+    pub function: QualifiedName,
+    pub security_definer: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct UniqueKey {
+    pub table: QualifiedName,
+    pub name: String,
+    pub primary: bool,
+    pub columns: Vec<String>,
+    /// The default of a single-column key, e.g. `gen_random_uuid()`.
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ForeignKey {
+    pub table: QualifiedName,
+    pub name: String,
+    pub columns: Vec<String>,
+    pub references: QualifiedName,
+}
+
+/// `schema<US>name` of relation `c` in namespace `n`, parsed by `qualified`.
+macro_rules! pair {
+    ($n:literal, $c:literal) => {
+        concat!($n, ".nspname::text || chr(31) || ", $c, ".relname::text")
+    };
+}
+
+/// The grantee of an `aclexplode` row `a`, with PUBLIC by name.
+macro_rules! grantee {
+    () => {
+        "CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END"
+    };
+}
+
+type ViewRow = (String, bool, String, bool, Vec<String>, Vec<String>);
+
+type FunctionRow = (String, String, String, bool, String, String, Vec<String>);
+
+type ConstraintRow = (
+    String,
+    String,
+    String,
+    Vec<String>,
+    Option<String>,
+    Option<String>,
+);
+
+pub async fn read_posture(conn: &mut PgConnection) -> Result<Posture, sqlx::Error> {
+    let mut p = Posture::default();
+
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT m.rolname::text, r.rolname::text FROM pg_catalog.pg_auth_members am
+           JOIN pg_catalog.pg_roles r ON r.oid = am.roleid
+           JOIN pg_catalog.pg_roles m ON m.oid = am.member",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for (member, role) in rows {
+        p.memberships.entry(member).or_default().insert(role);
+    }
+
+    let rows: Vec<(Option<String>, Option<String>, String)> = sqlx::query_as(
+        "SELECT r.rolname::text, d.datname::text, unnest(s.setconfig)
+           FROM pg_catalog.pg_db_role_setting s
+           LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.setrole
+           LEFT JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for (role, database, setting) in rows {
+        let (name, value) = setting.split_once('=').unwrap_or((&setting, ""));
+        p.settings
+            .push((role, database, name.to_string(), value.to_string()));
+    }
+
+    let rows: Vec<ViewRow> =
+        sqlx::query_as(concat!(
+            "SELECT ",
+            pair!("n", "c"),
+            ", c.relkind = 'm', pg_catalog.pg_get_userbyid(c.relowner)::text,
+                    coalesce((SELECT o.option_value::bool FROM pg_catalog.pg_options_to_table(c.reloptions) o
+                               WHERE o.option_name = 'security_invoker'), false),
+                    ARRAY(SELECT DISTINCT ",
+            pair!("rn", "rc"),
+            "
+                            FROM pg_catalog.pg_rewrite r
+                            JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+                            JOIN pg_catalog.pg_class rc ON rc.oid = d.refobjid AND d.refclassid = 'pg_catalog.pg_class'::regclass
+                            JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
+                           WHERE r.ev_class = c.oid AND rc.oid <> c.oid),
+                    ARRAY(SELECT ",
+            grantee!(),
+            " FROM pg_catalog.aclexplode(c.relacl) a WHERE a.privilege_type = 'SELECT')
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('v', 'm') AND ",
+            user_schemas!()
+        ))
+        .fetch_all(&mut *conn)
+        .await?;
+    for (name, materialized, owner, security_invoker, reads, readers) in rows {
+        p.views.push(View {
+            name: qualified(&name),
+            materialized,
+            owner,
+            security_invoker,
+            reads: reads.iter().map(|r| qualified(r)).collect(),
+            readers: readers.into_iter().collect(),
+        });
+    }
+
+    let rows: Vec<(String, Vec<String>)> = sqlx::query_as(concat!(
+        "SELECT ",
+        pair!("n", "c"),
+        ", ARRAY(SELECT ",
+        grantee!(),
+        " FROM pg_catalog.aclexplode(c.relacl) a WHERE a.privilege_type = 'SELECT')
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind = 'f' AND ",
+        user_schemas!()
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    p.foreign_tables = rows
+        .into_iter()
+        .map(|(name, readers)| (qualified(&name), readers.into_iter().collect()))
+        .collect();
+
+    let rows: Vec<FunctionRow> =
+        sqlx::query_as(concat!(
+            "SELECT n.nspname::text || chr(31) || p.proname::text, pg_catalog.pg_get_function_identity_arguments(p.oid),
+                    pg_catalog.pg_get_userbyid(p.proowner)::text, p.prosecdef, p.provolatile::text, l.lanname::text,
+                    CASE WHEN p.proacl IS NULL THEN ARRAY['PUBLIC']
+                         ELSE ARRAY(SELECT ",
+            grantee!(),
+            " FROM pg_catalog.aclexplode(p.proacl) a WHERE a.privilege_type = 'EXECUTE') END
+               FROM pg_catalog.pg_proc p
+               JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+               JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+              WHERE ",
+            user_schemas!(),
+            "
+                AND (p.prosecdef OR p.oid IN (SELECT d.refobjid FROM pg_catalog.pg_depend d
+                                               WHERE d.classid = 'pg_catalog.pg_policy'::regclass
+                                                 AND d.refclassid = 'pg_catalog.pg_proc'::regclass))"
+        ))
+        .fetch_all(&mut *conn)
+        .await?;
+    for (name, arguments, owner, security_definer, volatility, language, executors) in rows {
+        p.functions.push(Function {
+            name: qualified(&name),
+            arguments,
+            owner,
+            security_definer,
+            volatility,
+            language,
+            executors: executors.into_iter().collect(),
+        });
+    }
+
+    let rows: Vec<(String, String, String)> = sqlx::query_as(concat!(
+            "SELECT ",
+            pair!("n", "c"),
+            ", pol.polname::text, fn.nspname::text || chr(31) || pr.proname::text
+           FROM pg_catalog.pg_depend d
+           JOIN pg_catalog.pg_policy pol ON d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = pol.oid
+           JOIN pg_catalog.pg_proc pr ON d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = pr.oid
+           JOIN pg_catalog.pg_namespace fn ON fn.oid = pr.pronamespace
+           JOIN pg_catalog.pg_class c ON c.oid = pol.polrelid
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        ))
+    .fetch_all(&mut *conn)
+    .await?;
+    for (table, policy, function) in rows {
+        p.policy_calls
+            .entry((qualified(&table), policy))
+            .or_default()
+            .insert(qualified(&function));
+    }
+
+    let rows: Vec<(String, String)> = sqlx::query_as(concat!(
+            "SELECT ",
+            pair!("n", "c"),
+            ", ",
+            pair!("pn", "pc"),
+            "
+           FROM pg_catalog.pg_inherits i
+           JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_catalog.pg_class pc ON pc.oid = i.inhparent JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace
+          WHERE c.relkind IN ('r', 'p')"
+        ))
+    .fetch_all(&mut *conn)
+    .await?;
+    p.children = rows
+        .iter()
+        .map(|(c, parent)| (qualified(c), qualified(parent)))
+        .collect();
+
+    let rows: Vec<(String, String, String, bool)> = sqlx::query_as(concat!(
+            "SELECT ",
+            pair!("n", "c"),
+            ", t.tgname::text, fn.nspname::text || chr(31) || pr.proname::text, pr.prosecdef
+           FROM pg_catalog.pg_trigger t
+           JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_catalog.pg_proc pr ON pr.oid = t.tgfoid JOIN pg_catalog.pg_namespace fn ON fn.oid = pr.pronamespace
+          WHERE NOT t.tgisinternal AND ",
+            user_schemas!()
+        ))
+    .fetch_all(&mut *conn)
+    .await?;
+    p.triggers = rows
+        .into_iter()
+        .map(|(table, name, function, security_definer)| Trigger {
+            table: qualified(&table),
+            name,
+            function: qualified(&function),
+            security_definer,
+        })
+        .collect();
+
+    let rows: Vec<(String, String)> = sqlx::query_as(concat!(
+            "SELECT ",
+            pair!("n", "c"),
+            ", r.rulename::text
+           FROM pg_catalog.pg_rewrite r
+           JOIN pg_catalog.pg_class c ON c.oid = r.ev_class JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p') AND r.rulename <> '_RETURN' AND ",
+            user_schemas!()
+        ))
+    .fetch_all(&mut *conn)
+    .await?;
+    p.rules = rows.into_iter().map(|(t, r)| (qualified(&t), r)).collect();
+
+    let rows: Vec<ConstraintRow> =
+        sqlx::query_as(concat!(
+            "SELECT ",
+            pair!("n", "c"),
+            ", con.conname::text, con.contype::text,
+                    ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(attnum, ord)
+                            JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+                           ORDER BY k.ord),
+                    CASE WHEN con.contype <> 'f' AND array_length(con.conkey, 1) = 1 THEN
+                         (SELECT pg_catalog.pg_get_expr(ad.adbin, ad.adrelid) FROM pg_catalog.pg_attrdef ad
+                           WHERE ad.adrelid = con.conrelid AND ad.adnum = con.conkey[1]) END,
+                    CASE WHEN con.contype = 'f' THEN
+                         (SELECT rn.nspname::text || chr(31) || rc.relname::text FROM pg_catalog.pg_class rc
+                            JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace WHERE rc.oid = con.confrelid) END
+               FROM pg_catalog.pg_constraint con
+               JOIN pg_catalog.pg_class c ON c.oid = con.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE con.contype IN ('p', 'u', 'f') AND ",
+            user_schemas!()
+        ))
+        .fetch_all(&mut *conn)
+        .await?;
+    for (table, name, kind, columns, default, references) in rows {
+        let table = qualified(&table);
+        match (kind.as_str(), references) {
+            ("f", Some(references)) => p.foreign_keys.push(ForeignKey {
+                table,
+                name,
+                columns,
+                references: qualified(&references),
+            }),
+            _ => p.unique_keys.push(UniqueKey {
+                table,
+                name,
+                primary: kind == "p",
+                columns,
+                default,
+            }),
+        }
+    }
+
+    let rows: Vec<(String, Option<String>, String, String)> = sqlx::query_as(concat!(
+        "SELECT pg_catalog.pg_get_userbyid(d.defaclrole)::text, n.nspname::text, ",
+        grantee!(),
+        ", a.privilege_type
+           FROM pg_catalog.pg_default_acl d
+           LEFT JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace,
+                LATERAL pg_catalog.aclexplode(d.defaclacl) a
+          WHERE d.defaclobjtype = 'r'"
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    p.default_privileges = rows;
+
+    p.queries = 11;
+    Ok(p)
+}

@@ -1,0 +1,266 @@
+//! One test per posture check: a correct setup audits clean; each breakage,
+//! built on a real server, must produce its finding.
+
+use crate::harness::{TestDb, unique};
+
+/// A correct tenant-isolated setup for runtime role `{r}`.
+const BASELINE: &str = r#"
+CREATE ROLE {r} LOGIN;
+CREATE SCHEMA rls;
+CREATE FUNCTION rls.current_tenant_id() RETURNS uuid LANGUAGE sql STABLE
+  AS $$ SELECT nullif(current_setting('app.current_tenant_id', true), '')::uuid $$;
+REVOKE EXECUTE ON FUNCTION rls.current_tenant_id() FROM PUBLIC;
+GRANT USAGE ON SCHEMA rls TO {r};
+GRANT EXECUTE ON FUNCTION rls.current_tenant_id() TO {r};
+CREATE TABLE projects (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), tenant_id uuid NOT NULL,
+                       name text NOT NULL, UNIQUE (tenant_id, name));
+CREATE INDEX projects_tenant_id_idx ON projects (tenant_id);
+ALTER TABLE projects ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON projects TO {r}
+  USING (tenant_id = (SELECT rls.current_tenant_id()))
+  WITH CHECK (tenant_id = (SELECT rls.current_tenant_id()));
+GRANT SELECT, INSERT, UPDATE, DELETE ON projects TO {r};
+"#;
+
+/// Builds the baseline plus `breakage`, audits as `--role {r}`, returns (id, object) pairs.
+async fn audit_after(breakage: &str) -> Vec<(String, String)> {
+    let db = TestDb::new().await;
+    let role = unique("auditee");
+    db.execute(&BASELINE.replace("{r}", &role)).await;
+    if !breakage.is_empty() {
+        db.execute(&breakage.replace("{r}", &role)).await;
+    }
+    let run = db.rlsctl(&[
+        "audit",
+        "--role",
+        &role,
+        "--format",
+        "json",
+        "--fail-on",
+        "info",
+    ]);
+    let report = run.json();
+    assert_eq!(report["schema_version"], 1);
+    let findings: Vec<(String, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let object = f["object"].as_str().unwrap().replace(&role, "{r}");
+            (
+                f["id"].as_str().unwrap().to_string(),
+                object.replace(report["database"].as_str().unwrap(), "{db}"),
+            )
+        })
+        .collect();
+    let expected_exit = if findings.is_empty() { 0 } else { 2 };
+    assert_eq!(
+        run.code, expected_exit,
+        "exit code with --fail-on info: {findings:?}\n{}",
+        run.stderr
+    );
+    findings
+}
+
+#[tokio::test]
+async fn a_correct_setup_has_no_findings() {
+    assert_eq!(audit_after("").await, Vec::<(String, String)>::new());
+}
+
+macro_rules! finds {
+    ($test:ident, $id:literal, $object:literal, $breakage:literal) => {
+        #[tokio::test]
+        async fn $test() {
+            let findings = audit_after($breakage).await;
+            assert!(
+                findings
+                    .iter()
+                    .any(|(id, object)| id == $id && object == $object),
+                "expected {} on {}, got {findings:#?}",
+                $id,
+                $object
+            );
+        }
+    };
+}
+
+finds!(
+    superuser_runtime_role,
+    "RUNTIME_SUPERUSER",
+    "role {r}",
+    "ALTER ROLE {r} SUPERUSER"
+);
+finds!(
+    bypassrls_runtime_role,
+    "RUNTIME_BYPASSRLS",
+    "role {r}",
+    "ALTER ROLE {r} BYPASSRLS"
+);
+finds!(
+    runtime_role_owns_a_table,
+    "RUNTIME_OWNS_TENANT_TABLE",
+    "table public.projects",
+    "ALTER TABLE projects OWNER TO {r}"
+);
+finds!(
+    runtime_role_member_of_a_bypassing_role,
+    "RUNTIME_CAN_BECOME_PRIVILEGED",
+    "role {r}",
+    "CREATE ROLE {r}_ops BYPASSRLS; GRANT {r}_ops TO {r}"
+);
+finds!(
+    a_new_table_without_rls,
+    "TABLE_WITHOUT_RLS",
+    "table public.notes",
+    "CREATE TABLE notes (id int, tenant_id uuid NOT NULL); GRANT SELECT ON notes TO {r}"
+);
+finds!(
+    rls_not_forced,
+    "TABLE_RLS_NOT_FORCED",
+    "table public.projects",
+    "ALTER TABLE projects NO FORCE ROW LEVEL SECURITY"
+);
+finds!(
+    rls_without_policy,
+    "TABLE_RLS_WITHOUT_POLICY",
+    "table public.projects",
+    "DROP POLICY tenant_isolation ON projects"
+);
+finds!(
+    nullable_tenant_column,
+    "TENANT_COLUMN_NULLABLE",
+    "table public.projects",
+    "ALTER TABLE projects ALTER tenant_id DROP NOT NULL"
+);
+finds!(
+    missing_tenant_index,
+    "TENANT_INDEX_MISSING",
+    "table public.projects",
+    "DROP INDEX projects_tenant_id_idx; ALTER TABLE projects DROP CONSTRAINT projects_tenant_id_name_key"
+);
+finds!(
+    permissive_using_true,
+    "POLICY_WITHOUT_TENANT_FILTER",
+    "policy everything on public.projects",
+    "CREATE POLICY everything ON projects FOR SELECT TO {r} USING (true)"
+);
+finds!(
+    write_policy_without_tenant_check,
+    "POLICY_WRITE_WITHOUT_TENANT_CHECK",
+    "policy any_insert on public.projects",
+    "CREATE POLICY any_insert ON projects FOR INSERT TO {r} WITH CHECK (true)"
+);
+finds!(
+    policy_to_public,
+    "POLICY_TO_PUBLIC",
+    "policy for_everyone on public.projects",
+    "CREATE POLICY for_everyone ON projects USING (tenant_id = (SELECT rls.current_tenant_id()))"
+);
+finds!(
+    policy_calling_a_volatile_function,
+    "POLICY_CALLS_VOLATILE_FUNCTION",
+    "policy slow on public.projects",
+    "CREATE FUNCTION rls.tenant_slow() RETURNS uuid LANGUAGE plpgsql AS $$ BEGIN RETURN current_setting('app.current_tenant_id', true)::uuid; END $$;
+     CREATE POLICY slow ON projects AS RESTRICTIVE TO {r} USING (tenant_id = rls.tenant_slow())"
+);
+finds!(
+    context_function_without_missing_ok_or_nullif,
+    "CONTEXT_FUNCTION_UNSAFE",
+    "function rls.current_tenant_id()",
+    "CREATE OR REPLACE FUNCTION rls.current_tenant_id() RETURNS uuid LANGUAGE sql STABLE
+       AS $$ SELECT current_setting('app.current_tenant_id')::uuid $$"
+);
+finds!(
+    context_function_called_per_row,
+    "CONTEXT_CALLED_PER_ROW",
+    "policy tenant_isolation on public.projects",
+    "ALTER POLICY tenant_isolation ON projects USING (tenant_id = rls.current_tenant_id())"
+);
+finds!(
+    context_function_owned_by_the_runtime_role,
+    "CONTEXT_FUNCTION_WRITABLE",
+    "function rls.current_tenant_id()",
+    "ALTER FUNCTION rls.current_tenant_id() OWNER TO {r}"
+);
+finds!(
+    a_default_tenant_on_the_database,
+    "TENANT_DEFAULT_SETTING",
+    "database {db}",
+    "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET app.current_tenant_id = %L', current_database(), '00000000-0000-0000-0000-000000000001'); END $$"
+);
+finds!(
+    a_default_tenant_on_the_role,
+    "TENANT_DEFAULT_SETTING",
+    "role {r}",
+    "ALTER ROLE {r} SET app.current_tenant_id = '00000000-0000-0000-0000-000000000001'"
+);
+finds!(
+    a_view_running_as_a_superuser,
+    "VIEW_BYPASSES_RLS",
+    "view public.all_projects",
+    "CREATE VIEW all_projects AS SELECT * FROM projects; GRANT SELECT ON all_projects TO {r}"
+);
+finds!(
+    a_materialized_view_of_tenant_rows,
+    "MATERIALIZED_VIEW_OF_TENANT_DATA",
+    "materialized view public.project_names",
+    "CREATE MATERIALIZED VIEW project_names AS SELECT tenant_id, name FROM projects; GRANT SELECT ON project_names TO {r}"
+);
+finds!(
+    a_security_definer_function_executable_by_public,
+    "SECURITY_DEFINER_EXECUTABLE",
+    "function public.count_all()",
+    "CREATE FUNCTION count_all() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS $$ SELECT count(*) FROM projects $$"
+);
+finds!(
+    a_security_definer_trigger,
+    "TRIGGER_RUNS_AS_OWNER",
+    "trigger stamp on public.projects",
+    "CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN RETURN NEW; END $$;
+     CREATE TRIGGER stamp BEFORE INSERT ON projects FOR EACH ROW EXECUTE FUNCTION stamp()"
+);
+finds!(
+    a_rule_on_a_tenant_table,
+    "RULE_ON_TENANT_TABLE",
+    "rule copy_names on public.projects",
+    "CREATE TABLE name_log (name text);
+     CREATE RULE copy_names AS ON INSERT TO projects DO ALSO INSERT INTO name_log VALUES (NEW.name)"
+);
+finds!(
+    a_readable_foreign_table,
+    "FOREIGN_TABLE_READABLE",
+    "foreign table public.remote_projects",
+    "CREATE EXTENSION postgres_fdw; CREATE SERVER elsewhere FOREIGN DATA WRAPPER postgres_fdw;
+     CREATE FOREIGN TABLE remote_projects (id uuid, tenant_id uuid) SERVER elsewhere;
+     GRANT SELECT ON remote_projects TO {r}"
+);
+finds!(
+    a_unique_key_without_the_tenant,
+    "UNIQUE_NOT_SCOPED_BY_TENANT",
+    "constraint projects_name_key on public.projects",
+    "ALTER TABLE projects ADD CONSTRAINT projects_name_key UNIQUE (name)"
+);
+finds!(
+    a_foreign_key_without_the_tenant,
+    "FOREIGN_KEY_NOT_SCOPED_BY_TENANT",
+    "constraint tasks_project_id_fkey on public.tasks",
+    "CREATE TABLE tasks (id uuid PRIMARY KEY, tenant_id uuid NOT NULL, project_id uuid REFERENCES projects (id))"
+);
+finds!(
+    truncate_granted,
+    "TRUNCATE_GRANTED",
+    "table public.projects",
+    "GRANT TRUNCATE ON projects TO {r}"
+);
+finds!(
+    trigger_privilege_granted,
+    "EXCESS_TABLE_PRIVILEGE",
+    "table public.projects",
+    "GRANT TRIGGER ON projects TO {r}"
+);
+finds!(
+    default_privileges_to_public,
+    "DEFAULT_PRIVILEGES_TO_PUBLIC",
+    "default privileges of postgres in schema public",
+    "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO PUBLIC"
+);

@@ -1,0 +1,167 @@
+//! audit with a spec: the repo's own setup is clean, drift is found, declared
+//! exceptions are shown as accepted, and the reports carry the evidence.
+
+use crate::harness::{PROJECTS, TestDb, repo_root, simple_spec, unique};
+
+fn ids(report: &serde_json::Value) -> Vec<(String, String, bool)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["id"].as_str().unwrap().into(),
+                f["object"].as_str().unwrap().into(),
+                !f["accepted"].is_null(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_repo_spec_after_apply_audits_with_no_errors_or_warnings() {
+    let db = TestDb::new().await;
+    for dir in ["policies", "migrations"] {
+        for entry in std::fs::read_dir(repo_root().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, db.path().join(dir).join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    db.rlsctl(&["apply"]).success();
+    let run = db.rlsctl(&["audit", "--format", "json", "--fail-on", "warning"]);
+    let report = run.json();
+    assert_eq!(report["summary"]["errors"], 0, "{:#?}", ids(&report));
+    assert_eq!(report["summary"]["warnings"], 0, "{:#?}", ids(&report));
+    assert_eq!(run.code, 0);
+    assert_eq!(report["tables"].as_array().unwrap().len(), 7);
+    assert_eq!(report["history"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn drift_from_the_spec_is_reported_and_fails_the_run() {
+    let db = TestDb::new().await;
+    let role = unique("app");
+    db.migration("V1__schema.sql", PROJECTS);
+    db.spec(&simple_spec(&role, &["projects", "tasks"]));
+    db.rlsctl(&["apply"]).success();
+    db.execute("ALTER POLICY tenant_isolation ON projects USING (true); ALTER TABLE tasks NO FORCE ROW LEVEL SECURITY").await;
+
+    let run = db.rlsctl(&["audit", "--format", "json"]);
+    assert_eq!(run.code, 2, "errors fail the default --fail-on error");
+    let found = ids(&run.json());
+    for (id, object) in [
+        (
+            "DRIFT_POLICY_CHANGED",
+            "policy tenant_isolation on public.projects",
+        ),
+        (
+            "POLICY_WITHOUT_TENANT_FILTER",
+            "policy tenant_isolation on public.projects",
+        ),
+        ("DRIFT_RLS", "table public.tasks"),
+        ("TABLE_RLS_NOT_FORCED", "table public.tasks"),
+    ] {
+        assert!(
+            found.iter().any(|(i, o, _)| i == id && o == object),
+            "{id} on {object}: {found:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn declared_exceptions_are_shown_as_accepted_not_hidden() {
+    let db = TestDb::new().await;
+    let role = unique("app");
+    db.migration("V1__schema.sql", &format!("{PROJECTS}\nCREATE FUNCTION is_staff() RETURNS boolean LANGUAGE sql STABLE AS $$ SELECT false $$;\nALTER TABLE projects ADD CONSTRAINT projects_name_key UNIQUE (name);"));
+    db.spec(&format!(
+        "{}cross_tenant:\n  - name: support\n    when: is_staff()\n    access: read\n    reason: Support answers tickets for any customer.\nexceptions:\n  - finding: UNIQUE_NOT_SCOPED_BY_TENANT\n    object: constraint projects_name_key on public.projects\n    reason: Project names are public slugs, unique across customers.\n",
+        simple_spec(&role, &["projects", "tasks"])
+    ));
+    db.rlsctl(&["apply"]).success();
+
+    let run = db.rlsctl(&["audit", "--format", "json", "--fail-on", "warning"]);
+    let report = run.json();
+    assert_eq!(
+        run.code,
+        0,
+        "accepted findings do not fail the run: {:#?}",
+        ids(&report)
+    );
+    let found = ids(&report);
+    assert!(
+        found.contains(&(
+            "POLICY_WITHOUT_TENANT_FILTER".into(),
+            "policy cross_tenant_support on public.projects".into(),
+            true
+        )),
+        "{found:#?}"
+    );
+    assert!(
+        found.contains(&(
+            "UNIQUE_NOT_SCOPED_BY_TENANT".into(),
+            "constraint projects_name_key on public.projects".into(),
+            true
+        )),
+        "{found:#?}"
+    );
+    // The predicate's policy on both tables, and the unique key.
+    assert_eq!(report["summary"]["accepted"], 3);
+
+    let file = db.path().join("audit.md");
+    db.rlsctl(&[
+        "audit",
+        "--format",
+        "markdown",
+        "--output",
+        file.to_str().unwrap(),
+    ])
+    .success();
+    let markdown = std::fs::read_to_string(&file).unwrap();
+    for needle in [
+        "# Tenant isolation audit",
+        "| Server | PostgreSQL 15",
+        "## Accepted exceptions",
+        "Support answers tickets for any customer.",
+        "## Tenant tables",
+        "| public.projects | yes | yes |",
+        "## Roles",
+        "## Apply history",
+        report["spec_hash"].as_str().unwrap(),
+    ] {
+        assert!(
+            markdown.contains(needle),
+            "missing {needle:?} in\n{markdown}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn explain_teaches_each_finding_and_rejects_unknown_ids() {
+    let db = TestDb::new().await;
+    let explain = |id: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
+            .args(["explain", id])
+            .current_dir(db.path())
+            .output()
+            .unwrap()
+    };
+    let known = explain("view_bypasses_rls");
+    assert!(known.status.success());
+    let text = String::from_utf8_lossy(&known.stdout);
+    assert!(
+        text.contains("security_invoker") && text.contains("Why it matters"),
+        "{text}"
+    );
+    let unknown = explain("NOPE");
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("TRUNCATE_GRANTED"));
+}
+
+#[tokio::test]
+async fn audit_without_a_spec_or_a_role_cannot_run() {
+    let db = TestDb::new().await;
+    std::fs::remove_dir_all(db.path().join("policies")).unwrap();
+    let run = db.rlsctl(&["audit"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("--role"), "{}", run.stderr);
+}
