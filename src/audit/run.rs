@@ -87,20 +87,22 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
         .await
         .map_err(db("reading the catalog"))?;
 
-    let tenant_tables: BTreeMap<QualifiedName, String> = match &target.spec {
-        Some(spec) => spec
-            .tables
-            .iter()
-            .map(|t| (t.name.clone(), t.column.clone()))
-            .collect(),
-        None => snapshot
-            .state
-            .tables
-            .values()
-            .filter(|t| t.columns.contains_key(&target.tenant_column))
-            .map(|t| (t.name.clone(), target.tenant_column.clone()))
-            .collect(),
-    };
+    // Every table with the tenant column is tenant data, declared or not;
+    // declared tables may name their own tenant column.
+    let mut tenant_tables: BTreeMap<QualifiedName, String> = snapshot
+        .state
+        .tables
+        .values()
+        .filter(|t| t.columns.contains_key(&target.tenant_column))
+        .map(|t| (t.name.clone(), target.tenant_column.clone()))
+        .collect();
+    if let Some(spec) = &target.spec {
+        tenant_tables.extend(
+            spec.tables
+                .iter()
+                .map(|t| (t.name.clone(), t.column.clone())),
+        );
+    }
     let ctx = Context {
         snapshot: &snapshot,
         posture: &posture,

@@ -115,6 +115,17 @@ finds!(
     "CREATE TABLE notes (id int, tenant_id uuid NOT NULL); GRANT SELECT ON notes TO {r}"
 );
 finds!(
+    a_partition_queried_directly,
+    "CHILD_TABLE_WITHOUT_RLS",
+    "table public.events_2026",
+    "CREATE TABLE events (tenant_id uuid NOT NULL, at date NOT NULL) PARTITION BY RANGE (at);
+     CREATE INDEX ON events (tenant_id);
+     ALTER TABLE events ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+     CREATE POLICY tenant_isolation ON events TO {r} USING (tenant_id = (SELECT rls.current_tenant_id()));
+     CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+     GRANT SELECT ON events, events_2026 TO {r}"
+);
+finds!(
     rls_not_forced,
     "TABLE_RLS_NOT_FORCED",
     "table public.projects",

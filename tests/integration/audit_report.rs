@@ -44,7 +44,11 @@ async fn drift_from_the_spec_is_reported_and_fails_the_run() {
     db.migration("V1__schema.sql", PROJECTS);
     db.spec(&simple_spec(&role, &["projects", "tasks"]));
     db.rlsctl(&["apply"]).success();
-    db.execute("ALTER POLICY tenant_isolation ON projects USING (true); ALTER TABLE tasks NO FORCE ROW LEVEL SECURITY").await;
+    db.execute(
+        "ALTER POLICY tenant_isolation ON projects USING (true); ALTER TABLE tasks NO FORCE ROW LEVEL SECURITY;
+         CREATE TABLE notes (id int PRIMARY KEY, tenant_id uuid NOT NULL)",
+    )
+    .await;
 
     let run = db.rlsctl(&["audit", "--format", "json"]);
     assert_eq!(run.code, 2, "errors fail the default --fail-on error");
@@ -60,6 +64,8 @@ async fn drift_from_the_spec_is_reported_and_fails_the_run() {
         ),
         ("DRIFT_RLS", "table public.tasks"),
         ("TABLE_RLS_NOT_FORCED", "table public.tasks"),
+        ("TABLE_WITHOUT_RLS", "table public.notes"),
+        ("DRIFT_TABLE_UNDECLARED", "table public.notes"),
     ] {
         assert!(
             found.iter().any(|(i, o, _)| i == id && o == object),

@@ -23,6 +23,7 @@ pub const ALL: &[Check] = &[
     roles::OWNS_TENANT_TABLE,
     roles::CAN_BECOME_PRIVILEGED,
     tables::WITHOUT_RLS,
+    tables::CHILD_WITHOUT_RLS,
     tables::NOT_FORCED,
     tables::RLS_WITHOUT_POLICY,
     tables::NULLABLE_TENANT_COLUMN,

@@ -133,3 +133,30 @@ pub const TENANT_INDEX_MISSING: Check = Check {
             .collect()
     },
 };
+
+pub const CHILD_WITHOUT_RLS: Check = Check {
+    info: CheckInfo {
+        id: "CHILD_TABLE_WITHOUT_RLS",
+        severity: Severity::Error,
+        title: "A partition or inheritance child of a tenant table has row-level security off",
+        why: "Querying the parent applies the parent's policies, but a child has its own RLS flags and policies: selecting from the partition directly skips the parent's tenant policy.",
+        fix: "ALTER TABLE <child> ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY; and give it the tenant policy (declare it in the spec), or REVOKE the runtime role's privileges on it.",
+    },
+    run: |ctx| {
+        ctx.posture
+            .children
+            .iter()
+            .filter(|(_, parent)| ctx.tenant_tables.contains_key(parent))
+            .filter_map(|(child, parent)| Some((ctx.table(child)?, parent)))
+            .filter(|(child, _)| !child.rls_enabled)
+            .filter(|(child, _)| ctx.includes_runtime(&child.grants.keys().cloned().collect()))
+            .map(|(child, parent)| {
+                CHILD_WITHOUT_RLS.info.finding(
+                    format!("table {}", child.name),
+                    format!("a child of {parent} that the runtime role can query directly, with RLS off"),
+                    format!("ALTER TABLE {0} ENABLE ROW LEVEL SECURITY; ALTER TABLE {0} FORCE ROW LEVEL SECURITY;", child.name.quoted()),
+                )
+            })
+            .collect()
+    },
+};
