@@ -29,7 +29,8 @@ if ! server "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-l
 fi
 server "$bin/postgres" -D "$dir/data" -p "$port" -c listen_addresses=127.0.0.1 \
   -c unix_socket_directories="$dir" -c fsync=off -c synchronous_commit=off \
-  -c full_page_writes=off -c max_connections=200 >"$dir/server.log" 2>&1 &
+  -c full_page_writes=off -c max_connections=200 -c max_locks_per_transaction=1024 \
+  >"$dir/server.log" 2>&1 &
 pid=$!
 trap 'server "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 tries=0

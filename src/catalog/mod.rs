@@ -197,20 +197,19 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
     count();
     type IndexRow = (String, String, String, bool, Vec<Option<String>>);
     let indexes: Vec<IndexRow> = sqlx::query_as(concat!(
+        // One lateral join rather than a sub-select per index: several times
+        // faster on a cold catalog cache, which every rlsctl run starts with.
         "SELECT n.nspname::text, c.relname::text, i.relname::text, x.indisvalid,
-                    ARRAY(SELECT a.attname::text
-                            FROM unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-                            LEFT JOIN pg_catalog.pg_attribute a
-                                   ON a.attrelid = x.indrelid AND a.attnum = k.attnum
-                           WHERE k.ord <= x.indnkeyatts
-                           ORDER BY k.ord)
+                    array_agg(a.attname::text ORDER BY k.ord)
                FROM pg_catalog.pg_index x
                JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
                JOIN pg_catalog.pg_class c ON c.oid = x.indrelid
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-              WHERE x.indpred IS NULL AND ",
+              CROSS JOIN LATERAL unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+               LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
+              WHERE x.indpred IS NULL AND k.ord <= x.indnkeyatts AND ",
         user_schemas!(),
-        ""
+        " GROUP BY n.nspname, c.relname, i.relname, x.indisvalid"
     ))
     .fetch_all(&mut *conn)
     .await?;

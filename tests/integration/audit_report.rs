@@ -171,3 +171,77 @@ async fn audit_without_a_spec_or_a_role_cannot_run() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("--role"), "{}", run.stderr);
 }
+
+/// Applies a two-table spec, runs `breakage`, audits, and expects `id` on `object`.
+async fn drift_after(breakage: &str, id: &str, object: &str) {
+    let db = TestDb::new().await;
+    let role = unique("app");
+    db.migration("V1__schema.sql", PROJECTS);
+    db.spec(&simple_spec(&role, &["projects", "tasks"]));
+    db.rlsctl(&["apply"]).success();
+    db.execute(&breakage.replace("{r}", &role)).await;
+    let run = db.rlsctl(&["audit", "--format", "json", "--fail-on", "warning"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let found = ids(&run.json());
+    assert!(
+        found
+            .iter()
+            .any(|(i, o, _)| i == id && o == &object.replace("{r}", &role)),
+        "{id} on {object}: {found:#?}"
+    );
+}
+
+#[tokio::test]
+async fn drift_a_dropped_policy() {
+    drift_after(
+        "DROP POLICY tenant_isolation ON tasks",
+        "DRIFT_POLICY_MISSING",
+        "policy tenant_isolation on public.tasks",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn drift_a_policy_added_by_hand() {
+    drift_after(
+        "CREATE POLICY hotfix ON tasks AS RESTRICTIVE USING (title <> '')",
+        "DRIFT_POLICY_EXTRA",
+        "policy hotfix on public.tasks",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn drift_a_replaced_context_function() {
+    drift_after(
+        "CREATE OR REPLACE FUNCTION rls.current_tenant_id() RETURNS uuid LANGUAGE sql STABLE AS $$ SELECT '00000000-0000-0000-0000-000000000001'::uuid $$",
+        "DRIFT_CONTEXT_FUNCTION",
+        "function rls.current_tenant_id()",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn drift_a_role_given_bypassrls() {
+    drift_after("ALTER ROLE {r} BYPASSRLS", "DRIFT_ROLE", "role {r}").await;
+}
+
+#[tokio::test]
+async fn drift_an_extra_grant() {
+    drift_after(
+        "GRANT TRUNCATE ON tasks TO {r}",
+        "DRIFT_GRANTS",
+        "table public.tasks",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn drift_a_dropped_tenant_index() {
+    drift_after(
+        "DROP INDEX tasks_tenant_id_idx",
+        "DRIFT_TENANT_INDEX",
+        "index tasks_tenant_id_idx on public.tasks",
+    )
+    .await;
+}
