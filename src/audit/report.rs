@@ -275,3 +275,64 @@ pub fn write_markdown(out: &mut impl Write, report: &Report) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::checks::roles::SUPERUSER;
+
+    fn report(findings: Vec<Finding>) -> Report {
+        Report {
+            schema_version: SCHEMA_VERSION,
+            generated_at: "2026-11-23T00:00:00Z".into(),
+            server_version: "15.18".into(),
+            database: "app".into(),
+            connected_as: "admin".into(),
+            spec_hash: None,
+            runtime_roles: vec!["app_user".into()],
+            summary: Summary::of(&findings),
+            findings,
+            tables: vec![],
+            roles: vec![],
+            history: vec![],
+            catalog_queries: 23,
+        }
+    }
+
+    #[test]
+    fn the_table_is_plain_text_unless_colour_is_asked_for() {
+        let r = report(vec![SUPERUSER.info.finding(
+            "role app_user",
+            "is a superuser",
+            "ALTER ROLE …",
+        )]);
+        let mut plain = Vec::new();
+        write_table(&mut plain, &r, false).unwrap();
+        let plain = String::from_utf8(plain).unwrap();
+        assert!(
+            plain.contains("RUNTIME_SUPERUSER") && !plain.contains('\u{1b}'),
+            "{plain}"
+        );
+        let mut coloured = Vec::new();
+        write_table(&mut coloured, &r, true).unwrap();
+        assert!(String::from_utf8(coloured).unwrap().contains('\u{1b}'));
+    }
+
+    #[test]
+    fn accepted_findings_do_not_count_against_the_threshold() {
+        let mut accepted = SUPERUSER
+            .info
+            .finding("role app_user", "is a superuser", "");
+        accepted.accepted = Some("break-glass account".into());
+        let r = report(vec![accepted]);
+        assert_eq!(r.failing(Severity::Info), 0);
+        assert_eq!(r.summary.accepted, 1);
+        let mut md = Vec::new();
+        write_markdown(&mut md, &r).unwrap();
+        assert!(
+            String::from_utf8(md)
+                .unwrap()
+                .contains("break-glass account")
+        );
+    }
+}
