@@ -11,10 +11,7 @@ const B: &str = "00000000-0000-0000-0000-00000000000b";
 
 #[tokio::test]
 async fn apply_from_empty_forces_rls_and_the_runtime_role_sees_only_its_tenant() {
-    let db = TestDb::new().await;
-    let role = unique("app");
-    db.migration("V1__schema.sql", PROJECTS);
-    db.spec(&simple_spec(&role, &["projects", "tasks"]));
+    let (db, role) = TestDb::with_projects(&["projects", "tasks"]).await;
     db.rlsctl(&["apply"]).success();
 
     let state = db.state(&[&role]).await;
@@ -128,10 +125,7 @@ async fn a_runtime_role_that_may_insert_can_use_a_serial_column() {
 
 #[tokio::test]
 async fn a_second_plan_is_empty_and_a_second_apply_executes_nothing() {
-    let db = TestDb::new().await;
-    let role = unique("app");
-    db.migration("V1__schema.sql", PROJECTS);
-    db.spec(&simple_spec(&role, &["projects", "tasks"]));
+    let (db, _role) = TestDb::with_projects(&["projects", "tasks"]).await;
     let first = db.rlsctl(&["apply", "--format", "json"]).success().json();
     assert!(first["executed"].as_u64().unwrap() > 10);
     assert_eq!(db.history_rows().await, 1);
@@ -219,10 +213,7 @@ async fn a_reformatted_expression_is_not_drift_but_a_changed_one_is() {
 
 #[tokio::test]
 async fn unmanaged_policies_are_kept_and_shown_unless_pruned() {
-    let db = TestDb::new().await;
-    let role = unique("app");
-    db.migration("V1__schema.sql", PROJECTS);
-    db.spec(&simple_spec(&role, &["projects", "tasks"]));
+    let (db, role) = TestDb::with_projects(&["projects", "tasks"]).await;
     db.rlsctl(&["apply"]).success();
     db.execute("CREATE POLICY hand_made ON projects FOR SELECT USING (true)")
         .await;

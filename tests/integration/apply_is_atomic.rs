@@ -37,10 +37,7 @@ async fn a_statement_failing_mid_apply_leaves_the_catalog_exactly_as_it_was() {
 
 #[tokio::test]
 async fn two_concurrent_applies_both_succeed_and_the_second_is_a_no_op() {
-    let db = TestDb::new().await;
-    let role = unique("app");
-    db.migration("V1__schema.sql", PROJECTS);
-    db.spec(&simple_spec(&role, &["projects", "tasks"]));
+    let (db, _role) = TestDb::with_projects(&["projects", "tasks"]).await;
     let spawn = || {
         db.command(&["apply"])
             .stdout(Stdio::piped())

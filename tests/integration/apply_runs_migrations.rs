@@ -6,10 +6,7 @@ use crate::harness::{PROJECTS, TestDb, simple_spec, unique};
 
 #[tokio::test]
 async fn plan_shows_pending_migrations_and_their_policies_without_running_them() {
-    let db = TestDb::new().await;
-    let role = unique("app");
-    db.migration("V1__schema.sql", PROJECTS);
-    db.spec(&simple_spec(&role, &["projects"]));
+    let (db, _role) = TestDb::with_projects(&["projects"]).await;
 
     let plan = db.rlsctl(&["plan", "--format", "json"]).success();
     assert_eq!(plan.json()["migrations"][0], "V1__schema");
@@ -29,10 +26,7 @@ async fn plan_shows_pending_migrations_and_their_policies_without_running_them()
 
 #[tokio::test]
 async fn migrations_then_policies_and_a_later_migration_runs_alone() {
-    let db = TestDb::new().await;
-    let role = unique("app");
-    db.migration("V1__schema.sql", PROJECTS);
-    db.spec(&simple_spec(&role, &["projects"]));
+    let (db, role) = TestDb::with_projects(&["projects"]).await;
     let first = db.rlsctl(&["apply", "--format", "json"]).success().json();
     assert_eq!(first["migrations"], serde_json::json!(["V1__schema"]));
 

@@ -39,10 +39,7 @@ async fn the_repo_spec_after_apply_audits_with_no_errors_or_warnings() {
 
 #[tokio::test]
 async fn drift_from_the_spec_is_reported_and_fails_the_run() {
-    let db = TestDb::new().await;
-    let role = unique("app");
-    db.migration("V1__schema.sql", PROJECTS);
-    db.spec(&simple_spec(&role, &["projects", "tasks"]));
+    let (db, _role) = TestDb::with_projects(&["projects", "tasks"]).await;
     db.rlsctl(&["apply"]).success();
     db.execute(
         "ALTER POLICY tenant_isolation ON projects USING (true); ALTER TABLE tasks NO FORCE ROW LEVEL SECURITY;
@@ -174,10 +171,7 @@ async fn audit_without_a_spec_or_a_role_cannot_run() {
 
 /// Applies a two-table spec, runs `breakage`, audits, and expects `id` on `object`.
 async fn drift_after(breakage: &str, id: &str, object: &str) {
-    let db = TestDb::new().await;
-    let role = unique("app");
-    db.migration("V1__schema.sql", PROJECTS);
-    db.spec(&simple_spec(&role, &["projects", "tasks"]));
+    let (db, role) = TestDb::with_projects(&["projects", "tasks"]).await;
     db.rlsctl(&["apply"]).success();
     db.execute(&breakage.replace("{r}", &role)).await;
     let run = db.rlsctl(&["audit", "--format", "json", "--fail-on", "warning"]);

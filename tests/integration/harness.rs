@@ -49,6 +49,16 @@ impl TestDb {
         }
     }
 
+    /// A database whose migrations create PROJECTS, with a spec declaring
+    /// `tables` for a fresh runtime role; returns the role's name too.
+    pub async fn with_projects(tables: &[&str]) -> (TestDb, String) {
+        let db = TestDb::new().await;
+        let role = unique("app");
+        db.migration("V1__schema.sql", PROJECTS);
+        db.spec(&simple_spec(&role, tables));
+        (db, role)
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
