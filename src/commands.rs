@@ -136,12 +136,7 @@ async fn with_database(args: &DatabaseArgs, mode: Mode) -> Result<Exit> {
         ),
     };
     let shown_url = redact(&url);
-    let mut conn = PgConnection::connect(&url).await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot connect to {shown_url}: {}",
-            crate::errors::database_message(&e)
-        )
-    })?;
+    let mut conn = connect_to(&url).await?;
 
     let result = match mode {
         Mode::Plan => apply::plan(&mut conn, &spec, &settings).await,
@@ -154,8 +149,9 @@ async fn with_database(args: &DatabaseArgs, mode: Mode) -> Result<Exit> {
         (Mode::Plan, Format::Text) => print_plan(&mut out, &outcome, &shown_url)?,
         (Mode::Apply, Format::Text) => {
             print_applied(&mut out, &outcome, &shown_url)?;
-            print_tables(&mut out, &mut conn, &spec).await?;
+            // The throwaway server vanishes on exit: show what it ended up with.
             if server.is_some() {
+                print_tables(&mut out, &mut conn, &spec).await?;
                 writeln!(out, "(throwaway server: stopped and removed now)")?;
             }
         }
@@ -271,10 +267,15 @@ async fn connect(url_flag: &Option<String>) -> Result<PgConnection> {
             "no database to connect to: pass --database-url, or set RLSCTL_ADMIN_DATABASE_URL or DATABASE_URL"
         );
     };
-    PgConnection::connect(&url).await.map_err(|e| {
+    connect_to(&url).await
+}
+
+/// Connects; a failure names the server with its password masked.
+async fn connect_to(url: &str) -> Result<PgConnection> {
+    PgConnection::connect(url).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot connect to {}: {}",
-            redact(&url),
+            redact(url),
             crate::errors::database_message(&e)
         )
     })
