@@ -13,10 +13,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     long_about = "rlsctl reads the tenant isolation declared in policies/*.yaml and converges a \
 PostgreSQL database on it: ENABLE and FORCE ROW LEVEL SECURITY, tenant policies with USING and \
 WITH CHECK, the tenant-context function, tenant indexes, roles and grants.\n\n\
-Typical flow:\n  rlsctl validate            check the spec offline\n  rlsctl plan                see the exact statements\n  rlsctl apply               run migrations/, then the statements, in one transaction\n  rlsctl apply --ephemeral   the same against a throwaway local PostgreSQL",
+Typical flow:\n  rlsctl validate            check the spec offline\n  rlsctl plan                see the exact statements\n  rlsctl apply               run migrations/, then the statements, in one transaction\n  rlsctl apply --ephemeral   the same against a throwaway local PostgreSQL\n  rlsctl verify              prove isolation by acting as the runtime role\n  rlsctl check --ephemeral   apply + audit + verify: the CI gate",
     after_help = "Exit codes: 0 success; 1 failure (bad spec, database error, apply rolled back); \
-2 `plan --exit-code` found changes, or `audit` found findings at or above --fail-on; \
-64 bad command-line usage."
+2 `plan --exit-code` found changes, `audit` found findings at or above --fail-on, `verify` found a \
+LEAK (or NOT PROVEN with --strict), or `check` found any of these; 64 bad command-line usage."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -33,7 +33,7 @@ pub enum CommandKind {
     ///
     /// Pending migrations are run inside a transaction that is always rolled back,
     /// so the plan is computed against the schema they produce.
-    Plan(DatabaseArgs),
+    Plan(PlanArgs),
     /// Run pending migrations, then converge the policies, in one transaction.
     ///
     /// Takes an advisory lock so concurrent applies serialise, and a lock_timeout so a
@@ -45,6 +45,20 @@ pub enum CommandKind {
     /// With a spec (default: ./policies) the runtime roles and tenant tables come from it and
     /// drift is reported too. With --role, the posture checks run on any database, no spec needed.
     Audit(AuditArgs),
+    /// Prove tenant isolation by acting as the runtime role (changes nothing).
+    ///
+    /// For every tenant table, two made-up tenants A and B get probe rows; then, as the
+    /// runtime role with A bound the way the spec tells applications to bind it, verify
+    /// tries to read, update, delete, insert and move B's rows, and to read or write with no
+    /// tenant bound. Views and partitions over tenant tables get the read probe. Everything
+    /// runs in transactions that are rolled back. Each cell is PROVEN, LEAK (with the row's
+    /// key) or NOT PROVEN (with the reason). Exit 2 on any LEAK (and NOT PROVEN with --strict).
+    Verify(VerifyArgs),
+    /// The CI gate: apply, then audit, then verify, with one summary.
+    ///
+    /// Exit 2 when audit finds errors or verify finds a leak (or, with --strict, anything
+    /// not proven); 1 when apply fails.
+    Check(CheckArgs),
     /// Explain an audit finding id: what it means, why it matters, how to fix it.
     Explain {
         /// A finding id, e.g. POLICY_WITHOUT_TENANT_FILTER (case-insensitive).
@@ -132,9 +146,61 @@ pub struct DatabaseArgs {
     /// Also drop policies the spec does not declare (and rlsctl's own on tables that left the spec).
     #[arg(long)]
     pub prune: bool,
-    /// plan only: exit 2 when there are changes (for CI).
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Exit 2 when there are changes (for CI).
     #[arg(long)]
     pub exit_code: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Also fail (exit 2) when a verify probe could not be run.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Folder of *.yaml spec files (default: policies, unless --role is given).
+    #[arg(long, value_name = "DIR")]
+    pub config: Option<PathBuf>,
+    /// Admin connection URL: must be allowed to SET ROLE to the runtime role and to
+    /// bypass RLS to plant probe rows. Default: $RLSCTL_ADMIN_DATABASE_URL, then $DATABASE_URL.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// The runtime role to act as (repeatable). Without a spec, this is required.
+    #[arg(long = "role", value_name = "ROLE")]
+    pub roles: Vec<String>,
+    /// Only these tables (repeatable; `schema.table` or `table`).
+    #[arg(long = "table", value_name = "TABLE")]
+    pub tables: Vec<String>,
+    /// Without a spec: the tenant column; every table that has it is probed.
+    #[arg(long, value_name = "COLUMN", default_value = "tenant_id")]
+    pub tenant_column: String,
+    /// Without a spec: the setting the application binds the tenant in.
+    #[arg(long, value_name = "NAME", default_value = "app.current_tenant_id")]
+    pub setting: String,
+    /// Without a spec: bind the tenant as this JWT claim in --claims-setting instead.
+    #[arg(long, value_name = "CLAIM")]
+    pub jwt_claim: Option<String>,
+    /// Without a spec: the setting holding JWT claims.
+    #[arg(long, value_name = "NAME", default_value = "request.jwt.claims")]
+    pub claims_setting: String,
+    /// Without a spec: what the policies do with no tenant bound.
+    #[arg(long, value_enum, default_value_t = crate::spec::WhenUnbound::Deny)]
+    pub when_unbound: crate::spec::WhenUnbound,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Also exit 2 when a probe could not be run (NOT PROVEN).
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// A flag wins, then RLSCTL_ADMIN_DATABASE_URL, then DATABASE_URL.

@@ -10,14 +10,16 @@ use crate::apply::{self, Outcome, Settings};
 use crate::audit::report::{Report, write_json, write_markdown, write_table};
 use crate::catalog::{self, Scope};
 use crate::cli::{
-    AuditArgs, Cli, CommandKind, DatabaseArgs, Format, ReportFormat, SpecArgs, database_url, redact,
+    AuditArgs, CheckArgs, Cli, CommandKind, DatabaseArgs, Format, ReportFormat, SpecArgs,
+    VerifyArgs, database_url, redact,
 };
 use crate::desired::desired_state;
 use crate::diff::{Normalized, Options, diff};
 use crate::ephemeral::EphemeralServer;
 use crate::model::State;
 use crate::plan::{Passwords, Statement, render};
-use crate::spec::{self, Spec};
+use crate::spec::{self, Spec, TenantSource};
+use crate::verify::{Binding, Matrix, Target as VerifyTarget};
 
 /// Process exit status, documented in the README and `--help`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,9 +35,11 @@ pub async fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
         CommandKind::Validate(args) => validate(&args),
         CommandKind::Sql(args) => sql(&args),
-        CommandKind::Plan(args) => with_database(&args, Mode::Plan).await,
+        CommandKind::Plan(args) => with_database(&args.database, Mode::Plan(args.exit_code)).await,
         CommandKind::Apply(args) => with_database(&args, Mode::Apply).await,
         CommandKind::Audit(args) => audit(&args).await,
+        CommandKind::Verify(args) => verify(&args).await,
+        CommandKind::Check(args) => check(&args).await,
         CommandKind::Explain { id } => explain(&id),
     }
 }
@@ -109,19 +113,16 @@ fn sql(args: &SpecArgs) -> Result<Exit> {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    Plan,
+    /// With `--exit-code`: exit 2 when there are changes.
+    Plan(bool),
     Apply,
 }
 
-async fn with_database(args: &DatabaseArgs, mode: Mode) -> Result<Exit> {
-    let spec = load_spec(&args.spec)?;
-    let (migrations_dir, migrations_required) = args.migrations_dir();
-    let settings = Settings {
-        migrations_dir,
-        migrations_required,
-        prune: args.prune,
-        lock_timeout: args.lock_timeout.clone(),
-    };
+/// A connection to the database the flags name (or to a throwaway server
+/// that lives as long as the returned handle), and the URL to show.
+async fn open_database(
+    args: &DatabaseArgs,
+) -> Result<(Option<EphemeralServer>, String, PgConnection)> {
     let server = if args.ephemeral {
         eprintln!("starting a throwaway PostgreSQL…");
         Some(EphemeralServer::start()?)
@@ -135,18 +136,34 @@ async fn with_database(args: &DatabaseArgs, mode: Mode) -> Result<Exit> {
             "no database to connect to: pass --database-url, set RLSCTL_ADMIN_DATABASE_URL or DATABASE_URL, or use --ephemeral"
         ),
     };
-    let shown_url = redact(&url);
-    let mut conn = connect_to(&url).await?;
+    let conn = connect_to(&url).await?;
+    Ok((server, redact(&url), conn))
+}
+
+fn apply_settings(args: &DatabaseArgs) -> Settings {
+    let (migrations_dir, migrations_required) = args.migrations_dir();
+    Settings {
+        migrations_dir,
+        migrations_required,
+        prune: args.prune,
+        lock_timeout: args.lock_timeout.clone(),
+    }
+}
+
+async fn with_database(args: &DatabaseArgs, mode: Mode) -> Result<Exit> {
+    let spec = load_spec(&args.spec)?;
+    let settings = apply_settings(args);
+    let (server, shown_url, mut conn) = open_database(args).await?;
 
     let result = match mode {
-        Mode::Plan => apply::plan(&mut conn, &spec, &settings).await,
+        Mode::Plan(_) => apply::plan(&mut conn, &spec, &settings).await,
         Mode::Apply => apply::apply(&mut conn, &spec, &settings, &mut |m| eprintln!("{m}")).await,
     };
     let outcome = result.map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut out = std::io::stdout().lock();
     match (mode, args.spec.format) {
         (_, Format::Json) => writeln!(out, "{}", serde_json::to_string_pretty(&outcome)?)?,
-        (Mode::Plan, Format::Text) => print_plan(&mut out, &outcome, &shown_url)?,
+        (Mode::Plan(_), Format::Text) => print_plan(&mut out, &outcome, &shown_url)?,
         (Mode::Apply, Format::Text) => {
             print_applied(&mut out, &outcome, &shown_url)?;
             // The throwaway server vanishes on exit: show what it ended up with.
@@ -158,13 +175,11 @@ async fn with_database(args: &DatabaseArgs, mode: Mode) -> Result<Exit> {
     }
     drop(conn);
     drop(server);
-    Ok(
-        if mode == Mode::Plan && args.exit_code && !outcome.is_empty() {
-            Exit::Attention
-        } else {
-            Exit::Success
-        },
-    )
+    Ok(if mode == Mode::Plan(true) && !outcome.is_empty() {
+        Exit::Attention
+    } else {
+        Exit::Success
+    })
 }
 
 fn write_statements(
@@ -326,11 +341,12 @@ async fn audit(args: &AuditArgs) -> Result<Exit> {
                 report.summary.accepted
             );
         }
-        None => {
-            use std::io::IsTerminal;
-            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            write_report(&mut std::io::stdout().lock(), &report, args.format, color)?;
-        }
+        None => write_report(
+            &mut std::io::stdout().lock(),
+            &report,
+            args.format,
+            color_stdout(),
+        )?,
     }
     Ok(if report.failing(args.fail_on) > 0 {
         Exit::Attention
@@ -370,4 +386,170 @@ fn explain(id: &str) -> Result<Exit> {
         info.fix
     );
     Ok(Exit::Success)
+}
+
+async fn verify(args: &VerifyArgs) -> Result<Exit> {
+    let mut target = if args.roles.is_empty() || args.config.is_some() {
+        let config = args.config.clone().unwrap_or_else(|| "policies".into());
+        let spec = spec::load(&config).map_err(|e| {
+            anyhow::anyhow!("{e}\n(to verify without a spec, name the runtime role with --role)")
+        })?;
+        let mut target = VerifyTarget::from_spec(&spec);
+        if !args.roles.is_empty() {
+            target.roles = args.roles.clone();
+        }
+        target
+    } else {
+        VerifyTarget {
+            roles: args.roles.clone(),
+            tables: Default::default(),
+            only: Vec::new(),
+            tenant_column: args.tenant_column.clone(),
+            binding: Binding {
+                source: match &args.jwt_claim {
+                    Some(claim) => TenantSource::JwtClaim {
+                        claims_setting: args.claims_setting.clone(),
+                        claim: claim.clone(),
+                    },
+                    None => TenantSource::Setting(args.setting.clone()),
+                },
+            },
+            when_unbound: args.when_unbound,
+        }
+    };
+    target.only = args.tables.clone();
+    let mut conn = connect(&args.database_url).await?;
+    let matrix = run_verify(&mut conn, &target).await?;
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Json => crate::verify::report::write_json(&mut out, &matrix)?,
+        Format::Text => crate::verify::report::write_table(&mut out, &matrix, color_stdout())?,
+    }
+    Ok(verify_exit(&matrix, args.strict))
+}
+
+async fn run_verify(conn: &mut PgConnection, target: &VerifyTarget) -> Result<Matrix> {
+    let mut bar = ProgressBar::new("verify");
+    crate::verify::verify(conn, target, &mut |done, total, object| {
+        bar.show(done, total, object)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn verify_exit(matrix: &Matrix, strict: bool) -> Exit {
+    if matrix.summary.leaks > 0 || (strict && matrix.summary.not_proven > 0) {
+        Exit::Attention
+    } else {
+        Exit::Success
+    }
+}
+
+/// apply, audit, verify: the CI gate, one summary at the end.
+async fn check(args: &CheckArgs) -> Result<Exit> {
+    let db_args = &args.database;
+    let spec = load_spec(&db_args.spec)?;
+    let settings = apply_settings(db_args);
+    let (server, shown_url, mut conn) = open_database(db_args).await?;
+
+    eprintln!("check 1/3: apply");
+    let outcome = apply::apply(&mut conn, &spec, &settings, &mut |m| eprintln!("{m}"))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!("check 2/3: audit");
+    let report = crate::audit::audit(&mut conn, &crate::audit::Target::from_spec(spec.clone()))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!("check 3/3: verify");
+    let matrix = run_verify(&mut conn, &VerifyTarget::from_spec(&spec)).await?;
+    drop(conn);
+    drop(server);
+
+    let audit_failed = report.failing(crate::audit::Severity::Error) > 0;
+    let exit = match verify_exit(&matrix, args.strict) {
+        Exit::Success if !audit_failed => Exit::Success,
+        _ => Exit::Attention,
+    };
+    let mut out = std::io::stdout().lock();
+    match db_args.spec.format {
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "passed": exit == Exit::Success,
+                "apply": outcome,
+                "audit": report,
+                "verify": matrix,
+            }))?
+        )?,
+        Format::Text => {
+            let color = color_stdout();
+            print_applied(&mut out, &outcome, &shown_url)?;
+            writeln!(out)?;
+            write_report(&mut out, &report, ReportFormat::Table, color)?;
+            writeln!(out)?;
+            crate::verify::report::write_table(&mut out, &matrix, color)?;
+            let s = &report.summary;
+            let v = &matrix.summary;
+            writeln!(
+                out,
+                "\ncheck {}: apply {} statement(s); audit {} error(s), {} warning(s); verify {} proven, {} leak(s), {} not proven",
+                if exit == Exit::Success {
+                    "PASSED"
+                } else {
+                    "FAILED"
+                },
+                outcome.executed,
+                s.errors,
+                s.warnings,
+                v.proven,
+                v.leaks,
+                v.not_proven
+            )?;
+        }
+    }
+    Ok(exit)
+}
+
+fn color_stdout() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// A one-line progress bar on stderr, drawn only on a terminal and only for
+/// runs long enough to need one.
+struct ProgressBar {
+    task: &'static str,
+    terminal: bool,
+    drawn: bool,
+}
+
+impl ProgressBar {
+    fn new(task: &'static str) -> Self {
+        use std::io::IsTerminal;
+        ProgressBar {
+            task,
+            terminal: std::io::stderr().is_terminal(),
+            drawn: false,
+        }
+    }
+
+    fn show(&mut self, done: usize, total: usize, object: &str) {
+        if !self.terminal || total < 20 {
+            return;
+        }
+        const WIDTH: usize = 30;
+        let filled = WIDTH * done / total.max(1);
+        eprint!(
+            "\r{} [{}{}] {done}/{total} {:<40.40}",
+            self.task,
+            "#".repeat(filled),
+            " ".repeat(WIDTH - filled),
+            object
+        );
+        self.drawn = true;
+        if done == total {
+            eprintln!();
+        }
+    }
 }

@@ -21,3 +21,4 @@ pub mod plan;
 pub mod quote;
 pub mod references;
 pub mod spec;
+pub mod verify;

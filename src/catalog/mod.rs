@@ -46,8 +46,10 @@ macro_rules! user_schemas {
     };
 }
 
-// After the macro: the posture queries use it too.
+// After the macro: the posture and column queries use it too.
+mod columns;
 mod posture;
+pub use columns::{Column, read_columns};
 pub use posture::{ForeignKey, Function, Posture, Trigger, UniqueKey, View, read_posture};
 
 pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sqlx::Error> {

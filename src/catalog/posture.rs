@@ -83,6 +83,8 @@ pub struct ForeignKey {
     pub name: String,
     pub columns: Vec<String>,
     pub references: QualifiedName,
+    /// The referenced table's columns, in the order of `columns`.
+    pub referenced_columns: Vec<String>,
 }
 
 /// `schema<US>name` of relation `c` in namespace `n`, parsed by `qualified`.
@@ -110,6 +112,7 @@ type ConstraintRow = (
     Vec<String>,
     Option<String>,
     Option<String>,
+    Vec<String>,
 );
 
 pub async fn read_posture(conn: &mut PgConnection) -> Result<Posture, sqlx::Error> {
@@ -310,7 +313,10 @@ pub async fn read_posture(conn: &mut PgConnection) -> Result<Posture, sqlx::Erro
                            WHERE ad.adrelid = con.conrelid AND ad.adnum = con.conkey[1]) END,
                     CASE WHEN con.contype = 'f' THEN
                          (SELECT rn.nspname::text || chr(31) || rc.relname::text FROM pg_catalog.pg_class rc
-                            JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace WHERE rc.oid = con.confrelid) END
+                            JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace WHERE rc.oid = con.confrelid) END,
+                    ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(attnum, ord)
+                            JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum
+                           ORDER BY k.ord)
                FROM pg_catalog.pg_constraint con
                JOIN pg_catalog.pg_class c ON c.oid = con.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
               WHERE con.contype IN ('p', 'u', 'f') AND ",
@@ -318,7 +324,7 @@ pub async fn read_posture(conn: &mut PgConnection) -> Result<Posture, sqlx::Erro
         ))
         .fetch_all(&mut *conn)
         .await?;
-    for (table, name, kind, columns, default, references) in rows {
+    for (table, name, kind, columns, default, references, referenced_columns) in rows {
         let table = qualified(&table);
         match (kind.as_str(), references) {
             ("f", Some(references)) => p.foreign_keys.push(ForeignKey {
@@ -326,6 +332,7 @@ pub async fn read_posture(conn: &mut PgConnection) -> Result<Posture, sqlx::Erro
                 name,
                 columns,
                 references: qualified(&references),
+                referenced_columns,
             }),
             _ => p.unique_keys.push(UniqueKey {
                 table,

@@ -1,22 +1,58 @@
-//! The README's first command: the repo's own spec against a throwaway server.
+//! The README's first command (`check --ephemeral`) and `apply --ephemeral`:
+//! the repo's own spec against a throwaway server that is removed afterwards.
 
 use std::net::TcpStream;
 use std::process::Command;
 
 use crate::harness::repo_root;
 
-#[test]
-fn apply_ephemeral_on_the_repo_spec_converges_and_removes_the_server() {
+/// Runs rlsctl on the repo's own project; returns stdout after checking success.
+fn run_on_repo(args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_rlsctl"))
-        .args(["apply", "--ephemeral"])
+        .args(args)
         .current_dir(repo_root())
         .env_remove("DATABASE_URL")
         .env_remove("RLSCTL_ADMIN_DATABASE_URL")
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
+    stdout
+}
+
+/// The summary names the server's port; nothing may listen there any more.
+fn assert_server_gone(stdout: &str) {
+    let port: u16 = stdout
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("the summary names the server");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the throwaway server is still running"
+    );
+}
+
+#[test]
+fn check_ephemeral_on_the_repo_spec_passes_apply_audit_and_verify() {
+    let stdout = run_on_repo(&["check", "--ephemeral"]);
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("check "))
+        .unwrap_or_else(|| panic!("no summary in {stdout}"));
+    assert!(summary.starts_with("check PASSED"), "{summary}");
+    assert!(
+        summary.contains("0 error(s)") && summary.contains("0 leak(s), 0 not proven"),
+        "{summary}"
+    );
+    assert_server_gone(&stdout);
+}
+
+#[test]
+fn apply_ephemeral_on_the_repo_spec_converges_and_removes_the_server() {
+    let stdout = run_on_repo(&["apply", "--ephemeral"]);
     assert!(
         stdout.contains("migration(s)") && stdout.contains("statement(s) executed"),
         "{stdout}"
@@ -33,16 +69,7 @@ fn apply_ephemeral_on_the_repo_spec_converges_and_removes_the_server() {
             .unwrap_or_else(|| panic!("{table} in {stdout}"));
         assert!(!row.contains("NO") && !row.contains("MISSING"), "{row}");
     }
-    let port: u16 = stdout
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .expect("the summary names the server");
-    assert!(
-        TcpStream::connect(("127.0.0.1", port)).is_err(),
-        "the throwaway server is still running"
-    );
+    assert_server_gone(&stdout);
 }
 
 /// Starts `apply --ephemeral` on a project whose migration sleeps, waits until

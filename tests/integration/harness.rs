@@ -59,6 +59,19 @@ impl TestDb {
         (db, role)
     }
 
+    /// A database with the repo's own policies/ and migrations/. Its role
+    /// names are fixed (app_user…): only one test may use this.
+    pub async fn with_repo_project() -> TestDb {
+        let db = TestDb::new().await;
+        for dir in ["policies", "migrations"] {
+            for entry in std::fs::read_dir(repo_root().join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                std::fs::copy(&path, db.path().join(dir).join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        db
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -135,6 +148,22 @@ impl TestDb {
             .fetch_one(&mut conn)
             .await
             .expect(sql)
+    }
+
+    /// `count(*)` of each table, in order.
+    pub async fn row_counts(&self, tables: &[&str]) -> Vec<i64> {
+        let mut conn = self.connect().await;
+        let mut counts = Vec::new();
+        for table in tables {
+            let sql = format!("SELECT count(*) FROM {}", rlsctl::quote::ident(table));
+            counts.push(
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("count rows"),
+            );
+        }
+        counts
     }
 
     pub async fn history_rows(&self) -> i64 {

@@ -14,3 +14,4 @@ mod catalog_reads;
 mod context_function;
 mod ephemeral_server;
 mod secrets_are_never_printed;
+mod verify;
