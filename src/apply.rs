@@ -6,6 +6,7 @@
 //! records the run in `rlsctl.apply_history`, commits, and only then builds
 //! the indexes that must be built CONCURRENTLY.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -125,6 +126,11 @@ async fn prepare(
     let snapshot = catalog::read(conn, &scope)
         .await
         .map_err(db("reading the catalog"))?;
+    // Tables with a `backfill` whose tenant column does not exist yet wait
+    // for `rlsctl migrate-existing`; the rest of the spec is converged.
+    let waiting = awaiting_backfill(spec, &snapshot.state);
+    let narrowed = spec.without(&waiting);
+    let spec = &narrowed;
     crate::references::check(spec, &snapshot)?;
 
     let desired = desired_state(spec);
@@ -139,12 +145,32 @@ async fn prepare(
         },
     );
     choose_index_builds(conn, &mut result.changes, &snapshot.state).await?;
+    result.notices.extend(
+        waiting
+            .into_iter()
+            .map(|table| Notice::AwaitingBackfill { table }),
+    );
     Ok(Prepared {
         migrations,
         statements: render(&result.changes, passwords)?,
         notices: result.notices,
         catalog_queries: snapshot.queries,
     })
+}
+
+/// Declared tables with a `backfill` that exist without their tenant column.
+pub fn awaiting_backfill(spec: &Spec, live: &crate::model::State) -> BTreeSet<QualifiedName> {
+    spec.tables
+        .iter()
+        .filter(|t| {
+            t.backfill.is_some()
+                && live
+                    .tables
+                    .get(&t.name)
+                    .is_some_and(|found| !found.columns.contains_key(&t.column))
+        })
+        .map(|t| t.name.clone())
+        .collect()
 }
 
 /// An index on a table that holds rows is built CONCURRENTLY, after commit,

@@ -59,6 +59,15 @@ pub enum CommandKind {
     /// Exit 2 when audit finds errors or verify finds a leak (or, with --strict, anything
     /// not proven); 1 when apply fails.
     Check(CheckArgs),
+    /// Bring a table that already holds rows under RLS, without long locks.
+    ///
+    /// Adds the tenant column (nullable), keeps new rows filled with a trigger, backfills
+    /// existing rows in short batches (resumable: progress is kept in
+    /// rlsctl.migrate_progress), makes the column NOT NULL through a validated CHECK, builds
+    /// the index CONCURRENTLY, then applies the policies and verifies the table. How a row's
+    /// tenant is found comes from the table's `backfill:` in the spec, or from --via,
+    /// --constant or --expression. Use --dry-run first: it prints every step and its lock.
+    MigrateExisting(MigrateArgs),
     /// Explain an audit finding id: what it means, why it matters, how to fix it.
     Explain {
         /// A finding id, e.g. POLICY_WITHOUT_TENANT_FILTER (case-insensitive).
@@ -164,6 +173,33 @@ pub struct CheckArgs {
     /// Also fail (exit 2) when a verify probe could not be run.
     #[arg(long)]
     pub strict: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The declared table to migrate (`schema.table` or `table`).
+    #[arg(long, value_name = "TABLE")]
+    pub table: String,
+    /// Print every step with the lock it takes and the rows it would touch; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Rows per backfill batch (each batch is its own short transaction).
+    #[arg(long, value_name = "N", default_value_t = 5000)]
+    pub batch_size: i64,
+    /// Backfill at most this many rows per second.
+    #[arg(long, value_name = "ROWS_PER_SECOND")]
+    pub max_rate: Option<f64>,
+    /// Derive the tenant through these foreign-key columns, e.g. task_id,project_id.
+    #[arg(long, value_name = "COLUMNS", value_delimiter = ',', conflicts_with_all = ["constant", "expression"])]
+    pub via: Vec<String>,
+    /// Give every existing row this tenant.
+    #[arg(long, value_name = "TENANT", conflicts_with = "expression")]
+    pub constant: Option<String>,
+    /// Derive the tenant with this SQL expression over the row (aliased `x`).
+    #[arg(long, value_name = "SQL")]
+    pub expression: Option<String>,
 }
 
 #[derive(Debug, Args)]

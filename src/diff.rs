@@ -175,6 +175,8 @@ pub enum Notice {
         table: QualifiedName,
         column: String,
     },
+    /// A declared table whose tenant column `migrate-existing` has yet to add.
+    AwaitingBackfill { table: QualifiedName },
 }
 
 impl std::fmt::Display for Notice {
@@ -192,6 +194,10 @@ impl std::fmt::Display for Notice {
             Notice::UncoveredTable { table, column } => write!(
                 f,
                 "table {table} has a `{column}` column but is not declared: no tenant isolation covers it"
+            ),
+            Notice::AwaitingBackfill { table } => write!(
+                f,
+                "table {table} has no tenant column yet: skipped until `rlsctl migrate-existing --table {table}` adds and fills it"
             ),
         }
     }

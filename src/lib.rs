@@ -14,6 +14,7 @@ pub mod desired;
 pub mod diff;
 pub mod ephemeral;
 pub mod errors;
+pub mod migrate;
 pub mod migrations;
 pub mod model;
 pub mod normalize;

@@ -142,6 +142,20 @@ impl Sql {
         self.append(expression.as_str())
     }
 
+    /// A fragment (never a secret) as a string literal: a function body.
+    pub fn literal_of(self, fragment: &Sql) -> Self {
+        self.append(&literal(&fragment.text))
+    }
+
+    /// `json_populate_record(NULL::table, $1::json) AS r`: a bound JSON
+    /// document as the table's row type, so values reach the server bound and
+    /// parsed by each column's own type, with no type name pasted.
+    pub fn json_row(table: &QualifiedName) -> Sql {
+        Sql::new("pg_catalog.json_populate_record(NULL::")
+            .qname(table)
+            .push(", $1::json) AS r")
+    }
+
     /// Appends another finished statement fragment (keeps its masking).
     pub fn sql(mut self, other: &Sql) -> Self {
         self.text.push_str(&other.text);

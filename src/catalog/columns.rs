@@ -18,6 +18,7 @@ pub struct Column {
     /// D date/time, T interval, A array, E enum, U user-defined (uuid, json…).
     pub category: char,
     pub not_null: bool,
+    /// A default or an identity: the server fills it when an INSERT omits it.
     pub has_default: bool,
     /// Computed by the server: a value cannot be given.
     pub generated: bool,
@@ -53,7 +54,7 @@ pub async fn read_columns(
     let rows: Vec<ColumnRow> = sqlx::query_as(concat!(
         "SELECT n.nspname::text || chr(31) || c.relname::text, a.attname::text,
                 pg_catalog.format_type(b.oid, NULL), b.typcategory::text,
-                a.attnotnull, a.atthasdef, a.attgenerated <> '', a.attidentity = 'a',
+                a.attnotnull, a.atthasdef OR a.attidentity <> '', a.attgenerated <> '', a.attidentity = 'a',
                 (SELECT e.enumlabel::text FROM pg_catalog.pg_enum e
                   WHERE e.enumtypid = b.oid ORDER BY e.enumsortorder LIMIT 1)
            FROM pg_catalog.pg_attribute a

@@ -108,6 +108,19 @@ pub struct TableDoc {
     pub column: Option<Spanned<String>>,
     pub commands: Option<Vec<Command>>,
     pub index: Vec<Spanned<String>>,
+    pub backfill: Option<Spanned<BackfillDoc>>,
+}
+
+/// How `migrate-existing` derives the tenant of rows that predate the column.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillDoc {
+    /// Foreign-key columns to follow, e.g. `[task_id, project_id]`.
+    pub via: Option<Vec<Spanned<String>>>,
+    /// One tenant for every existing row (legacy single-customer data).
+    pub constant: Option<Spanned<String>>,
+    /// A SQL expression over the row (alias `x`).
+    pub expression: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +132,7 @@ struct TableMap {
     commands: Option<Vec<Command>>,
     #[serde(default)]
     index: Vec<Spanned<String>>,
+    backfill: Option<Spanned<BackfillDoc>>,
 }
 
 impl<'de> Deserialize<'de> for TableDoc {
@@ -127,7 +141,7 @@ impl<'de> Deserialize<'de> for TableDoc {
         impl<'de> Visitor<'de> for TableVisitor {
             type Value = TableDoc;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a table name, or a map with `name` and optional `schema`, `column`, `commands`, `index`")
+                f.write_str("a table name, or a map with `name` and optional `schema`, `column`, `commands`, `index`, `backfill`")
             }
             fn visit_str<E: de::Error>(self, name: &str) -> Result<TableDoc, E> {
                 Ok(TableDoc {
@@ -144,6 +158,7 @@ impl<'de> Deserialize<'de> for TableDoc {
                     column: m.column,
                     commands: m.commands,
                     index: m.index,
+                    backfill: m.backfill,
                 })
             }
         }

@@ -7,12 +7,12 @@ use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
 use super::document::{
-    Command, CrossTenantDoc, Document, PolicyDoc, RoleDoc, SourceDoc, TableDoc, TenancyDoc,
-    TenantType, WhenUnbound,
+    BackfillDoc, Command, CrossTenantDoc, Document, PolicyDoc, RoleDoc, SourceDoc, TableDoc,
+    TenancyDoc, TenantType, WhenUnbound,
 };
 use super::{
-    AcceptedFinding, CrossTenantPredicate, Expression, Origin, PolicySpec, RoleSpec, Spec,
-    SpecError, TableSpec, Tenancy, TenantSource,
+    AcceptedFinding, Backfill, CrossTenantPredicate, Expression, Origin, PolicySpec, RoleSpec,
+    Spec, SpecError, TableSpec, Tenancy, TenantSource,
 };
 use crate::quote::QualifiedName;
 
@@ -524,13 +524,38 @@ fn table_from(at: &Locator, table: Spanned<TableDoc>) -> Result<TableSpec, SpecE
     for column in &doc.index {
         index_columns.push(at.identifier(column, "the index column")?);
     }
+    let backfill = doc
+        .backfill
+        .as_ref()
+        .map(|b| backfill_from(at, b))
+        .transpose()?;
     Ok(TableSpec {
         name,
         column,
         commands,
         index_columns,
+        backfill,
         origin,
     })
+}
+
+fn backfill_from(at: &Locator, doc: &Spanned<BackfillDoc>) -> Result<Backfill, SpecError> {
+    let b = &doc.value;
+    match (&b.via, &b.constant, &b.expression) {
+        (Some(via), None, None) if !via.is_empty() => Ok(Backfill::Via(
+            via.iter()
+                .map(|c| at.identifier(c, "a `via` column"))
+                .collect::<Result<_, _>>()?,
+        )),
+        (None, Some(constant), None) => Ok(Backfill::Constant(constant.value.clone())),
+        (None, None, Some(expression)) => Ok(Backfill::Expression(
+            at.expression(expression, "`backfill`")?,
+        )),
+        _ => Err(SpecError::at(
+            &at.at(doc),
+            "`backfill` needs exactly one of `via: [fk_column, …]`, `constant: TENANT` or `expression: SQL`",
+        )),
+    }
 }
 
 fn policy_expressions(

@@ -69,7 +69,19 @@ pub struct TableSpec {
     pub commands: BTreeSet<Command>,
     /// The tenant index's columns: the tenant column, then the extra ones.
     pub index_columns: Vec<String>,
+    /// How `migrate-existing` fills the tenant column of existing rows.
+    pub backfill: Option<Backfill>,
     pub origin: Origin,
+}
+
+/// How existing rows get their tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backfill {
+    /// Follow these foreign-key columns, table by table, to a tenant column.
+    Via(Vec<String>),
+    Constant(String),
+    /// A SQL expression over the row, which is aliased `x`.
+    Expression(Expression),
 }
 
 #[derive(Debug, Clone)]
@@ -111,5 +123,17 @@ impl Spec {
 
     pub fn table(&self, name: &QualifiedName) -> Option<&TableSpec> {
         self.tables.iter().find(|t| &t.name == name)
+    }
+
+    /// The spec without `tables` (and without their part of any extra policy):
+    /// what apply converges while `migrate-existing` has yet to add their column.
+    pub fn without(&self, tables: &BTreeSet<QualifiedName>) -> Spec {
+        let mut narrowed = self.clone();
+        narrowed.tables.retain(|t| !tables.contains(&t.name));
+        for policy in &mut narrowed.policies {
+            policy.tables.retain(|t| !tables.contains(t));
+        }
+        narrowed.policies.retain(|p| !p.tables.is_empty());
+        narrowed
     }
 }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use sqlx::{Connection, PgConnection, Row};
 
-use super::rows::{Layout, ProbeRow, RowFactory, Unbuildable, from_json, insert_statement};
+use super::rows::{Layout, ProbeRow, RowFactory, Unbuildable, insert_statement};
 use super::{Binding, Cell, Probe, Tenant, VerifyError, db, set_role};
 use crate::catalog::View;
 use crate::quote::{QualifiedName, Sql};
@@ -382,7 +382,7 @@ impl Probing<'_> {
             .push(" IS DISTINCT FROM (SELECT r.")
             .ident(column)
             .push(" FROM ")
-            .sql(&from_json(table))
+            .sql(&Sql::json_row(table))
             .push(") LIMIT 1")
     }
 
@@ -427,7 +427,7 @@ impl Probing<'_> {
             .push(" = (SELECT r.")
             .ident(column)
             .push(" FROM ")
-            .sql(&from_json(table))
+            .sql(&Sql::json_row(table))
             .push(")");
         let truth = self.admin_value(conn, self.a, &truth, &tenant_json).await?;
         Ok(if visible == truth {
@@ -515,7 +515,7 @@ impl Probing<'_> {
             .push(" = (SELECT r.")
             .ident(&target)
             .push(" FROM ")
-            .sql(&from_json(table))
+            .sql(&Sql::json_row(table))
             .push(")");
         Some((statement, vec![source.json()]))
     }
@@ -701,7 +701,7 @@ impl Probing<'_> {
             .push(") = (SELECT ")
             .sql(&sources)
             .push(" FROM ")
-            .sql(&from_json(table))
+            .sql(&Sql::json_row(table))
             .push(")");
         // With a WHERE, PostgreSQL also holds the new row to the SELECT
         // policies; the column-free form is held only to WITH CHECK.

@@ -317,7 +317,11 @@ impl<'a> RowFactory<'a> {
             ("uuid", _) => Value::String(format!("{token:08x}-0000-4000-8000-{n:012x}")),
             ("json" | "jsonb", _) => Value::Object(Map::new()),
             (_, 'S') => Value::String(format!("rv{:06x}{n}", token & 0xff_ffff)),
-            (_, 'N') => Value::from(1 + (token % 20_000) + n),
+            // Far from the small numbers real keys start at; smallint must still fit.
+            ("smallint", _) => Value::from(1 + (token % 20_000) + n),
+            (_, 'N') => {
+                Value::from(1_000_000_000 + u64::from(token % 1_000_000_000) + u64::from(n))
+            }
             (_, 'B') => Value::Bool(false),
             (_, 'D') => Value::String("now".into()),
             (_, 'T') => Value::String("1 hour".into()),
@@ -350,14 +354,7 @@ pub fn insert_statement<'c>(
         }
         sql = sql.push("r.").ident(column);
     }
-    sql.push(" FROM ").sql(&from_json(table))
-}
-
-/// `json_populate_record(NULL::table, $1::json) AS r`: bound JSON as the table's row type.
-pub fn from_json(table: &QualifiedName) -> Sql {
-    Sql::new("pg_catalog.json_populate_record(NULL::")
-        .qname(table)
-        .push(", $1::json) AS r")
+    sql.push(" FROM ").sql(&Sql::json_row(table))
 }
 
 /// A JSON scalar as the text PostgreSQL would print.

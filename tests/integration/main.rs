@@ -13,5 +13,6 @@ mod audit_report;
 mod catalog_reads;
 mod context_function;
 mod ephemeral_server;
+mod migrate_existing;
 mod secrets_are_never_printed;
 mod verify;

@@ -75,8 +75,17 @@ pub const UNDECLARED: CheckInfo = info(
     "New tables are where isolation is forgotten: nobody decided whether it is tenant data.",
 );
 
+pub const AWAITING_BACKFILL: CheckInfo = CheckInfo {
+    id: "DRIFT_TABLE_AWAITING_BACKFILL",
+    severity: Severity::Error,
+    title: "A declared table has no tenant column yet: its existing rows await `migrate-existing`",
+    why: "Until the column is added and filled, the table has no tenant isolation at all.",
+    fix: "Run `rlsctl migrate-existing --table TABLE --dry-run`, then without --dry-run in a maintenance window.",
+};
+
 pub const INFOS: &[CheckInfo] = &[
     RLS,
+    AWAITING_BACKFILL,
     POLICY_MISSING,
     POLICY_CHANGED,
     POLICY_EXTRA,
@@ -122,13 +131,21 @@ pub fn findings(diff: &Diff, statements: &[Statement]) -> Vec<Finding> {
         out.push(info.finding(object, describe(change), fix));
     }
     for notice in &diff.notices {
+        if let Notice::AwaitingBackfill { table } = notice {
+            out.push(AWAITING_BACKFILL.finding(
+                format!("table {table}"),
+                notice.to_string(),
+                AWAITING_BACKFILL.fix,
+            ));
+            continue;
+        }
         let (info, object) = match notice {
             Notice::UnmanagedPolicy { table, name } => {
                 (POLICY_EXTRA, format!("policy {name} on {table}"))
             }
-            Notice::UndeclaredManagedTable { table, .. } | Notice::UncoveredTable { table, .. } => {
-                (UNDECLARED, format!("table {table}"))
-            }
+            Notice::UndeclaredManagedTable { table, .. }
+            | Notice::UncoveredTable { table, .. }
+            | Notice::AwaitingBackfill { table } => (UNDECLARED, format!("table {table}")),
         };
         out.push(info.finding(
             object,
