@@ -83,7 +83,11 @@ fn rlsctl(dir: &Path, url: &str, args: &[&str]) {
 /// own connection. Returns each operation's latency and the number that failed
 /// (inserts without a tenant fail once the column is NOT NULL and the fill
 /// trigger is gone: the point here is how long each one waited).
-fn writer(url: String, rows: i64, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(Vec<Duration>, usize)> {
+fn writer(
+    url: String,
+    rows: i64,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(Vec<Duration>, usize)> {
     tokio::spawn(async move {
         let mut conn = PgConnection::connect(&url).await.unwrap();
         let mut latencies = Vec::new();
@@ -166,19 +170,24 @@ async fn main() {
     let url = legacy(&server, "stall_naive", rows, &project).await;
     let naive_url = url.clone();
     results.push(
-        measure("naive (UPDATE, SET NOT NULL, CREATE INDEX)", &url, rows, async move || {
-            let mut conn = PgConnection::connect(&naive_url).await.unwrap();
-            sqlx::raw_sql(
-                "ALTER TABLE comments ADD COLUMN tenant_id uuid;
+        measure(
+            "naive (UPDATE, SET NOT NULL, CREATE INDEX)",
+            &url,
+            rows,
+            async move || {
+                let mut conn = PgConnection::connect(&naive_url).await.unwrap();
+                sqlx::raw_sql(
+                    "ALTER TABLE comments ADD COLUMN tenant_id uuid;
                  UPDATE comments c SET tenant_id = t.tenant_id FROM tasks t WHERE t.id = c.task_id;
                  ALTER TABLE comments ALTER COLUMN tenant_id SET NOT NULL;
                  CREATE INDEX ON comments (tenant_id, task_id);
                  ALTER TABLE comments ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;",
-            )
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        })
+                )
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            },
+        )
         .await,
     );
 

@@ -188,6 +188,13 @@ finds!(
     "ALTER POLICY tenant_isolation ON projects USING (tenant_id = rls.current_tenant_id())"
 );
 finds!(
+    tenant_column_compared_through_a_cast,
+    "POLICY_TENANT_COLUMN_WRAPPED",
+    "policy tenant_isolation on public.projects",
+    "ALTER POLICY tenant_isolation ON projects
+       USING (tenant_id::text = current_setting('app.current_tenant_id', true))"
+);
+finds!(
     context_function_owned_by_the_runtime_role,
     "CONTEXT_FUNCTION_WRITABLE",
     "function rls.current_tenant_id()",

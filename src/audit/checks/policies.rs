@@ -152,3 +152,84 @@ pub const VOLATILE_FUNCTION: Check = Check {
         out
     },
 };
+
+pub const TENANT_COLUMN_WRAPPED: Check = Check {
+    info: CheckInfo {
+        id: "POLICY_TENANT_COLUMN_WRAPPED",
+        severity: Severity::Warning,
+        title: "A policy compares the tenant column only through a cast or a function call",
+        why: "`tenant_id::text = …` or `lower(tenant_id) = …` cannot use the index on tenant_id: every tenant query scans the whole table, and the cost grows with every customer's data.",
+        fix: "Compare the bare column with a value of its own type: USING (tenant_id = (SELECT <context function>())).",
+    },
+    run: |ctx| {
+        let mut out = Vec::new();
+        for (t, column) in ctx.tenant_tables() {
+            for p in t.policies.values() {
+                let Some(using) = &p.using else { continue };
+                let text = using.as_str();
+                if mentions_column(text, column) && !compares_bare_column(text, column) {
+                    out.push(TENANT_COLUMN_WRAPPED.info.finding(
+                        format!("policy {} on {}", p.name, t.name),
+                        format!("USING {text}"),
+                        format!(
+                            "ALTER POLICY {} ON {} USING ({} = (SELECT …));",
+                            ident(&p.name),
+                            t.name.quoted(),
+                            ident(column)
+                        ),
+                    ));
+                }
+            }
+        }
+        out
+    },
+};
+
+/// Whether a deparsed expression uses `column` bare somewhere: not as a
+/// function argument `f(column` and not cast `(column)::type`.
+fn compares_bare_column(expression: &str, column: &str) -> bool {
+    let name = crate::quote::display_ident(column);
+    let bytes = expression.as_bytes();
+    expression.match_indices(name.as_str()).any(|(i, _)| {
+        let is_word = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'.';
+        let before = i.checked_sub(1).map(|b| bytes[b]);
+        let after = &expression[i + name.len()..];
+        if before.is_some_and(|c| is_word(c) && c != b'.')
+            || after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return false; // part of another name
+        }
+        let called = before == Some(b'(')
+            && i.checked_sub(2)
+                .is_some_and(|b| bytes[b].is_ascii_alphanumeric() || bytes[b] == b'_');
+        let cast = before == Some(b'(') && after.starts_with(")::");
+        !called && !cast
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compares_bare_column;
+
+    #[test]
+    fn casts_and_function_calls_hide_the_column_from_its_index() {
+        let bare = "(tenant_id = ( SELECT rls.current_tenant_id() AS current_tenant_id))";
+        assert!(compares_bare_column(bare, "tenant_id"));
+        assert!(compares_bare_column(
+            "((tenant_id = x) AND (NOT archived))",
+            "tenant_id"
+        ));
+        assert!(!compares_bare_column(
+            "((tenant_id)::text = current_setting('app.current_tenant_id'::text))",
+            "tenant_id"
+        ));
+        assert!(!compares_bare_column(
+            "(lower((tenant_id)::text) = 'a'::text)",
+            "tenant_id"
+        ));
+        assert!(!compares_bare_column(
+            "(md5(tenant_id) = 'a'::text)",
+            "tenant_id"
+        ));
+    }
+}
