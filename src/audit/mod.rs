@@ -115,16 +115,7 @@ impl Context<'_> {
 
     /// `role` and every role it can act as (membership, transitively).
     pub fn reach(&self, role: &str) -> BTreeSet<String> {
-        let mut seen = BTreeSet::from([role.to_string()]);
-        let mut queue = vec![role.to_string()];
-        while let Some(r) = queue.pop() {
-            for granted in self.posture.memberships.get(&r).into_iter().flatten() {
-                if seen.insert(granted.clone()) {
-                    queue.push(granted.clone());
-                }
-            }
-        }
-        seen
+        self.posture.reach(role)
     }
 
     /// Superuser or BYPASSRLS: never subject to any policy.

@@ -34,6 +34,22 @@ pub struct Posture {
     pub queries: u32,
 }
 
+impl Posture {
+    /// `role` and every role it can act as (membership, transitively).
+    pub fn reach(&self, role: &str) -> BTreeSet<String> {
+        let mut seen = BTreeSet::from([role.to_string()]);
+        let mut queue = vec![role.to_string()];
+        while let Some(r) = queue.pop() {
+            for granted in self.memberships.get(&r).into_iter().flatten() {
+                if seen.insert(granted.clone()) {
+                    queue.push(granted.clone());
+                }
+            }
+        }
+        seen
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct View {
     pub name: QualifiedName,

@@ -15,7 +15,7 @@ mod probes;
 pub mod report;
 mod rows;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use sqlx::{Connection, PgConnection};
@@ -370,7 +370,7 @@ pub async fn verify(
     let mut done = 0;
     let mut objects = Vec::new();
     for role in &target.roles {
-        let reach = reach(&posture.memberships, role);
+        let reach = posture.reach(role);
         let mut probing = probes::Probing {
             role,
             binding: &target.binding,
@@ -487,20 +487,6 @@ fn chosen_tables(
         }
     }
     Ok(kept)
-}
-
-/// `role` and every role it is a member of.
-fn reach(memberships: &BTreeMap<String, BTreeSet<String>>, role: &str) -> BTreeSet<String> {
-    let mut seen = BTreeSet::from([role.to_string()]);
-    let mut queue = vec![role.to_string()];
-    while let Some(r) = queue.pop() {
-        for granted in memberships.get(&r).into_iter().flatten() {
-            if seen.insert(granted.clone()) {
-                queue.push(granted.clone());
-            }
-        }
-    }
-    seen
 }
 
 /// Two tenant ids nobody uses, of the tenant column's type, and a token that
