@@ -127,10 +127,7 @@ impl Probing<'_> {
             .bind(conn, tenant)
             .await
             .map_err(db("binding the tenant"))?;
-        sqlx::query(set_role(self.role).to_query())
-            .execute(&mut *conn)
-            .await
-            .map_err(db(format!("SET ROLE {}", self.role)))?;
+        self.act_as(conn).await?;
         let mut query = sqlx::query(statement.to_query());
         for value in binds {
             query = query.bind(value.as_str());
@@ -213,15 +210,7 @@ impl Probing<'_> {
         conn: &mut PgConnection,
         row: &ProbeRow,
     ) -> Result<bool, VerifyError> {
-        let tenant = if row
-            .values
-            .values()
-            .any(|v| v == &Value::String(self.b.value.clone()))
-        {
-            self.b
-        } else {
-            self.a
-        };
+        let tenant = self.tenant_of(row);
         let check = Sql::new("SELECT to_jsonb(count(*)) FROM ")
             .qname(&row.table)
             .push(" AS x")
@@ -273,7 +262,7 @@ impl Probing<'_> {
         self.close(conn, mark).await?;
         Ok(match (attempt, touched) {
             (_, Some(row)) => Cell::leak(
-                format!("{form} changed tenant {}'s row", self.owner(row)),
+                format!("{form} changed tenant {}'s row", self.tenant_of(row).label),
                 self.key(row),
             ),
             (Attempt::Done { affected, .. }, None) => Cell::proven(format!(
@@ -322,16 +311,23 @@ impl Probing<'_> {
         )
     }
 
-    fn owner(&self, row: &ProbeRow) -> &'static str {
-        if row
-            .values
-            .values()
-            .any(|v| v == &Value::String(self.b.value.clone()))
-        {
-            self.b.label
+    /// The made-up tenant a probe row belongs to.
+    fn tenant_of(&self, row: &ProbeRow) -> &Tenant {
+        let b = Value::String(self.b.value.clone());
+        if row.values.values().any(|v| v == &b) {
+            self.b
         } else {
-            self.a.label
+            self.a
         }
+    }
+
+    /// `SET LOCAL ROLE` to the runtime role on `conn`'s open transaction.
+    async fn act_as(&self, conn: &mut PgConnection) -> Result<(), VerifyError> {
+        sqlx::query(set_role(self.role).to_query())
+            .execute(conn)
+            .await
+            .map_err(db(format!("SET ROLE {}", self.role)))?;
+        Ok(())
     }
 
     fn key(&self, row: &ProbeRow) -> Value {
@@ -939,20 +935,14 @@ impl Probing<'_> {
             }
         }
         let mut first = conn.begin().await.map_err(db("starting a transaction"))?;
-        sqlx::query(set_role(self.role).to_query())
-            .execute(&mut *first)
-            .await
-            .map_err(db(format!("SET ROLE {}", self.role)))?;
+        self.act_as(&mut first).await?;
         self.binding
             .bind(&mut first, Some(self.a))
             .await
             .map_err(db("binding the tenant"))?;
         first.commit().await.map_err(db("committing"))?;
         let mut next = conn.begin().await.map_err(db("starting a transaction"))?;
-        sqlx::query(set_role(self.role).to_query())
-            .execute(&mut *next)
-            .await
-            .map_err(db(format!("SET ROLE {}", self.role)))?;
+        self.act_as(&mut next).await?;
         let left: Option<String> =
             sqlx::query_scalar("SELECT nullif(pg_catalog.current_setting($1, true), '')")
                 .bind(setting)
