@@ -628,7 +628,7 @@ async fn migrate_existing(args: &MigrateArgs) -> Result<Exit> {
     let outcome = apply::apply(&mut conn, &spec, &apply_settings(db_args), &mut say)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::migrate::remove_trigger(&mut conn, &spec, &request, &mut say)
+    crate::migrate::remove_trigger(&mut conn, &request, &mut say)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     say(&format!("7/7 verify {table}"));

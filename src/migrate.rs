@@ -80,7 +80,6 @@ struct Subject<'a> {
     index: String,
     index_valid: Option<bool>,
     estimated_rows: i64,
-    trigger: QualifiedName,
 }
 
 impl Subject<'_> {
@@ -188,14 +187,33 @@ or, if a full-table lock is acceptable for this table, fill the column with one 
         index,
         index_valid,
         estimated_rows,
-        trigger: QualifiedName::new(
-            "rlsctl",
-            shorten(&format!(
-                "fill_{}_{}",
-                declared.name.schema, declared.name.name
-            )),
-        ),
     })
+}
+
+/// The fill trigger's function: `rlsctl.fill_<schema>_<table>`.
+fn trigger_function(table: &QualifiedName) -> QualifiedName {
+    QualifiedName::new(
+        "rlsctl",
+        shorten(&format!("fill_{}_{}", table.schema, table.name)),
+    )
+}
+
+/// The temporary `CHECK (column IS NOT NULL)` of step 4.
+fn check_name(table: &QualifiedName, column: &str) -> String {
+    shorten(&format!("{}_{}_not_null", table.name, column))
+}
+
+/// Dropping the fill trigger and its function (the end of step 6).
+fn drop_trigger_statements(table: &QualifiedName) -> [Sql; 2] {
+    [
+        Sql::new("DROP TRIGGER IF EXISTS ")
+            .ident(TRIGGER_NAME)
+            .push(" ON ")
+            .qname(table),
+        Sql::new("DROP FUNCTION IF EXISTS ")
+            .qname(&trigger_function(table))
+            .push("()"),
+    ]
 }
 
 fn shorten(name: &str) -> String {
@@ -303,7 +321,9 @@ struct Statements {
 fn statements(s: &Subject) -> Statements {
     let table = s.table();
     let column = s.column();
-    let check = shorten(&format!("{}_{}_not_null", table.name, column));
+    let check = check_name(table, column);
+    let [drop_trigger, drop_function] = drop_trigger_statements(table);
+    let function = trigger_function(table);
     // The trigger sees the row as NEW; `FROM (SELECT NEW.*) AS x` lets the
     // same derivation (written over `x`) serve the trigger and the backfill.
     let body = Sql::new("\nBEGIN\n  IF NEW.")
@@ -321,7 +341,7 @@ fn statements(s: &Subject) -> Statements {
             .push(" ")
             .sql(&Sql::new(s.column_type)),
         function: Sql::new("CREATE OR REPLACE FUNCTION ")
-            .qname(&s.trigger)
+            .qname(&function)
             .push("() RETURNS trigger LANGUAGE plpgsql AS ")
             .literal_of(&body),
         trigger: Sql::new("CREATE OR REPLACE TRIGGER ")
@@ -329,7 +349,7 @@ fn statements(s: &Subject) -> Statements {
             .push(" BEFORE INSERT OR UPDATE ON ")
             .qname(table)
             .push(" FOR EACH ROW EXECUTE FUNCTION ")
-            .qname(&s.trigger)
+            .qname(&function)
             .push("()"),
         add_check: Sql::new("ALTER TABLE ")
             .qname(table)
@@ -360,13 +380,8 @@ fn statements(s: &Subject) -> Statements {
             .push(" (")
             .idents(s.declared.index_columns.iter().map(String::as_str))
             .push(")"),
-        drop_trigger: Sql::new("DROP TRIGGER IF EXISTS ")
-            .ident(TRIGGER_NAME)
-            .push(" ON ")
-            .qname(table),
-        drop_function: Sql::new("DROP FUNCTION IF EXISTS ")
-            .qname(&s.trigger)
-            .push("()"),
+        drop_trigger,
+        drop_function,
     }
 }
 
@@ -559,21 +574,19 @@ Fix those rows (or the backfill rule), then run migrate-existing again: it resum
 /// Step 6's end: the trigger is no longer needed once the policies are in place.
 pub async fn remove_trigger(
     conn: &mut PgConnection,
-    spec: &Spec,
     request: &Request,
     progress: &mut dyn FnMut(&str),
 ) -> Result<u32, MigrateError> {
-    let s = subject(conn, spec, request).await?;
-    let st = statements(&s);
+    let [drop_trigger, drop_function] = drop_trigger_statements(&request.table);
     let retries = brief(
         conn,
         &request.lock_timeout,
-        &[&st.drop_trigger, &st.drop_function],
+        &[&drop_trigger, &drop_function],
         progress,
     )
     .await?;
     let forget = sqlx::query("DELETE FROM rlsctl.migrate_progress WHERE table_name = $1")
-        .bind(s.table().to_string())
+        .bind(request.table.to_string())
         .execute(&mut *conn)
         .await;
     forget.map_err(db("clearing progress"))?;
@@ -581,7 +594,7 @@ pub async fn remove_trigger(
 }
 
 async fn constraint_exists(conn: &mut PgConnection, s: &Subject<'_>) -> Result<bool, MigrateError> {
-    let check = shorten(&format!("{}_{}_not_null", s.table().name, s.column()));
+    let check = check_name(s.table(), s.column());
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint con
            JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
