@@ -6,13 +6,15 @@
 //! `cargo bench --bench migrate` (5,000,000 rows; `-- 1000000` for fewer).
 //! Reports the total time and the concurrent writer's latency (max, p99).
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use common::rlsctl;
 use rlsctl::ephemeral::EphemeralServer;
 use sqlx::{Connection, PgConnection};
 
@@ -62,21 +64,6 @@ async fn legacy(server: &EphemeralServer, name: &str, rows: i64, dir: &Path) -> 
     .unwrap();
     rlsctl(dir, &url, &["apply"]);
     url
-}
-
-fn rlsctl(dir: &Path, url: &str, args: &[&str]) {
-    let output = Command::new(env!("CARGO_BIN_EXE_rlsctl"))
-        .args(args)
-        .arg("--database-url")
-        .arg(url)
-        .current_dir(dir)
-        .output()
-        .expect("run rlsctl");
-    assert!(
-        output.status.success(),
-        "rlsctl {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// The application: a steady stream of single-row inserts and updates on its

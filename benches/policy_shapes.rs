@@ -6,30 +6,16 @@
 //!
 //! `cargo bench --bench policy_shapes` (`-- 200000` for fewer rows).
 
-use std::path::Path;
-use std::process::Command;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use common::rlsctl;
 use rlsctl::ephemeral::EphemeralServer;
 use sqlx::{Connection, PgConnection};
 
 const TENANTS: i64 = 1000;
-
-fn rlsctl(dir: &Path, url: &str, args: &[&str]) {
-    let output = Command::new(env!("CARGO_BIN_EXE_rlsctl"))
-        .args(args)
-        .arg("--database-url")
-        .arg(url)
-        .current_dir(dir)
-        .output()
-        .expect("run rlsctl");
-    assert!(
-        output.status.success(),
-        "rlsctl {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 async fn run(conn: &mut PgConnection, sql: &'static str) {
     sqlx::raw_sql(sql).execute(conn).await.unwrap();

@@ -5,11 +5,13 @@
 //! Reports apply from empty, no-op apply, no-op plan and audit (median of
 //! 3 runs each), the number of catalog queries, and growth against linear.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use common::rlsctl;
 use rlsctl::ephemeral::EphemeralServer;
 use sqlx::{Connection, PgConnection};
 
@@ -21,27 +23,6 @@ struct Row {
     audit: Duration,
     plan_queries: u64,
     audit_queries: u64,
-}
-
-fn rlsctl(dir: &Path, url: &str, args: &[&str]) -> (Duration, String) {
-    let start = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_rlsctl"))
-        .args(args)
-        .arg("--database-url")
-        .arg(url)
-        .current_dir(dir)
-        .output()
-        .expect("run rlsctl");
-    let elapsed = start.elapsed();
-    assert!(
-        output.status.success(),
-        "rlsctl {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (
-        elapsed,
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
 }
 
 fn median(dir: &Path, url: &str, args: &[&str]) -> (Duration, String) {
