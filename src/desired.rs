@@ -215,6 +215,8 @@ pub fn context_function(tenancy: &Tenancy, executors: &BTreeSet<String>) -> Cont
         returns: cast.to_string(),
         language: language.to_string(),
         volatility: Volatility::Stable,
+        // It reads only settings, which parallel workers inherit.
+        parallel_safe: true,
         body,
         executors: executors.clone(),
     }
@@ -274,10 +276,11 @@ mod tests {
     }
 
     #[test]
-    fn the_context_function_treats_empty_as_unbound_and_is_stable() {
+    fn the_context_function_treats_empty_as_unbound_and_is_stable_and_parallel_safe() {
         let s = state("roles:\n  - name: app\n");
         let f = s.function.unwrap();
         assert_eq!(f.volatility, Volatility::Stable);
+        assert!(f.parallel_safe);
         assert_eq!(f.language, "sql");
         assert!(
             f.body.contains(

@@ -52,6 +52,10 @@ pub struct ContextFunction {
     pub returns: String,
     pub language: String,
     pub volatility: Volatility,
+    /// PARALLEL SAFE: a PARALLEL UNSAFE function anywhere in a query (and a
+    /// policy's functions are in every query on its table) keeps PostgreSQL
+    /// from planning parallel workers for it.
+    pub parallel_safe: bool,
     /// The body exactly as stored in `pg_proc.prosrc`.
     pub body: String,
     /// Roles that may EXECUTE it besides its owner; `PUBLIC` included by name.
@@ -63,6 +67,7 @@ impl ContextFunction {
         self.returns == other.returns
             && self.language == other.language
             && self.volatility == other.volatility
+            && self.parallel_safe == other.parallel_safe
             && self.body == other.body
     }
 }

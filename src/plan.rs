@@ -271,7 +271,7 @@ fn create_function(function: &ContextFunction) -> Sql {
         .push("() RETURNS ")
         .push(returns)
         .push(language)
-        .push(" STABLE AS ")
+        .push(" STABLE PARALLEL SAFE AS ")
         .literal(&function.body)
 }
 

@@ -297,9 +297,9 @@ async fn read_function(
     conn: &mut PgConnection,
     name: &QualifiedName,
 ) -> Result<Option<ContextFunction>, sqlx::Error> {
-    let row: Option<(String, String, String, String, Vec<String>)> = sqlx::query_as(
+    let row: Option<(String, String, String, bool, String, Vec<String>)> = sqlx::query_as(
         "SELECT pg_catalog.format_type(p.prorettype, NULL), l.lanname::text, p.provolatile::text,
-                p.prosrc,
+                p.proparallel = 's', p.prosrc,
                 CASE WHEN p.proacl IS NULL THEN ARRAY['PUBLIC']
                      ELSE ARRAY(SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
                                             ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
@@ -316,7 +316,7 @@ async fn read_function(
     .fetch_optional(&mut *conn)
     .await?;
     Ok(row.map(
-        |(returns, language, volatility, body, executors)| ContextFunction {
+        |(returns, language, volatility, parallel_safe, body, executors)| ContextFunction {
             name: name.clone(),
             returns,
             language,
@@ -325,6 +325,7 @@ async fn read_function(
                 "s" => Volatility::Stable,
                 _ => Volatility::Volatile,
             },
+            parallel_safe,
             body,
             executors: executors.into_iter().collect::<BTreeSet<_>>(),
         },

@@ -70,6 +70,8 @@ pub struct Function {
     pub security_definer: bool,
     /// `i`, `s` or `v`.
     pub volatility: String,
+    /// `s` (safe), `r` (restricted) or `u` (unsafe).
+    pub parallel: String,
     pub language: String,
     /// Roles with EXECUTE; `PUBLIC` when nobody revoked the default.
     pub executors: BTreeSet<String>,
@@ -119,7 +121,16 @@ macro_rules! grantee {
 
 type ViewRow = (String, bool, String, bool, Vec<String>, Vec<String>);
 
-type FunctionRow = (String, String, String, bool, String, String, Vec<String>);
+type FunctionRow = (
+    String,
+    String,
+    String,
+    bool,
+    String,
+    String,
+    String,
+    Vec<String>,
+);
 
 type ConstraintRow = (
     String,
@@ -214,7 +225,8 @@ pub async fn read_posture(conn: &mut PgConnection) -> Result<Posture, sqlx::Erro
     let rows: Vec<FunctionRow> =
         sqlx::query_as(concat!(
             "SELECT n.nspname::text || chr(31) || p.proname::text, pg_catalog.pg_get_function_identity_arguments(p.oid),
-                    pg_catalog.pg_get_userbyid(p.proowner)::text, p.prosecdef, p.provolatile::text, l.lanname::text,
+                    pg_catalog.pg_get_userbyid(p.proowner)::text, p.prosecdef, p.provolatile::text,
+                    p.proparallel::text, l.lanname::text,
                     CASE WHEN p.proacl IS NULL THEN ARRAY['PUBLIC']
                          ELSE ARRAY(SELECT ",
             grantee!(),
@@ -231,13 +243,16 @@ pub async fn read_posture(conn: &mut PgConnection) -> Result<Posture, sqlx::Erro
         ))
         .fetch_all(&mut *conn)
         .await?;
-    for (name, arguments, owner, security_definer, volatility, language, executors) in rows {
+    for (name, arguments, owner, security_definer, volatility, parallel, language, executors) in
+        rows
+    {
         p.functions.push(Function {
             name: qualified(&name),
             arguments,
             owner,
             security_definer,
             volatility,
+            parallel,
             language,
             executors: executors.into_iter().collect(),
         });

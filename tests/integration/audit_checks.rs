@@ -7,7 +7,7 @@ use crate::harness::{TestDb, unique};
 const BASELINE: &str = r#"
 CREATE ROLE {r} LOGIN;
 CREATE SCHEMA rls;
-CREATE FUNCTION rls.current_tenant_id() RETURNS uuid LANGUAGE sql STABLE
+CREATE FUNCTION rls.current_tenant_id() RETURNS uuid LANGUAGE sql STABLE PARALLEL SAFE
   AS $$ SELECT nullif(current_setting('app.current_tenant_id', true), '')::uuid $$;
 REVOKE EXECUTE ON FUNCTION rls.current_tenant_id() FROM PUBLIC;
 GRANT USAGE ON SCHEMA rls TO {r};
@@ -173,6 +173,12 @@ finds!(
     "policy slow on public.projects",
     "CREATE FUNCTION rls.tenant_slow() RETURNS uuid LANGUAGE plpgsql AS $$ BEGIN RETURN current_setting('app.current_tenant_id', true)::uuid; END $$;
      CREATE POLICY slow ON projects AS RESTRICTIVE TO {r} USING (tenant_id = rls.tenant_slow())"
+);
+finds!(
+    policy_calling_a_parallel_unsafe_function,
+    "POLICY_BLOCKS_PARALLEL_QUERY",
+    "policy tenant_isolation on public.projects",
+    "ALTER FUNCTION rls.current_tenant_id() PARALLEL UNSAFE"
 );
 finds!(
     context_function_without_missing_ok_or_nullif,

@@ -56,7 +56,7 @@ async fn drift_from_the_spec_is_reported_and_fails_the_run() {
 async fn declared_exceptions_are_shown_as_accepted_not_hidden() {
     let db = TestDb::new().await;
     let role = unique("app");
-    db.migration("V1__schema.sql", &format!("{PROJECTS}\nCREATE FUNCTION is_staff() RETURNS boolean LANGUAGE sql STABLE AS $$ SELECT false $$;\nALTER TABLE projects ADD CONSTRAINT projects_name_key UNIQUE (name);"));
+    db.migration("V1__schema.sql", &format!("{PROJECTS}\nCREATE FUNCTION is_staff() RETURNS boolean LANGUAGE sql STABLE PARALLEL SAFE AS $$ SELECT false $$;\nALTER TABLE projects ADD CONSTRAINT projects_name_key UNIQUE (name);"));
     db.spec(&format!(
         "{}cross_tenant:\n  - name: support\n    when: is_staff()\n    access: read\n    reason: Support answers tickets for any customer.\nexceptions:\n  - finding: UNIQUE_NOT_SCOPED_BY_TENANT\n    object: constraint projects_name_key on public.projects\n    reason: Project names are public slugs, unique across customers.\n",
         simple_spec(&role, &["projects", "tasks"])

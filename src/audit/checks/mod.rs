@@ -32,6 +32,7 @@ pub const ALL: &[Check] = &[
     policies::WRITE_WITHOUT_TENANT_CHECK,
     policies::TO_PUBLIC,
     policies::VOLATILE_FUNCTION,
+    policies::PARALLEL_UNSAFE_FUNCTION,
     policies::TENANT_COLUMN_WRAPPED,
     context_function::UNSAFE_DEFINITION,
     context_function::CALLED_PER_ROW,
