@@ -2,7 +2,9 @@
 //! hand-written `WHERE tenant_id = $1`, on 1,000,000 rows across 1,000 tenants,
 //! as the runtime role, on a throwaway PostgreSQL, all in one run. Also the
 //! slow shapes audit flags (a VOLATILE plpgsql context function called per row,
-//! and the same wrapped in `(select …)`), to show why they are flagged.
+//! and the same wrapped in `(select …)`), to show why they are flagged, and a
+//! large tenant's full-scan aggregate with the context function PARALLEL SAFE
+//! (generated) and PARALLEL UNSAFE.
 //!
 //! `cargo bench --bench policy_shapes` (`-- 200000` for fewer rows).
 
@@ -16,6 +18,8 @@ use rlsctl::ephemeral::EphemeralServer;
 use sqlx::{Connection, PgConnection};
 
 const TENANTS: i64 = 1000;
+/// Rounds per workload; the two connections swap sides between rounds.
+const ROUNDS: usize = 4;
 
 async fn run(conn: &mut PgConnection, sql: &'static str) {
     sqlx::raw_sql(sql).execute(conn).await.unwrap();
@@ -32,25 +36,41 @@ where
         op(i).await;
         samples.push(start.elapsed());
     }
-    samples.sort();
-    samples[times / 2]
+    middle(samples)
 }
 
-/// Opens a transaction acting as the runtime role with `tenant` bound, as
-/// the application does; rolled back by the caller.
-async fn as_tenant(conn: &mut PgConnection, tenant: &str) {
-    run(conn, "BEGIN; SET LOCAL ROLE bench_app").await;
-    sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
-        .bind(tenant)
-        .execute(&mut *conn)
-        .await
-        .unwrap();
+fn middle(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// The hand-written side: a role like the runtime role (not a superuser, the
+/// same grants) that RLS does not apply to, so the comparison isolates what
+/// the policy costs rather than what being a superuser saves.
+const BASELINE_ROLE: &str = "bench_direct";
+/// The role rlsctl's spec declares; the generated policies apply to it.
+const RUNTIME_ROLE: &str = "bench_app";
+/// The tenant predicate `rlsctl apply` generates (as the slow shapes restore it).
+const GENERATED: &str = "tenant_id = (SELECT rls.current_tenant_id())";
+
+/// Opens a transaction acting as `role` with `tenant` bound, as the
+/// application does; rolled back by the caller.
+async fn begin_as(conn: &mut PgConnection, role: &str, tenant: &str) {
+    run(conn, "BEGIN").await;
+    sqlx::query(
+        "SELECT set_config('role', $1, true), set_config('app.current_tenant_id', $2, true)",
+    )
+    .bind(role)
+    .bind(tenant)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
 }
 
 struct Workload {
     name: &'static str,
     times: usize,
-    /// As the admin (no RLS applies), with the tenant filter written by hand.
+    /// As the baseline role (no RLS applies), with the tenant filter written by hand.
     hand_written: &'static str,
     /// As the runtime role: the policy supplies the filter.
     through_policy: &'static str,
@@ -59,19 +79,19 @@ struct Workload {
 const WORKLOADS: [Workload; 4] = [
     Workload {
         name: "point lookup by id",
-        times: 2000,
+        times: 6000,
         hand_written: "SELECT amount FROM items WHERE id = $1 AND tenant_id = $2::uuid",
         through_policy: "SELECT amount FROM items WHERE id = $1 AND $2::text IS NOT NULL",
     },
     Workload {
         name: "tenant aggregate",
-        times: 60,
+        times: 180,
         hand_written: "SELECT count(*), sum(amount) FROM items WHERE tenant_id = $2::uuid AND $1::uuid IS NOT NULL",
         through_policy: "SELECT count(*), sum(amount) FROM items WHERE $1::uuid IS NOT NULL AND $2::text IS NOT NULL",
     },
     Workload {
         name: "join of two tenant tables",
-        times: 60,
+        times: 180,
         hand_written: "SELECT count(*) FROM items i JOIN notes n ON n.tenant_id = i.tenant_id AND n.item_id = i.id
                         WHERE i.tenant_id = $2::uuid AND n.tenant_id = $2::uuid AND $1::uuid IS NOT NULL",
         through_policy: "SELECT count(*) FROM items i JOIN notes n ON n.tenant_id = i.tenant_id AND n.item_id = i.id
@@ -79,13 +99,14 @@ const WORKLOADS: [Workload; 4] = [
     },
     Workload {
         name: "insert",
-        times: 2000,
+        times: 6000,
         hand_written: "INSERT INTO items (tenant_id, amount) SELECT $2::uuid, 1 WHERE $1::uuid IS NOT NULL",
         through_policy: "INSERT INTO items (tenant_id, amount) SELECT $2::uuid, 1 WHERE $1::uuid IS NOT NULL",
     },
 ];
 
-#[tokio::main]
+// One client thread: the client's own scheduling stays out of the comparison.
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let rows: i64 = std::env::args()
         .skip(1)
@@ -105,24 +126,35 @@ async fn main() {
                 FROM generate_series(1, {rows}) g;
          CREATE TABLE notes (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), tenant_id uuid NOT NULL,
                              item_id uuid NOT NULL, body text NOT NULL);
-         INSERT INTO notes (tenant_id, item_id, body) SELECT tenant_id, id, 'note' FROM items;"
+         INSERT INTO notes (tenant_id, item_id, body) SELECT tenant_id, id, 'note' FROM items;
+         CREATE TABLE events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, tenant_id uuid NOT NULL,
+                              amount integer NOT NULL);
+         INSERT INTO events (tenant_id, amount)
+              SELECT ('00000000-0000-4000-8000-' || lpad((CASE WHEN g % 10 < 8 THEN 42 ELSE g % 10 END)::text, 12, '0'))::uuid, g % 97
+                FROM generate_series(1, {rows}) g;"
     )))
     .execute(&mut conn)
     .await
     .unwrap();
     run(&mut conn, "VACUUM ANALYZE items").await;
     run(&mut conn, "VACUUM ANALYZE notes").await;
+    run(&mut conn, "VACUUM ANALYZE events").await;
 
     // The policies, function, role, grants and indexes come from rlsctl itself.
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("policies")).unwrap();
     std::fs::write(
         dir.path().join("policies/spec.yaml"),
-        "roles:\n  - name: bench_app\ntables:\n  - items\n  - { name: notes, index: [item_id] }\n",
+        "roles:\n  - name: bench_app\ntables:\n  - items\n  - { name: notes, index: [item_id] }\n  - events\n",
     )
     .unwrap();
     rlsctl(dir.path(), &url, &["apply"]);
-    run(&mut conn, "ANALYZE").await;
+    run(
+        &mut conn,
+        "CREATE ROLE bench_direct BYPASSRLS; GRANT USAGE ON SCHEMA rls TO bench_direct;
+         GRANT SELECT, INSERT ON items, notes, events TO bench_direct; ANALYZE",
+    )
+    .await;
 
     // One tenant for both sides, so both read the same rows and the same pages.
     let tenant = "00000000-0000-4000-8000-000000000042".to_string();
@@ -133,44 +165,53 @@ async fn main() {
             .await
             .unwrap();
 
+    // Two connections and the operations interleaved one by one (alternating
+    // which side goes first), so cache warmth, table growth and machine noise
+    // land on both sides alike; the connections swap sides every round, so a
+    // backend that the scheduler happens to favour favours neither side.
+    let mut connections = [
+        PgConnection::connect(&url).await.unwrap(),
+        PgConnection::connect(&url).await.unwrap(),
+    ];
     let mut table = Table::new();
     table.load_style(UTF8_FULL_CONDENSED);
     table.set_header(["workload", "hand-written WHERE", "rlsctl policy", "ratio"]);
     for w in &WORKLOADS {
-        // Alternating rounds so cache warmth and drift favour neither side.
-        let mut hand = Vec::new();
-        let mut policy = Vec::new();
-        for _ in 0..3 {
-            run(&mut conn, "BEGIN").await;
-            hand.push(
-                median(w.times, async |i| {
-                    sqlx::query(w.hand_written)
-                        .bind(ids[i % ids.len()])
+        let mut hand = Vec::with_capacity(w.times);
+        let mut policy = Vec::with_capacity(w.times);
+        for round in 0..ROUNDS {
+            let [first, second] = &mut connections;
+            let (baseline, app) = if round % 2 == 0 {
+                (first, second)
+            } else {
+                (second, first)
+            };
+            begin_as(baseline, BASELINE_ROLE, &tenant).await;
+            begin_as(app, RUNTIME_ROLE, &tenant).await;
+            for i in 0..w.times / ROUNDS {
+                let id = ids[i % ids.len()];
+                let mut sides = [
+                    (&mut *baseline, w.hand_written, &mut hand),
+                    (&mut *app, w.through_policy, &mut policy),
+                ];
+                if i % 2 == 1 {
+                    sides.reverse();
+                }
+                for (side, sql, samples) in sides {
+                    let start = Instant::now();
+                    sqlx::query(sql)
+                        .bind(id)
                         .bind(&tenant)
-                        .execute(&mut conn)
+                        .execute(&mut *side)
                         .await
                         .unwrap();
-                })
-                .await,
-            );
-            run(&mut conn, "ROLLBACK").await;
-            as_tenant(&mut conn, &tenant).await;
-            policy.push(
-                median(w.times, async |i| {
-                    sqlx::query(w.through_policy)
-                        .bind(ids[i % ids.len()])
-                        .bind(&tenant)
-                        .execute(&mut conn)
-                        .await
-                        .unwrap();
-                })
-                .await,
-            );
-            run(&mut conn, "ROLLBACK").await;
+                    samples.push(start.elapsed());
+                }
+            }
+            run(baseline, "ROLLBACK").await;
+            run(app, "ROLLBACK").await;
         }
-        hand.sort();
-        policy.sort();
-        let (h, p) = (hand[1], policy[1]);
+        let (h, p) = (middle(hand), middle(policy));
         table.add_row([
             w.name.to_string(),
             format!("{:.3} ms", h.as_secs_f64() * 1000.0),
@@ -194,20 +235,20 @@ async fn main() {
     let mut shapes = Table::new();
     shapes.load_style(UTF8_FULL_CONDENSED);
     shapes.set_header(["policy shape", "tenant aggregate", "vs hand-written"]);
-    run(&mut conn, "BEGIN").await;
+    begin_as(&mut connections[0], BASELINE_ROLE, &tenant).await;
     let hand = median(20, async |_| {
         sqlx::query("SELECT count(*), sum(amount) FROM items WHERE tenant_id = $1::uuid")
             .bind(&tenant)
-            .execute(&mut conn)
+            .execute(&mut connections[0])
             .await
             .unwrap();
     })
     .await;
-    run(&mut conn, "ROLLBACK").await;
+    run(&mut connections[0], "ROLLBACK").await;
     for (shape, using, times) in [
         (
             "rlsctl: tenant_id = (SELECT rls.current_tenant_id())",
-            "tenant_id = (SELECT rls.current_tenant_id())",
+            GENERATED,
             20,
         ),
         (
@@ -227,12 +268,15 @@ async fn main() {
         .execute(&mut conn)
         .await
         .unwrap();
-        as_tenant(&mut conn, &tenant).await;
+        begin_as(&mut connections[1], RUNTIME_ROLE, &tenant).await;
         let t = median(times, async |_| {
-            sqlx::query(aggregate).execute(&mut conn).await.unwrap();
+            sqlx::query(aggregate)
+                .execute(&mut connections[1])
+                .await
+                .unwrap();
         })
         .await;
-        run(&mut conn, "ROLLBACK").await;
+        run(&mut connections[1], "ROLLBACK").await;
         shapes.add_row([
             shape.to_string(),
             format!("{:.2} ms", t.as_secs_f64() * 1000.0),
@@ -242,5 +286,68 @@ async fn main() {
     println!(
         "policy shapes, tenant aggregate (hand-written WHERE: {:.2} ms)\n{shapes}",
         hand.as_secs_f64() * 1000.0
+    );
+
+    // Parallel query: a tenant holding most of a table, whose aggregate is a
+    // full scan on both sides (the tenant index cannot help).
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "ALTER POLICY tenant_isolation ON items USING ({GENERATED}) WITH CHECK ({GENERATED})"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let mut parallel = Table::new();
+    parallel.load_style(UTF8_FULL_CONDENSED);
+    parallel.set_header([
+        "large tenant aggregate (full scan)",
+        "time",
+        "vs hand-written",
+    ]);
+    let mut hand = Duration::ZERO;
+    for (label, role, sql, before) in [
+        (
+            "hand-written WHERE",
+            BASELINE_ROLE,
+            "SELECT count(*), sum(amount) FROM events WHERE tenant_id = $1::uuid",
+            None,
+        ),
+        (
+            "rlsctl policy (function PARALLEL SAFE)",
+            RUNTIME_ROLE,
+            "SELECT count(*), sum(amount) FROM events WHERE $1::text IS NOT NULL",
+            None,
+        ),
+        (
+            "same, function PARALLEL UNSAFE (CREATE FUNCTION's default)",
+            RUNTIME_ROLE,
+            "SELECT count(*), sum(amount) FROM events WHERE $1::text IS NOT NULL",
+            Some("ALTER FUNCTION rls.current_tenant_id() PARALLEL UNSAFE"),
+        ),
+    ] {
+        if let Some(before) = before {
+            run(&mut conn, before).await;
+        }
+        begin_as(&mut connections[1], role, &tenant).await;
+        let t = median(7, async |_| {
+            sqlx::query(sql)
+                .bind(&tenant)
+                .execute(&mut connections[1])
+                .await
+                .unwrap();
+        })
+        .await;
+        run(&mut connections[1], "ROLLBACK").await;
+        if hand.is_zero() {
+            hand = t;
+        }
+        parallel.add_row([
+            label.to_string(),
+            format!("{:.1} ms", t.as_secs_f64() * 1000.0),
+            format!("{:.2}×", t.as_secs_f64() / hand.as_secs_f64()),
+        ]);
+    }
+    println!(
+        "parallel query ({} cores)\n{parallel}",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 }
