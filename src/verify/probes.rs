@@ -35,14 +35,29 @@ pub struct Probing<'a> {
 
 /// What the database did with a statement run as the runtime role.
 enum Attempt {
-    Done {
-        rows: Vec<Value>,
-        affected: u64,
-    },
+    Done { rows: Vec<Value>, affected: u64 },
+    Stopped(Stop),
+}
+
+/// A statement the database did not complete.
+enum Stop {
     /// Refused for lack of rights, by a policy, or by the declared unbound error.
     Refused(String),
     /// Failed for another reason: nothing is proven either way.
     Failed(String),
+}
+
+impl Stop {
+    /// What the stop says of `form`: a refusal proves the isolation held, any
+    /// other failure proves nothing either way.
+    fn cell(self, form: &str) -> Cell {
+        match self {
+            Stop::Refused(why) => Cell::proven(format!("{form}: refused ({why})")),
+            Stop::Failed(why) => {
+                Cell::not_proven(format!("{form}: failed for another reason: {why}"))
+            }
+        }
+    }
 }
 
 /// SQLSTATEs that mean "not allowed": insufficient_privilege (permissions,
@@ -166,9 +181,9 @@ impl Probing<'_> {
                     .map(|c| c.to_string());
                 match code {
                     Some(code) if REFUSALS.contains(&code.as_str()) => {
-                        Ok(Attempt::Refused(message))
+                        Ok(Attempt::Stopped(Stop::Refused(message)))
                     }
-                    Some(_) => Ok(Attempt::Failed(message)),
+                    Some(_) => Ok(Attempt::Stopped(Stop::Failed(message))),
                     None => Err(VerifyError::Database {
                         context: format!("probing as {}", self.role),
                         source: error,
@@ -273,10 +288,7 @@ impl Probing<'_> {
                     "the probe rows"
                 }
             )),
-            (Attempt::Refused(why), None) => Cell::proven(format!("{form}: refused ({why})")),
-            (Attempt::Failed(why), None) => {
-                Cell::not_proven(format!("{form}: failed for another reason: {why}"))
-            }
+            (Attempt::Stopped(stop), None) => stop.cell(form),
         })
     }
 
@@ -303,10 +315,7 @@ impl Probing<'_> {
                 Attempt::Done { .. } => {
                     Cell::leak(format!("{form} was accepted"), self.key_of(table, values))
                 }
-                Attempt::Refused(why) => Cell::proven(format!("{form}: refused ({why})")),
-                Attempt::Failed(why) => {
-                    Cell::not_proven(format!("{form}: failed for another reason: {why}"))
-                }
+                Attempt::Stopped(stop) => stop.cell(form),
             },
         )
     }
@@ -404,15 +413,14 @@ impl Probing<'_> {
                 ));
             }
             Attempt::Done { .. } => {}
-            Attempt::Refused(why) => return Ok(Cell::proven(format!("reading refused ({why})"))),
-            Attempt::Failed(why) => return Ok(Cell::not_proven(format!("reading failed: {why}"))),
+            Attempt::Stopped(stop) => return Ok(stop.cell("reading")),
         }
         let count = Sql::new("SELECT to_jsonb(count(*)) FROM ")
             .qname(table)
             .push(" AS x");
         let visible = match self.attempt(conn, Some(self.a), &count, &[], true).await? {
             Attempt::Done { rows, .. } => rows.into_iter().next().unwrap_or(Value::Null),
-            Attempt::Refused(why) | Attempt::Failed(why) => {
+            Attempt::Stopped(Stop::Refused(why) | Stop::Failed(why)) => {
                 return Ok(Cell::not_proven(format!("counting failed: {why}")));
             }
         };
@@ -643,8 +651,7 @@ impl Probing<'_> {
                 Cell::leak(format!("{form} changed tenant B's row"), self.key(b))
             }
             Attempt::Done { .. } => Cell::proven(format!("{form}: tenant B's row untouched")),
-            Attempt::Refused(why) => Cell::proven(format!("{form}: refused ({why})")),
-            Attempt::Failed(why) => Cell::not_proven(format!("{form}: failed: {why}")),
+            Attempt::Stopped(stop) => stop.cell(form),
         })
     }
 
@@ -729,8 +736,7 @@ impl Probing<'_> {
                 Attempt::Done { .. } => Cell::proven(format!(
                     "{form}: 0 rows (tenant A cannot update its own row here, so nothing can move)"
                 )),
-                Attempt::Refused(why) => Cell::proven(format!("{form}: refused ({why})")),
-                Attempt::Failed(why) => Cell::not_proven(format!("{form}: failed: {why}")),
+                Attempt::Stopped(stop) => stop.cell(form),
             });
         }
         Ok(Cell::combine(cells))
@@ -752,13 +758,13 @@ impl Probing<'_> {
                 ),
                 _ => Cell::proven("with no tenant bound, nothing is visible"),
             },
-            Attempt::Refused(why) => Cell::proven(match self.when_unbound {
+            Attempt::Stopped(Stop::Refused(why)) => Cell::proven(match self.when_unbound {
                 WhenUnbound::Error => {
                     format!("with no tenant bound, reading raises as declared ({why})")
                 }
                 WhenUnbound::Deny => format!("with no tenant bound, reading is refused ({why})"),
             }),
-            Attempt::Failed(why) => Cell::not_proven(format!(
+            Attempt::Stopped(Stop::Failed(why)) => Cell::not_proven(format!(
                 "with no tenant bound, reading failed instead of showing nothing: {why}"
             )),
         })
@@ -847,8 +853,7 @@ impl Probing<'_> {
                     ),
                     _ => Cell::proven("read directly, the child hides other tenants' rows"),
                 },
-                Attempt::Refused(why) => Cell::proven(format!("reading refused ({why})")),
-                Attempt::Failed(why) => Cell::not_proven(format!("reading failed: {why}")),
+                Attempt::Stopped(stop) => stop.cell("reading"),
             },
         )
     }
@@ -904,8 +909,7 @@ impl Probing<'_> {
                     Some(row) => Cell::leak("the view shows tenant A a row of tenant B", row),
                     None => Cell::proven("the view shows tenant A none of tenant B's rows"),
                 },
-                Attempt::Refused(why) => Cell::proven(format!("reading refused ({why})")),
-                Attempt::Failed(why) => Cell::not_proven(format!("reading failed: {why}")),
+                Attempt::Stopped(stop) => stop.cell("reading"),
             },
         )
     }
