@@ -77,6 +77,13 @@ pub struct Function {
     pub executors: BTreeSet<String>,
 }
 
+impl Function {
+    /// `"schema"."name"(argument types)`, as ALTER FUNCTION and REVOKE name it.
+    pub fn signature(&self) -> String {
+        format!("{}({})", self.name.quoted(), self.arguments)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Trigger {
     pub table: QualifiedName,

@@ -106,11 +106,7 @@ pub const SECURITY_DEFINER_FUNCTION: Check = Check {
                         "SECURITY DEFINER, owned by {}, executable by the runtime role",
                         f.owner
                     ),
-                    format!(
-                        "REVOKE EXECUTE ON FUNCTION {}({}) FROM PUBLIC;",
-                        f.name.quoted(),
-                        f.arguments
-                    ),
+                    format!("REVOKE EXECUTE ON FUNCTION {} FROM PUBLIC;", f.signature()),
                 )
             })
             .collect()

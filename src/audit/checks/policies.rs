@@ -151,9 +151,8 @@ pub const VOLATILE_FUNCTION: Check = Check {
                     format!("policy {policy} on {table}"),
                     format!("calls {}(), which is VOLATILE", f.name),
                     format!(
-                        "ALTER FUNCTION {}({}) STABLE; and call it as (SELECT {}())",
-                        f.name.quoted(),
-                        f.arguments,
+                        "ALTER FUNCTION {} STABLE; and call it as (SELECT {}())",
+                        f.signature(),
                         f.name.quoted()
                     ),
                 )
@@ -167,7 +166,7 @@ pub const PARALLEL_UNSAFE_FUNCTION: Check = Check {
         id: "POLICY_BLOCKS_PARALLEL_QUERY",
         severity: Severity::Warning,
         title: "A policy calls a PARALLEL UNSAFE function, so no query on the table runs in parallel",
-        why: "PARALLEL UNSAFE is CREATE FUNCTION's default, and one such function anywhere in a query makes PostgreSQL plan it without parallel workers. A policy's expressions are part of every query on its table: a large tenant's full scan ran 2.1× slower on 2 cores in the benchmark, more with more cores.",
+        why: "PARALLEL UNSAFE is CREATE FUNCTION's default, and one such function anywhere in a query makes PostgreSQL plan it without parallel workers. A policy's expressions are part of every query on its table: a large tenant's full scan took 1.16× as long on 2 cores in rlsctl's benchmark, and a machine with more cores loses more workers.",
         fix: "ALTER FUNCTION … PARALLEL SAFE, when the function only reads (settings, tables) and writes nothing.",
     },
     run: |ctx| {
@@ -177,11 +176,7 @@ pub const PARALLEL_UNSAFE_FUNCTION: Check = Check {
                 PARALLEL_UNSAFE_FUNCTION.info.finding(
                     format!("policy {policy} on {table}"),
                     format!("calls {}(), which is PARALLEL UNSAFE", f.name),
-                    format!(
-                        "ALTER FUNCTION {}({}) PARALLEL SAFE;",
-                        f.name.quoted(),
-                        f.arguments
-                    ),
+                    format!("ALTER FUNCTION {} PARALLEL SAFE;", f.signature()),
                 )
             })
             .collect()
