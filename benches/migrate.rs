@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use common::rlsctl;
+use common::{results_table, rlsctl};
 use rlsctl::ephemeral::EphemeralServer;
 use sqlx::{Connection, PgConnection};
 
@@ -178,9 +177,7 @@ async fn main() {
         .await,
     );
 
-    let mut table = Table::new();
-    table.load_style(UTF8_FULL_CONDENSED);
-    table.set_header([
+    let mut table = results_table([
         "path",
         "total",
         "writer ops",

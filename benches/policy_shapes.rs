@@ -12,8 +12,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use common::rlsctl;
+use common::{results_table, rlsctl};
 use rlsctl::ephemeral::EphemeralServer;
 use sqlx::{Connection, PgConnection};
 
@@ -173,9 +172,7 @@ async fn main() {
         PgConnection::connect(&url).await.unwrap(),
         PgConnection::connect(&url).await.unwrap(),
     ];
-    let mut table = Table::new();
-    table.load_style(UTF8_FULL_CONDENSED);
-    table.set_header(["workload", "hand-written WHERE", "rlsctl policy", "ratio"]);
+    let mut table = results_table(["workload", "hand-written WHERE", "rlsctl policy", "ratio"]);
     for w in &WORKLOADS {
         let mut hand = Vec::with_capacity(w.times);
         let mut policy = Vec::with_capacity(w.times);
@@ -232,9 +229,7 @@ async fn main() {
     )
     .await;
     let aggregate = "SELECT count(*), sum(amount) FROM items";
-    let mut shapes = Table::new();
-    shapes.load_style(UTF8_FULL_CONDENSED);
-    shapes.set_header(["policy shape", "tenant aggregate", "vs hand-written"]);
+    let mut shapes = results_table(["policy shape", "tenant aggregate", "vs hand-written"]);
     begin_as(&mut connections[0], BASELINE_ROLE, &tenant).await;
     let hand = median(20, async |_| {
         sqlx::query("SELECT count(*), sum(amount) FROM items WHERE tenant_id = $1::uuid")
@@ -296,9 +291,7 @@ async fn main() {
     .execute(&mut conn)
     .await
     .unwrap();
-    let mut parallel = Table::new();
-    parallel.load_style(UTF8_FULL_CONDENSED);
-    parallel.set_header([
+    let mut parallel = results_table([
         "large tenant aggregate (full scan)",
         "time",
         "vs hand-written",

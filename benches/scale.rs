@@ -10,8 +10,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use common::rlsctl;
+use common::{results_table, rlsctl};
 use rlsctl::ephemeral::EphemeralServer;
 use sqlx::{Connection, PgConnection};
 
@@ -96,9 +95,7 @@ async fn main() {
     }
 
     let secs = |d: Duration| format!("{:.3}", d.as_secs_f64());
-    let mut table = Table::new();
-    table.load_style(UTF8_FULL_CONDENSED);
-    table.set_header([
+    let mut table = results_table([
         "tenant tables",
         "apply from empty (s)",
         "no-op apply (s)",

@@ -1,5 +1,6 @@
 //! What every benchmark shares: running the rlsctl binary as a user would.
 
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -25,4 +26,12 @@ pub fn rlsctl(dir: &Path, url: &str, args: &[&str]) -> (Duration, String) {
         elapsed,
         String::from_utf8_lossy(&output.stdout).into_owned(),
     )
+}
+
+/// An empty results table in the style every benchmark prints.
+pub fn results_table<const N: usize>(header: [&str; N]) -> Table {
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED);
+    table.set_header(header);
+    table
 }
