@@ -126,10 +126,7 @@ async fn prepare(
     let snapshot = catalog::read(conn, &scope)
         .await
         .map_err(db("reading the catalog"))?;
-    // Tables with a `backfill` whose tenant column does not exist yet wait
-    // for `rlsctl migrate-existing`; the rest of the spec is converged.
-    let waiting = awaiting_backfill(spec, &snapshot.state);
-    let narrowed = spec.without(&waiting);
+    let (narrowed, waiting) = convergeable_now(spec, &snapshot.state);
     let spec = &narrowed;
     crate::references::check(spec, &snapshot)?;
 
@@ -145,11 +142,7 @@ async fn prepare(
         },
     );
     choose_index_builds(conn, &mut result.changes, &snapshot.state).await?;
-    result.notices.extend(
-        waiting
-            .into_iter()
-            .map(|table| Notice::AwaitingBackfill { table }),
-    );
+    result.notices.extend(waiting);
     Ok(Prepared {
         migrations,
         statements: render(&result.changes, passwords)?,
@@ -158,9 +151,12 @@ async fn prepare(
     })
 }
 
-/// Declared tables with a `backfill` that exist without their tenant column.
-pub fn awaiting_backfill(spec: &Spec, live: &crate::model::State) -> BTreeSet<QualifiedName> {
-    spec.tables
+/// The part of `spec` that can be converged now, and a notice for each table
+/// left out: a declared table with a `backfill` that exists without its tenant
+/// column waits for `rlsctl migrate-existing` to add and fill it.
+pub fn convergeable_now(spec: &Spec, live: &crate::model::State) -> (Spec, Vec<Notice>) {
+    let waiting: BTreeSet<QualifiedName> = spec
+        .tables
         .iter()
         .filter(|t| {
             t.backfill.is_some()
@@ -170,7 +166,14 @@ pub fn awaiting_backfill(spec: &Spec, live: &crate::model::State) -> BTreeSet<Qu
                     .is_some_and(|found| !found.columns.contains_key(&t.column))
         })
         .map(|t| t.name.clone())
-        .collect()
+        .collect();
+    let notices = waiting
+        .iter()
+        .map(|table| Notice::AwaitingBackfill {
+            table: table.clone(),
+        })
+        .collect();
+    (spec.without(&waiting), notices)
 }
 
 /// An index on a table that holds rows is built CONCURRENTLY, after commit,

@@ -116,8 +116,8 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
     let mut exceptions = Vec::new();
     let mut drift = Vec::new();
     if let Some(spec) = &target.spec {
-        let waiting = crate::apply::awaiting_backfill(spec, &snapshot.state);
-        let spec = &spec.without(&waiting);
+        let (narrowed, waiting) = crate::apply::convergeable_now(spec, &snapshot.state);
+        let spec = &narrowed;
         crate::references::check(spec, &snapshot)?;
         let desired = desired_state(spec);
         let normalized = normalize(conn, &desired, &snapshot.state, &spec.tenancy.column).await?;
@@ -128,11 +128,7 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
             &spec.tenancy.column,
             Options::default(),
         );
-        changes.notices.extend(
-            waiting
-                .into_iter()
-                .map(|table| crate::diff::Notice::AwaitingBackfill { table }),
-        );
+        changes.notices.extend(waiting);
         let statements = render(&changes.changes, &Passwords::Masked).unwrap_or_default();
         drift = checks::drift::findings(&changes, &statements);
         exceptions = spec_exceptions(spec);
