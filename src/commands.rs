@@ -298,12 +298,25 @@ async fn connect_to(url: &str) -> Result<PgConnection> {
     })
 }
 
+/// audit and verify read a spec from `--config` (default `policies`) unless
+/// they were given the runtime roles with `--role` and no `--config`.
+fn spec_unless_roles_given(
+    config: &Option<std::path::PathBuf>,
+    roles: &[String],
+    command: &str,
+) -> Result<Option<Spec>> {
+    if !roles.is_empty() && config.is_none() {
+        return Ok(None);
+    }
+    let config = config.clone().unwrap_or_else(|| "policies".into());
+    spec::load(&config).map(Some).map_err(|e| {
+        anyhow::anyhow!("{e}\n(to {command} without a spec, name the runtime role with --role)")
+    })
+}
+
 async fn audit(args: &AuditArgs) -> Result<Exit> {
-    let target = if args.roles.is_empty() || args.config.is_some() {
-        let config = args.config.clone().unwrap_or_else(|| "policies".into());
-        let spec = spec::load(&config).map_err(|e| {
-            anyhow::anyhow!("{e}\n(to audit without a spec, name the runtime role with --role)")
-        })?;
+    let spec = spec_unless_roles_given(&args.config, &args.roles, "audit")?;
+    let target = if let Some(spec) = spec {
         let mut target = crate::audit::Target::from_spec(spec);
         if !args.roles.is_empty() {
             target.roles = args.roles.clone();
@@ -391,11 +404,8 @@ fn explain(id: &str) -> Result<Exit> {
 }
 
 async fn verify(args: &VerifyArgs) -> Result<Exit> {
-    let mut target = if args.roles.is_empty() || args.config.is_some() {
-        let config = args.config.clone().unwrap_or_else(|| "policies".into());
-        let spec = spec::load(&config).map_err(|e| {
-            anyhow::anyhow!("{e}\n(to verify without a spec, name the runtime role with --role)")
-        })?;
+    let spec = spec_unless_roles_given(&args.config, &args.roles, "verify")?;
+    let mut target = if let Some(spec) = spec {
         let mut target = VerifyTarget::from_spec(&spec);
         if !args.roles.is_empty() {
             target.roles = args.roles.clone();
