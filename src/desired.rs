@@ -233,20 +233,26 @@ fn binding_hint(source: &TenantSource) -> String {
     }
 }
 
-/// `<table>_<columns>_idx`, like PostgreSQL's own default, shortened with a
-/// hash when it would pass 63 bytes (PostgreSQL would silently truncate it).
+/// `<table>_<columns>_idx`, like PostgreSQL's own default.
 pub fn index_name(table: &str, columns: &[String]) -> String {
-    let full = format!("{table}_{}_idx", columns.join("_"));
+    fitted_name(&format!("{table}_{}", columns.join("_")), "_idx")
+}
+
+/// `stem` + `suffix` as a name PostgreSQL keeps whole: past 63 bytes it would
+/// silently truncate it, so two long names could become one. Instead the stem
+/// is cut on a char boundary and a hash of the full name keeps it distinct.
+pub fn fitted_name(stem: &str, suffix: &str) -> String {
+    let full = format!("{stem}{suffix}");
     if full.len() <= MAX_NAME_BYTES {
         return full;
     }
     let digest = hex::encode(Sha256::digest(full.as_bytes()));
-    let suffix = format!("_{}_idx", &digest[..8]);
-    let mut keep = MAX_NAME_BYTES - suffix.len();
+    let tail = format!("_{}{suffix}", &digest[..8]);
+    let mut keep = MAX_NAME_BYTES - tail.len();
     while !full.is_char_boundary(keep) {
         keep -= 1;
     }
-    format!("{}{suffix}", &full[..keep])
+    format!("{}{tail}", &full[..keep])
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use serde_json::Value;
 use sqlx::{Connection, PgConnection, Row};
 
 use crate::catalog::{self, Scope};
+use crate::desired::fitted_name;
 use crate::errors::{database_message, is_lock_timeout};
 use crate::quote::{QualifiedName, Sql};
 use crate::spec::{Backfill, Spec, TableSpec};
@@ -194,13 +195,13 @@ or, if a full-table lock is acceptable for this table, fill the column with one 
 fn trigger_function(table: &QualifiedName) -> QualifiedName {
     QualifiedName::new(
         "rlsctl",
-        shorten(&format!("fill_{}_{}", table.schema, table.name)),
+        fitted_name(&format!("fill_{}_{}", table.schema, table.name), ""),
     )
 }
 
 /// The temporary `CHECK (column IS NOT NULL)` of step 4.
 fn check_name(table: &QualifiedName, column: &str) -> String {
-    shorten(&format!("{}_{}_not_null", table.name, column))
+    fitted_name(&format!("{}_{}", table.name, column), "_not_null")
 }
 
 /// Dropping the fill trigger and its function (the end of step 6).
@@ -214,14 +215,6 @@ fn drop_trigger_statements(table: &QualifiedName) -> [Sql; 2] {
             .qname(&trigger_function(table))
             .push("()"),
     ]
-}
-
-fn shorten(name: &str) -> String {
-    let mut end = name.len().min(63);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    name[..end].to_string()
 }
 
 /// `(SELECT vN.tenant FROM parent1 v1 JOIN parent2 v2 ON … WHERE v1.key = x.col1)`:
@@ -797,4 +790,24 @@ async fn backfill(
         summary.rows_filled, summary.batches
     ));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_tables_get_distinct_trigger_functions_and_checks() {
+        let long = "t".repeat(60);
+        let a = QualifiedName::new("public", format!("{long}_a"));
+        let b = QualifiedName::new("public", format!("{long}_b"));
+        // Truncated to 63 bytes, both would share one fill function, and the
+        // second table's derivation would replace the first's.
+        assert_ne!(trigger_function(&a), trigger_function(&b));
+        assert_ne!(check_name(&a, "tenant_id"), check_name(&b, "tenant_id"));
+        for name in [trigger_function(&a).name, check_name(&a, "tenant_id")] {
+            assert!(name.len() <= 63, "{name}");
+        }
+        assert!(check_name(&a, "tenant_id").ends_with("_not_null"));
+    }
 }
