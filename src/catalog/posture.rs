@@ -62,6 +62,17 @@ pub struct View {
     pub readers: BTreeSet<String>,
 }
 
+impl View {
+    /// Whether a role that can act as every role in `reach` (see
+    /// `Posture::reach`) may select from the view: through a grant to PUBLIC
+    /// or to one of those roles, or by owning it.
+    pub fn readable_by(&self, reach: &BTreeSet<String>) -> bool {
+        self.readers.contains("PUBLIC")
+            || reach.contains(&self.owner)
+            || !self.readers.is_disjoint(reach)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Function {
     pub name: QualifiedName,

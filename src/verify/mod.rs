@@ -394,10 +394,7 @@ pub async fn verify(
         }
         for view in &views {
             progress(done, total, &view.name.to_string());
-            let readable = view.readers.contains("PUBLIC")
-                || reach.contains(&view.owner)
-                || view.readers.iter().any(|r| reach.contains(r));
-            let cell = if readable {
+            let cell = if view.readable_by(&reach) {
                 let cell = rolled_back!(conn, tx => probing.view(&mut tx, view).await);
                 probing.factory.reset();
                 cell

@@ -1,18 +1,9 @@
 //! Objects that reach tenant rows with someone else's rights.
 
-use std::collections::BTreeSet;
-
 use super::Check;
 use crate::audit::{CheckInfo, Context, Severity};
 use crate::catalog::View;
 use crate::quote::ident;
-
-/// Who may read a view: its grantees and its owner.
-fn readers(view: &View) -> BTreeSet<String> {
-    let mut readers = view.readers.clone();
-    readers.insert(view.owner.clone());
-    readers
-}
 
 /// The tenant tables `view` reads whose policies its owner does not pass.
 fn bypassed_tables(ctx: &Context, view: &View) -> Vec<String> {
@@ -37,7 +28,8 @@ pub const VIEW_BYPASSES_RLS: Check = Check {
         ctx.posture
             .views
             .iter()
-            .filter(|v| !v.materialized && !v.security_invoker && ctx.includes_runtime(&readers(v)))
+            .filter(|v| !v.materialized && !v.security_invoker)
+            .filter(|v| ctx.runtime_roles.iter().any(|r| v.readable_by(&ctx.reach(r))))
             .filter_map(|v| {
                 let tables = bypassed_tables(ctx, v);
                 (!tables.is_empty()).then(|| {
