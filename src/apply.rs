@@ -108,11 +108,7 @@ async fn prepare(
     settings: &Settings,
     passwords: &Passwords,
 ) -> Result<Prepared, ApplyError> {
-    // A DDL statement that waits for a lock also blocks every query queued
-    // behind it; failing fast is kinder to the application than waiting.
-    sqlx::query("SELECT set_config('lock_timeout', $1, true)")
-        .bind(&settings.lock_timeout)
-        .execute(&mut *conn)
+    set_lock_timeout(conn, &settings.lock_timeout, Until::TransactionEnd)
         .await
         .map_err(db("invalid --lock-timeout"))?;
 
@@ -149,6 +145,27 @@ async fn prepare(
         notices: result.notices,
         catalog_queries: snapshot.queries,
     })
+}
+
+/// How long a `set_lock_timeout` holds.
+pub(crate) enum Until {
+    TransactionEnd,
+    SessionEnd,
+}
+
+/// A DDL statement waiting for a lock also blocks every query queued behind
+/// it, so apply and migrate-existing give up after `timeout` instead.
+pub(crate) async fn set_lock_timeout(
+    conn: &mut PgConnection,
+    timeout: &str,
+    until: Until,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT set_config('lock_timeout', $1, $2)")
+        .bind(timeout)
+        .bind(matches!(until, Until::TransactionEnd))
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// The part of `spec` that can be converged now, and a notice for each table
@@ -332,9 +349,7 @@ async fn apply_locked(
             "{} (concurrently; writes continue)",
             statement.object
         ));
-        sqlx::query("SELECT set_config('lock_timeout', $1, false)")
-            .bind(&settings.lock_timeout)
-            .execute(&mut *conn)
+        set_lock_timeout(conn, &settings.lock_timeout, Until::SessionEnd)
             .await
             .map_err(db("setting lock_timeout"))?;
         if let Err(error) = sqlx::query(statement.sql.to_query())

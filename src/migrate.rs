@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, Row};
 
+use crate::apply::{Until, set_lock_timeout};
 use crate::catalog::{self, Scope};
 use crate::desired::fitted_name;
 use crate::errors::{database_message, is_lock_timeout};
@@ -616,9 +617,7 @@ async fn brief(
     for statement in statements {
         for attempt in 1..=ATTEMPTS {
             let mut tx = conn.begin().await.map_err(db("starting a transaction"))?;
-            sqlx::query("SELECT set_config('lock_timeout', $1, true)")
-                .bind(lock_timeout)
-                .execute(&mut *tx)
+            set_lock_timeout(&mut tx, lock_timeout, Until::TransactionEnd)
                 .await
                 .map_err(db("invalid --lock-timeout"))?;
             match sqlx::query(statement.to_query()).execute(&mut *tx).await {
