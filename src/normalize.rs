@@ -110,8 +110,11 @@ pub async fn normalize(
     }
 
     // Temporary table and policy names are positional, so no spec text is
-    // needed to find the results again.
+    // needed to find the results again. rlsctl's own statements go in one
+    // batch; each statement carrying spec text goes alone, over the extended
+    // protocol, which refuses a second statement in one message.
     let mut batch: Vec<Sql> = setup;
+    let mut policies: Vec<(Sql, &Job)> = Vec::new();
     let mut index: Vec<Vec<&Vec<Job>>> = Vec::new();
     for (t, (shape, expressions)) in shapes.iter().enumerate() {
         let temp = format!("rlsctl_normalize_{t}");
@@ -131,7 +134,7 @@ pub async fn normalize(
         });
         let mut jobs = Vec::new();
         for (e, (_, group)) in expressions.iter().enumerate() {
-            batch.push(policy_on(&temp, e, &group[0].expression));
+            policies.push((policy_on(&temp, e, &group[0].expression), &group[0]));
             jobs.push(group);
         }
         index.push(jobs);
@@ -140,22 +143,37 @@ pub async fn normalize(
     sqlx::raw_sql("SAVEPOINT rlsctl_normalize")
         .execute(&mut *conn)
         .await?;
-    let outcome = sqlx::raw_sql(Sql::batch(&batch).to_query())
-        .execute(&mut *conn)
-        .await;
-    let result = match outcome {
-        Ok(_) => read_back(conn, &index).await,
-        Err(error) => {
-            sqlx::raw_sql("ROLLBACK TO SAVEPOINT rlsctl_normalize")
-                .execute(&mut *conn)
-                .await?;
-            Err(find_culprit(conn, &batch, &index, error).await)
-        }
+    let result = match create_all(conn, &batch, &policies).await {
+        Ok(()) => read_back(conn, &index).await,
+        Err(error) => Err(error),
     };
     sqlx::raw_sql("ROLLBACK TO SAVEPOINT rlsctl_normalize; RELEASE SAVEPOINT rlsctl_normalize")
         .execute(&mut *conn)
         .await?;
     result
+}
+
+async fn create_all(
+    conn: &mut PgConnection,
+    batch: &[Sql],
+    policies: &[(Sql, &Job)],
+) -> Result<(), NormalizeError> {
+    sqlx::raw_sql(Sql::batch(batch).to_query())
+        .execute(&mut *conn)
+        .await?;
+    for (statement, job) in policies {
+        sqlx::query(statement.to_query())
+            .persistent(false)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| NormalizeError::Rejected {
+                policy: job.policy.clone(),
+                table: job.table.clone(),
+                expression: job.expression.to_string(),
+                message: crate::errors::database_message(&e),
+            })?;
+    }
+    Ok(())
 }
 
 fn is_generated(policy: &str) -> bool {
@@ -213,46 +231,4 @@ async fn read_back(
         }
     }
     Ok(normalized)
-}
-
-/// The batch failed: replay it one statement at a time to name the policy.
-async fn find_culprit(
-    conn: &mut PgConnection,
-    batch: &[Sql],
-    index: &[Vec<&Vec<Job>>],
-    original: sqlx::Error,
-) -> NormalizeError {
-    let setup_len = batch.len() - index.iter().map(|j| j.len() + 1).sum::<usize>();
-    let mut position = 0;
-    for sql in &batch[..setup_len] {
-        if let Err(e) = sqlx::raw_sql(sql.to_query()).execute(&mut *conn).await {
-            return NormalizeError::Database(e);
-        }
-        position += 1;
-    }
-    for jobs in index {
-        if let Err(e) = sqlx::raw_sql(batch[position].to_query())
-            .execute(&mut *conn)
-            .await
-        {
-            return NormalizeError::Database(e);
-        }
-        position += 1;
-        for group in jobs {
-            if let Err(e) = sqlx::raw_sql(batch[position].to_query())
-                .execute(&mut *conn)
-                .await
-            {
-                let job = &group[0];
-                return NormalizeError::Rejected {
-                    policy: job.policy.clone(),
-                    table: job.table.clone(),
-                    expression: job.expression.to_string(),
-                    message: crate::errors::database_message(&e),
-                };
-            }
-            position += 1;
-        }
-    }
-    NormalizeError::Database(original)
 }

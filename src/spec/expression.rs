@@ -1,12 +1,21 @@
 //! A policy expression from the spec.
 //!
 //! Expressions are SQL by nature and reach PostgreSQL as written, so they are
-//! the one piece of spec text that is not quoted. What this type guarantees is
-//! that the text cannot end the surrounding `USING (…)` or statement: its
-//! parentheses balance outside quotes, and it holds no `;` and no comment.
-//! PostgreSQL then checks it for real (see `normalize`).
+//! the one piece of spec text that is not quoted. What this type guarantees,
+//! by construction, is that the text is exactly one SQL expression as
+//! PostgreSQL's own grammar reads it (libpg_query, through the `pg_query`
+//! crate, in the grammar mode PL/pgSQL uses for its expressions): no second
+//! statement, no `)` that ends the surrounding `USING (…)`, no comment that
+//! would swallow the closing parenthesis. A hand-written lexer cannot promise
+//! that (it would have to agree with the server on `E'…'`, dollar quotes,
+//! nested comments, Unicode escapes…); the real one can. Statements carrying
+//! an expression are also sent one per message over the extended query
+//! protocol, so even a disagreement could not start a second statement.
+//! PostgreSQL then checks names and types for real (see `normalize`).
 
 use std::fmt;
+
+use pg_query::protobuf::{self, Token, node::Node as N};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Expression(String);
@@ -18,7 +27,8 @@ impl Expression {
         if trimmed.is_empty() {
             return Err((0, "the expression is empty".into()));
         }
-        check_shape(text)?;
+        let lead = text.len() - text.trim_start().len();
+        check_one_expression(trimmed).map_err(|(at, why)| (lead + at, why))?;
         Ok(Expression(trimmed.to_string()))
     }
 
@@ -39,86 +49,132 @@ impl fmt::Display for Expression {
     }
 }
 
-fn check_shape(text: &str) -> Result<(), (usize, String)> {
-    let bytes = text.as_bytes();
-    let mut depth: i64 = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\'' | b'"' => i = skip_quoted(bytes, i)?,
-            b'$' => i = skip_dollar_quoted(text, i)?,
-            b'(' => {
-                depth += 1;
-                i += 1;
+fn check_one_expression(text: &str) -> Result<(), (usize, String)> {
+    if let Some(at) = text.find('\0') {
+        return Err((at, "the expression contains a NUL character".into()));
+    }
+    let tokens = pg_query::scan_tokens(text).map_err(|e| (0, lexer_message(&e)))?;
+    for token in &tokens {
+        let at = token.start.max(0) as usize;
+        match Token::try_from(token.token) {
+            Ok(Token::SqlComment | Token::CComment) => {
+                return Err((at, "comments are not allowed in a policy expression".into()));
             }
-            b')' => {
-                depth -= 1;
-                if depth < 0 {
-                    return Err((
-                        i,
-                        "this `)` closes a parenthesis the expression did not open".into(),
-                    ));
-                }
-                i += 1;
+            Ok(Token::Ascii59) => {
+                return Err((at, "a policy expression cannot contain `;`".into()));
             }
-            b';' => return Err((i, "a policy expression cannot contain `;`".into())),
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                return Err((i, "comments are not allowed in a policy expression".into()));
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                return Err((i, "comments are not allowed in a policy expression".into()));
-            }
-            _ => i += 1,
+            _ => {}
         }
     }
-    if depth != 0 {
-        return Err((
-            text.len(),
-            "unbalanced parentheses: a `(` is never closed".into(),
-        ));
+    let parsed = pg_query::parse(text, pg_query::ParserOptions::PLPGSQL_EXPR)
+        .map_err(|e| syntax_error(text, &tokens, &e))?;
+    let [statement] = parsed.protobuf.stmts.as_slice() else {
+        return Err((0, "this is not one SQL expression".into()));
+    };
+    match statement.stmt.as_ref().and_then(|s| s.node.as_ref()) {
+        Some(N::SelectStmt(select)) if is_bare_target_list(select) => {
+            match select.target_list.as_slice() {
+                [one] => match one.node.as_ref() {
+                    Some(N::ResTarget(target))
+                        if target.name.is_empty()
+                            && target.val.as_deref().is_some_and(is_value) =>
+                    {
+                        Ok(())
+                    }
+                    Some(N::ResTarget(target)) if !target.name.is_empty() => Err((
+                        target.location.max(0) as usize,
+                        format!(
+                            "text after the expression (`{}`) is not part of it",
+                            target.name
+                        ),
+                    )),
+                    _ => Err((0, "this is not one SQL expression".into())),
+                },
+                [] => Err((0, "the expression is empty".into())),
+                [_, second, ..] => Err((
+                    location_of(second),
+                    "this is a list of expressions, not one (a `,` outside parentheses)".into(),
+                )),
+            }
+        }
+        _ => Err((
+            0,
+            "this is not one SQL expression (it continues like a query: FROM, WHERE, ORDER BY…)"
+                .into(),
+        )),
     }
-    Ok(())
 }
 
-/// Skips a '…' or "…" token (doubled quote = escaped); returns the index after it.
-fn skip_quoted(bytes: &[u8], start: usize) -> Result<usize, (usize, String)> {
-    let quote = bytes[start];
-    let mut i = start + 1;
-    while i < bytes.len() {
-        if bytes[i] == quote {
-            if bytes.get(i + 1) == Some(&quote) {
-                i += 2;
-                continue;
-            }
-            return Ok(i + 1);
-        }
-        // E'…' strings may escape a quote with a backslash.
-        if quote == b'\'' && bytes[i] == b'\\' {
-            i += 2;
-            continue;
-        }
-        i += 1;
-    }
-    Err((start, "this quote is never closed".into()))
+/// PL/pgSQL's expression grammar is a SELECT without the keyword; only the
+/// target list may be present.
+fn is_bare_target_list(select: &protobuf::SelectStmt) -> bool {
+    select.distinct_clause.is_empty()
+        && select.into_clause.is_none()
+        && select.from_clause.is_empty()
+        && select.where_clause.is_none()
+        && select.group_clause.is_empty()
+        && select.having_clause.is_none()
+        && select.window_clause.is_empty()
+        && select.values_lists.is_empty()
+        && select.sort_clause.is_empty()
+        && select.limit_offset.is_none()
+        && select.limit_count.is_none()
+        && select.locking_clause.is_empty()
+        && select.with_clause.is_none()
+        && select.larg.is_none()
+        && select.rarg.is_none()
+        && select.op == protobuf::SetOperation::SetopNone as i32
 }
 
-/// Skips `$tag$ … $tag$`; a `$` that does not open a dollar quote (`$1`) is plain.
-fn skip_dollar_quoted(text: &str, start: usize) -> Result<usize, (usize, String)> {
-    let rest = &text[start + 1..];
-    let tag_len = rest
-        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .unwrap_or(rest.len());
-    if !rest[tag_len..].starts_with('$')
-        || rest[..tag_len].starts_with(|c: char| c.is_ascii_digit())
-    {
-        return Ok(start + 1);
+/// `*` and `t.*` parse as targets but are no value.
+fn is_value(node: &protobuf::Node) -> bool {
+    match node.node.as_ref() {
+        Some(N::ColumnRef(column)) => !column
+            .fields
+            .iter()
+            .any(|f| matches!(f.node, Some(N::AStar(_)))),
+        Some(_) => true,
+        None => false,
     }
-    let delimiter = &text[start..start + tag_len + 2];
-    let body_start = start + delimiter.len();
-    match text[body_start..].find(delimiter) {
-        Some(end) => Ok(body_start + end + delimiter.len()),
-        None => Err((start, "this dollar quote is never closed".into())),
+}
+
+fn location_of(node: &protobuf::Node) -> usize {
+    match node.node.as_ref() {
+        Some(N::ResTarget(target)) => target.location.max(0) as usize,
+        _ => 0,
     }
+}
+
+fn lexer_message(error: &pg_query::Error) -> String {
+    match error {
+        pg_query::Error::Scan(message) | pg_query::Error::Parse(message) => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The parser's message, and where: libpg_query says "at or near "x"" (or
+/// "at end of input"); the first token with that text is the place.
+fn syntax_error(
+    text: &str,
+    tokens: &[protobuf::ScanToken],
+    error: &pg_query::Error,
+) -> (usize, String) {
+    let message = lexer_message(error);
+    let at = if message.ends_with("at end of input") {
+        text.len()
+    } else {
+        message
+            .split_once("at or near \"")
+            .and_then(|(_, near)| near.strip_suffix('"'))
+            .and_then(|near| {
+                tokens.iter().find_map(|t| {
+                    let (s, e) = (t.start.max(0) as usize, t.end.max(0) as usize);
+                    (text.get(s..e) == Some(near)).then_some(s)
+                })
+            })
+            .unwrap_or(0)
+    };
+    (at, message)
 }
 
 #[cfg(test)]
@@ -133,8 +189,18 @@ mod tests {
             r#""we;ird" = 1"#,
             "body = $q$ ; -- ) $q$",
             "price > 0",
+            "name = E'it\\'s'",
+            "tenant_id IN (SELECT t.id FROM app.tenants t WHERE t.active)",
+            "a$q$ = 1",
+            "U&\"d\\0061t\\+000061\" = 1",
+            "  NOT archived  ",
+            "CASE WHEN x THEN 1 ELSE 2 END = 1",
         ] {
-            assert!(Expression::parse(ok).is_ok(), "{ok}");
+            assert!(
+                Expression::parse(ok).is_ok(),
+                "{ok}: {:?}",
+                Expression::parse(ok)
+            );
         }
     }
 
@@ -148,8 +214,42 @@ mod tests {
             "/* x */ true",
             "'unterminated",
             "",
+            "   ",
+            "true; SELECT 1",
+            "a, b",
+            "a FROM pg_roles",
+            "a WHERE true",
+            "true x",
+            "true AS x",
+            "*",
+            "DISTINCT a",
+            "a ORDER BY 1",
+            "a UNION SELECT 1",
+            "a FOR UPDATE",
+            "nul\0byte",
+        ] {
+            assert!(Expression::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// The two injections of the trust issue: a hand-written lexer took `\'`
+    /// for an escape in a standard string and `$q$` after an identifier
+    /// character for a dollar quote; PostgreSQL does neither.
+    #[test]
+    fn injections_that_fooled_the_old_lexer_are_rejected() {
+        for bad in [
+            r"name = '\') ; COMMIT ; CREATE TABLE public.pwned (x int) ; --'",
+            "EXISTS (SELECT 1 AS a$q$)) ; COMMIT ; CREATE TABLE public.pwned (x int) ; -- $q$)",
         ] {
             assert!(Expression::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_syntax_error_points_at_the_offending_token() {
+        let (at, why) = Expression::parse("a = 1 )").unwrap_err();
+        assert_eq!(at, 6, "{why}");
+        let (at, _) = Expression::parse("x = 1; y").unwrap_err();
+        assert_eq!(at, 5);
     }
 }

@@ -4,7 +4,13 @@
 //! refinery drives any connection that implements its async traits; the
 //! newtype here implements them for a sqlx connection that is already inside
 //! rlsctl's transaction, so migrations and policies commit or roll back
-//! together. The history table lives in the `rlsctl` schema.
+//! together. The history table lives in the `rlsctl` schema. Before any of
+//! that, every file is read with PostgreSQL's grammar and refused if it would
+//! end the transaction (see `transaction_control`).
+
+mod transaction_control;
+
+pub use transaction_control::Refused;
 
 use std::path::Path;
 
@@ -70,6 +76,10 @@ pub enum MigrationError {
     },
     #[error("migration failed: {0}")]
     Run(String),
+    #[error("{0}\nNothing was run.")]
+    Refused(Box<Refused>),
+    #[error("cannot read migration {file}: {message}")]
+    Read { file: String, message: String },
     #[error("{0}")]
     Database(#[from] sqlx::Error),
 }
@@ -79,10 +89,22 @@ pub fn load(dir: &Path, required: bool) -> Result<Vec<Migration>, MigrationError
     if !dir.exists() && !required {
         return Ok(Vec::new());
     }
-    refinery::load_sql_migrations(dir).map_err(|source| MigrationError::Load {
+    let load_error = |source| MigrationError::Load {
         dir: dir.display().to_string(),
         source,
-    })
+    };
+    let files = refinery_core::find_migration_files(dir, refinery_core::MigrationType::Sql)
+        .map_err(load_error)?;
+    for path in files {
+        let shown = dir.join(path.file_name().unwrap_or_default());
+        let sql = std::fs::read_to_string(&path).map_err(|e| MigrationError::Read {
+            file: shown.display().to_string(),
+            message: e.to_string(),
+        })?;
+        transaction_control::check(&shown, &sql)
+            .map_err(|refused| MigrationError::Refused(Box::new(refused)))?;
+    }
+    refinery::load_sql_migrations(dir).map_err(load_error)
 }
 
 /// Runs the pending migrations on `conn` (inside the caller's transaction);
