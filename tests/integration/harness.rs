@@ -174,6 +174,22 @@ impl TestDb {
             .unwrap_or(0)
     }
 
+    /// Everything a command could change in this database, as sorted lines:
+    /// schemas, relations (kind, RLS flags, owner, grants), columns,
+    /// constraints, indexes, triggers, policies, functions, default
+    /// privileges, role settings, the given roles' attributes and memberships,
+    /// and the row count of every table (rlsctl's history tables included).
+    /// Sequence positions are left out: a rolled-back insert still advances one.
+    pub async fn fingerprint(&self, roles: &[&str]) -> Vec<String> {
+        let mut conn = self.connect().await;
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        sqlx::query_scalar(FINGERPRINT)
+            .bind(&roles)
+            .fetch_all(&mut conn)
+            .await
+            .expect("fingerprint the database")
+    }
+
     pub async fn execute(&self, sql: &str) {
         let mut conn = self.connect().await;
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
@@ -258,3 +274,67 @@ CREATE TABLE tasks (
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+const FINGERPRINT: &str = "
+WITH rel AS (
+  SELECT c.oid, c.relname, n.nspname, c.relkind
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+     AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%')
+SELECT line FROM (
+  SELECT format('schema %s owner=%s acl=%s', n.nspname, n.nspowner::regrole, n.nspacl)
+    FROM pg_catalog.pg_namespace n
+   WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+  UNION ALL
+  SELECT format('relation %I.%I kind=%s rls=%s force=%s owner=%s acl=%s options=%s',
+                rel.nspname, rel.relname, c.relkind, c.relrowsecurity, c.relforcerowsecurity,
+                c.relowner::regrole, c.relacl, c.reloptions)
+    FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid
+  UNION ALL
+  SELECT format('column %I.%I.%I type=%s notnull=%s default=%s acl=%s', rel.nspname, rel.relname,
+                a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                pg_catalog.pg_get_expr(d.adbin, d.adrelid), a.attacl)
+    FROM rel JOIN pg_catalog.pg_attribute a ON a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped
+    LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+  UNION ALL
+  SELECT format('constraint %s on %I.%I: %s valid=%s', co.conname, rel.nspname, rel.relname,
+                pg_catalog.pg_get_constraintdef(co.oid), co.convalidated)
+    FROM rel JOIN pg_catalog.pg_constraint co ON co.conrelid = rel.oid
+  UNION ALL
+  SELECT format('index %s valid=%s', pg_catalog.pg_get_indexdef(i.indexrelid), i.indisvalid)
+    FROM rel JOIN pg_catalog.pg_index i ON i.indrelid = rel.oid
+  UNION ALL
+  SELECT format('trigger %s on %I.%I: %s', t.tgname, rel.nspname, rel.relname, pg_catalog.pg_get_triggerdef(t.oid))
+    FROM rel JOIN pg_catalog.pg_trigger t ON t.tgrelid = rel.oid
+  UNION ALL
+  SELECT format('policy %s on %I.%I: %s %s roles=%s using=%s check=%s', p.polname, rel.nspname,
+                rel.relname, p.polcmd, p.polpermissive, p.polroles::regrole[],
+                pg_catalog.pg_get_expr(p.polqual, p.polrelid), pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid))
+    FROM rel JOIN pg_catalog.pg_policy p ON p.polrelid = rel.oid
+  UNION ALL
+  SELECT format('function %s owner=%s acl=%s volatile=%s definer=%s config=%s body=%s',
+                p.oid::regprocedure, p.proowner::regrole, p.proacl, p.provolatile, p.prosecdef,
+                p.proconfig, md5(p.prosrc))
+    FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+  UNION ALL
+  SELECT format('default acl %s %s %s', d.defaclrole::regrole, d.defaclnamespace, d.defaclacl)
+    FROM pg_catalog.pg_default_acl d
+  UNION ALL
+  SELECT format('setting role=%s db=%s %s', s.setrole, s.setdatabase = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()), s.setconfig)
+    FROM pg_catalog.pg_db_role_setting s
+   WHERE s.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()))
+  UNION ALL
+  SELECT format('role %s login=%s super=%s bypass=%s createrole=%s inherit=%s password=%s member_of=%s',
+                r.rolname, r.rolcanlogin, r.rolsuper, r.rolbypassrls, r.rolcreaterole, r.rolinherit,
+                r.rolpassword IS NOT NULL,
+                ARRAY(SELECT m.roleid::regrole::text FROM pg_catalog.pg_auth_members m
+                       WHERE m.member = r.oid ORDER BY 1))
+    FROM pg_catalog.pg_authid r WHERE r.rolname = ANY($1)
+  UNION ALL
+  SELECT format('rows %I.%I = %s', rel.nspname, rel.relname,
+                (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I',
+                 rel.nspname, rel.relname), false, true, '')))[1]::text)
+    FROM rel WHERE rel.relkind IN ('r', 'p')
+) lines(line)
+ORDER BY line";

@@ -14,5 +14,7 @@ mod catalog_reads;
 mod context_function;
 mod ephemeral_server;
 mod migrate_existing;
+mod migrations_cannot_commit_on_their_own;
+mod read_only_commands_change_nothing;
 mod secrets_are_never_printed;
 mod verify;
