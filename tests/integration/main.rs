@@ -17,4 +17,5 @@ mod migrate_existing;
 mod migrations_cannot_commit_on_their_own;
 mod read_only_commands_change_nothing;
 mod secrets_are_never_printed;
+mod spec_expressions_cannot_inject;
 mod verify;

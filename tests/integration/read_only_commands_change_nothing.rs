@@ -25,9 +25,18 @@ async fn assert_read_only(db: &TestDb, roles: &[&str]) {
             run.stdout
         );
         let after = db.fingerprint(roles).await;
-        assert_eq!(before, after, "`rlsctl {}` changed the database", args.join(" "));
+        assert_eq!(
+            before,
+            after,
+            "`rlsctl {}` changed the database",
+            args.join(" ")
+        );
     }
-    for args in [["sql"].as_slice(), &["validate"], &["explain", "TABLE_WITHOUT_RLS"]] {
+    for args in [
+        ["sql"].as_slice(),
+        &["validate"],
+        &["explain", "TABLE_WITHOUT_RLS"],
+    ] {
         let run = std::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
             .args(args)
             .current_dir(db.path())
