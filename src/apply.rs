@@ -18,6 +18,7 @@ use crate::desired::desired_state;
 use crate::diff::{Change, Notice, Options, diff};
 use crate::errors::{database_message, is_lock_timeout};
 use crate::migrations::{self, MigrationError};
+use crate::normalize::recorded::{self, server_is_read_only};
 use crate::normalize::{NormalizeError, normalize};
 use crate::plan::{MissingPassword, Passwords, Statement, StatementView, render};
 use crate::quote::QualifiedName;
@@ -46,6 +47,8 @@ pub enum ApplyError {
     Normalize(#[from] NormalizeError),
     #[error("{0}")]
     Password(#[from] MissingPassword),
+    #[error("{0}")]
+    ReadOnly(String),
     #[error("{context}: {}", database_message(source))]
     Database {
         context: &'static str,
@@ -99,6 +102,8 @@ struct Prepared {
     statements: Vec<Statement>,
     notices: Vec<Notice>,
     catalog_queries: u32,
+    /// Deparses to record for plan and audit on read-only servers.
+    normalized: std::collections::BTreeMap<String, String>,
 }
 
 /// Everything up to the statements, inside an open transaction on `conn`.
@@ -112,8 +117,25 @@ async fn prepare(
         .await
         .map_err(db("invalid --lock-timeout"))?;
 
-    let pending = migrations::load(&settings.migrations_dir, settings.migrations_required)?;
-    let migrations = migrations::run(conn, &pending).await?;
+    let read_only = server_is_read_only(conn)
+        .await
+        .map_err(db("asking whether the server is read-only"))?;
+    let found = migrations::load(&settings.migrations_dir, settings.migrations_required)?;
+    let migrations = if read_only {
+        // Nothing can run here; pending migrations would change what the
+        // policies apply to, so there is no honest plan without them.
+        let pending = migrations::pending(conn, &found).await?;
+        if !pending.is_empty() {
+            return Err(ApplyError::ReadOnly(format!(
+                "{} migration(s) are pending ({}), and this server is read-only (a hot standby or a read-only transaction), so they cannot be run to see their effect. Plan against the primary.",
+                pending.len(),
+                pending.join(", ")
+            )));
+        }
+        pending
+    } else {
+        migrations::run(conn, &found).await?
+    };
 
     let scope = Scope {
         function: Some(spec.tenancy.function.clone()),
@@ -127,11 +149,18 @@ async fn prepare(
     crate::references::check(spec, &snapshot)?;
 
     let desired = desired_state(spec);
-    let normalized = normalize(conn, &desired, &snapshot.state, &spec.tenancy.column).await?;
+    let normalized = normalize(
+        conn,
+        &desired,
+        &snapshot.state,
+        &spec.tenancy.column,
+        read_only,
+    )
+    .await?;
     let mut result = diff(
         &desired,
         &snapshot.state,
-        &normalized,
+        &normalized.forms,
         &spec.tenancy.column,
         Options {
             prune: settings.prune,
@@ -144,6 +173,7 @@ async fn prepare(
         statements: render(&result.changes, passwords)?,
         notices: result.notices,
         catalog_queries: snapshot.queries,
+        normalized: normalized.keyed,
     })
 }
 
@@ -305,6 +335,15 @@ async fn apply_locked(
     progress: &mut dyn FnMut(&str),
 ) -> Result<Outcome, ApplyError> {
     let mut tx = conn.begin().await.map_err(db("starting a transaction"))?;
+    if server_is_read_only(&mut tx)
+        .await
+        .map_err(db("asking whether the server is read-only"))?
+    {
+        tx.rollback().await.map_err(db("rolling back"))?;
+        return Err(ApplyError::ReadOnly(
+            "this server is read-only (a hot standby, or a read-only transaction for this credential): apply must run against the primary with a role that can change it".into(),
+        ));
+    }
     let prepared = match prepare(&mut tx, spec, settings, &Passwords::FromEnvironment).await {
         Ok(p) => p,
         Err(e) => {
@@ -341,6 +380,13 @@ async fn apply_locked(
     }
     if !prepared.migrations.is_empty() || total > 0 {
         record_history(&mut tx, spec, &prepared).await?;
+    }
+    if let Err(error) = recorded::store(&mut tx, &prepared.normalized).await {
+        tx.rollback().await.map_err(db("rolling back"))?;
+        return Err(ApplyError::Database {
+            context: "recording normalised expressions in rlsctl.normalized_expressions",
+            source: error,
+        });
     }
     tx.commit().await.map_err(db("committing"))?;
 

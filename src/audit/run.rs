@@ -13,6 +13,7 @@ use crate::desired::desired_state;
 use crate::diff::{Options, diff};
 use crate::errors::database_message;
 use crate::normalize::normalize;
+use crate::normalize::recorded::server_is_read_only;
 use crate::plan::{Passwords, render};
 use crate::quote::QualifiedName;
 use crate::spec::{Access, Spec, TenantSource};
@@ -62,7 +63,9 @@ fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> AuditError {
 }
 
 /// Runs the audit. Read-only: everything happens in a transaction that is
-/// rolled back (drift detection deparses spec expressions on temporary tables).
+/// rolled back (drift detection deparses spec expressions on temporary tables,
+/// or, on a hot standby or with a read-only credential, uses the deparses the
+/// last apply recorded).
 pub async fn audit(conn: &mut PgConnection, target: &Target) -> Result<Report, AuditError> {
     let mut tx = conn.begin().await.map_err(db("starting a transaction"))?;
     let result = collect(&mut tx, target).await;
@@ -120,11 +123,21 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
         let spec = &narrowed;
         crate::references::check(spec, &snapshot)?;
         let desired = desired_state(spec);
-        let normalized = normalize(conn, &desired, &snapshot.state, &spec.tenancy.column).await?;
+        let read_only = server_is_read_only(conn)
+            .await
+            .map_err(db("asking whether the server is read-only"))?;
+        let normalized = normalize(
+            conn,
+            &desired,
+            &snapshot.state,
+            &spec.tenancy.column,
+            read_only,
+        )
+        .await?;
         let mut changes = diff(
             &desired,
             &snapshot.state,
-            &normalized,
+            &normalized.forms,
             &spec.tenancy.column,
             Options::default(),
         );

@@ -132,6 +132,33 @@ pub async fn run(
         .collect())
 }
 
+/// The names of `migrations` not yet recorded as applied, read without
+/// running or creating anything (for read-only servers).
+pub async fn pending(
+    conn: &mut PgConnection,
+    migrations: &[Migration],
+) -> Result<Vec<String>, MigrationError> {
+    if migrations.is_empty() {
+        return Ok(Vec::new());
+    }
+    let exists: bool = sqlx::query_scalar("SELECT pg_catalog.to_regclass($1) IS NOT NULL")
+        .bind(HISTORY_TABLE)
+        .fetch_one(&mut *conn)
+        .await?;
+    let applied: Vec<i32> = if exists {
+        sqlx::query_scalar("SELECT version FROM rlsctl.refinery_schema_history")
+            .fetch_all(&mut *conn)
+            .await?
+    } else {
+        Vec::new()
+    };
+    Ok(migrations
+        .iter()
+        .filter(|m| !applied.contains(&m.version()))
+        .map(|m| format!("V{}__{}", m.version(), m.name()))
+        .collect())
+}
+
 /// refinery's error with the database's own message underneath.
 fn describe(error: &refinery::Error) -> String {
     let mut message = error.to_string();

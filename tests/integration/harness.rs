@@ -15,7 +15,7 @@ use sqlx::{Connection, PgConnection};
 static SERVER: OnceLock<EphemeralServer> = OnceLock::new();
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-fn server() -> &'static EphemeralServer {
+pub fn server() -> &'static EphemeralServer {
     SERVER.get_or_init(|| EphemeralServer::start().expect("start the test PostgreSQL"))
 }
 

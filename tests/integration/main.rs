@@ -2,6 +2,7 @@
 //! One test binary, so the whole suite shares one throwaway cluster.
 
 mod harness;
+mod replica;
 
 mod apply_bad_input;
 mod apply_builds_indexes_without_blocking;
@@ -15,6 +16,7 @@ mod context_function;
 mod ephemeral_server;
 mod migrate_existing;
 mod migrations_cannot_commit_on_their_own;
+mod plan_and_audit_on_a_read_only_server;
 mod read_only_commands_change_nothing;
 mod secrets_are_never_printed;
 mod spec_expressions_cannot_inject;

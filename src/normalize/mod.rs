@@ -8,7 +8,10 @@
 //! SHARE lock). Expressions are deduplicated first: the generated tenant
 //! predicate needs one temporary table per tenant column shape, not per table.
 //! A rejected expression is reported with the policy's name and the server's
-//! message.
+//! message. Where nothing can be created (a hot standby, a read-only
+//! credential), the deparses `apply` recorded are used instead (`recorded`).
+
+pub mod recorded;
 
 use std::collections::BTreeMap;
 
@@ -31,8 +34,24 @@ pub enum NormalizeError {
         expression: String,
         message: String,
     },
+    #[error(
+        "policy {policy} on {table}: its expression `{expression}` changed since the last apply, and this server is read-only (a hot standby or a read-only transaction), so PostgreSQL cannot normalise it here. Run this command against the primary, or apply the spec there first."
+    )]
+    NotRecorded {
+        policy: String,
+        table: QualifiedName,
+        expression: String,
+    },
     #[error("{0}")]
     Database(#[from] sqlx::Error),
+}
+
+/// The deparse of every spec expression, and the same under the keys
+/// `recorded::store` keeps them by.
+#[derive(Debug, Default)]
+pub struct Normalization {
+    pub forms: Normalized,
+    pub keyed: BTreeMap<String, String>,
 }
 
 /// The temporary table an expression is deparsed against.
@@ -51,14 +70,74 @@ struct Job {
 }
 
 /// Normalizes every expression of `desired`. Runs inside the caller's
-/// transaction; leaves nothing behind.
+/// transaction; leaves nothing behind. With `read_only`, creates nothing and
+/// uses the deparses recorded by the last apply.
 pub async fn normalize(
     conn: &mut PgConnection,
     desired: &State,
     live: &State,
     tenant_column: &str,
-) -> Result<Normalized, NormalizeError> {
-    let mut shapes: BTreeMap<Shape, BTreeMap<String, Vec<Job>>> = BTreeMap::new();
+    read_only: bool,
+) -> Result<Normalization, NormalizeError> {
+    let shapes = group(desired, live, tenant_column);
+    if shapes.is_empty() {
+        return Ok(Normalization::default());
+    }
+    let major = recorded::server_major(conn).await?;
+    let keys: Vec<Vec<String>> = shapes
+        .iter()
+        .map(|(shape, expressions)| {
+            let described = describe(shape, live);
+            expressions
+                .keys()
+                .map(|text| recorded::key(major, &described, text))
+                .collect()
+        })
+        .collect();
+    let deparsed: Vec<Vec<String>> = if read_only {
+        let record = recorded::read(conn).await?;
+        let mut out = Vec::new();
+        for ((_, expressions), keys) in shapes.values().enumerate().zip(&keys) {
+            let mut forms = Vec::new();
+            for (group, key) in expressions.values().zip(keys) {
+                let Some(form) = record.get(key) else {
+                    let job = &group[0];
+                    return Err(NormalizeError::NotRecorded {
+                        policy: job.policy.clone(),
+                        table: job.table.clone(),
+                        expression: job.expression.to_string(),
+                    });
+                };
+                forms.push(form.clone());
+            }
+            out.push(forms);
+        }
+        out
+    } else {
+        on_temporary_tables(conn, desired, live, &shapes).await?
+    };
+
+    let mut result = Normalization::default();
+    for ((expressions, keys), forms) in shapes.values().zip(&keys).zip(deparsed) {
+        for ((group, key), form) in expressions.values().zip(keys).zip(forms) {
+            for job in group {
+                result.forms.0.insert(
+                    (job.table.clone(), job.expression.as_str().to_string()),
+                    form.clone(),
+                );
+            }
+            result.keyed.insert(key.clone(), form);
+        }
+    }
+    Ok(result)
+}
+
+type Shapes = BTreeMap<Shape, BTreeMap<String, Vec<Job>>>;
+
+/// Every expression of `desired`, by the temporary table it is deparsed on,
+/// then by its text.
+fn group(desired: &State, live: &State, tenant_column: &str) -> Shapes {
+    let mut shapes: Shapes = BTreeMap::new();
     for (name, table) in &desired.tables {
         let column_type = live
             .tables
@@ -85,10 +164,37 @@ pub async fn normalize(
             }
         }
     }
-    if shapes.is_empty() {
-        return Ok(Normalized::default());
-    }
+    shapes
+}
 
+/// What a deparse on `shape` depends on, for its recorded key.
+fn describe(shape: &Shape, live: &State) -> String {
+    match shape {
+        Shape::TenantColumn(column, type_name) => format!("tenant column {column} {type_name}"),
+        Shape::CopyOf(table) => {
+            let columns = live
+                .tables
+                .get(table)
+                .map(|t| {
+                    t.columns
+                        .iter()
+                        .map(|(name, ty)| format!("{name:?} {ty}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            format!("table {table:?} ({columns})")
+        }
+    }
+}
+
+/// The deparse of each (shape, expression), in `shapes` order.
+async fn on_temporary_tables(
+    conn: &mut PgConnection,
+    desired: &State,
+    live: &State,
+    shapes: &Shapes,
+) -> Result<Vec<Vec<String>>, NormalizeError> {
     // Policies may call the context function: make the desired one visible.
     let mut setup = Vec::new();
     if let Some(function) = &desired.function
@@ -115,7 +221,6 @@ pub async fn normalize(
     // protocol, which refuses a second statement in one message.
     let mut batch: Vec<Sql> = setup;
     let mut policies: Vec<(Sql, &Job)> = Vec::new();
-    let mut index: Vec<Vec<&Vec<Job>>> = Vec::new();
     for (t, (shape, expressions)) in shapes.iter().enumerate() {
         let temp = format!("rlsctl_normalize_{t}");
         batch.push(match shape {
@@ -132,19 +237,16 @@ pub async fn normalize(
                 .qname(table)
                 .push(")"),
         });
-        let mut jobs = Vec::new();
-        for (e, (_, group)) in expressions.iter().enumerate() {
+        for (e, group) in expressions.values().enumerate() {
             policies.push((policy_on(&temp, e, &group[0].expression), &group[0]));
-            jobs.push(group);
         }
-        index.push(jobs);
     }
 
     sqlx::raw_sql("SAVEPOINT rlsctl_normalize")
         .execute(&mut *conn)
         .await?;
     let result = match create_all(conn, &batch, &policies).await {
-        Ok(()) => read_back(conn, &index).await,
+        Ok(()) => read_back(conn, shapes).await,
         Err(error) => Err(error),
     };
     sqlx::raw_sql("ROLLBACK TO SAVEPOINT rlsctl_normalize; RELEASE SAVEPOINT rlsctl_normalize")
@@ -204,8 +306,8 @@ fn policy_on(temp: &str, e: usize, expression: &Expression) -> Sql {
 
 async fn read_back(
     conn: &mut PgConnection,
-    index: &[Vec<&Vec<Job>>],
-) -> Result<Normalized, NormalizeError> {
+    shapes: &Shapes,
+) -> Result<Vec<Vec<String>>, NormalizeError> {
     let rows: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT c.relname::text, p.polname::text, pg_catalog.pg_get_expr(p.polqual, p.polrelid)
            FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
@@ -214,21 +316,19 @@ async fn read_back(
     )
     .fetch_all(&mut *conn)
     .await?;
-    let mut normalized = Normalized::default();
+    let mut out: Vec<Vec<String>> = shapes
+        .values()
+        .map(|expressions| vec![String::new(); expressions.len()])
+        .collect();
     for (temp, policy, deparsed) in rows {
         let t: usize = temp
             .trim_start_matches("rlsctl_normalize_")
             .parse()
             .unwrap_or(usize::MAX);
         let e: usize = policy.trim_start_matches('e').parse().unwrap_or(usize::MAX);
-        if let Some(group) = index.get(t).and_then(|jobs| jobs.get(e)) {
-            for job in group.iter() {
-                normalized.0.insert(
-                    (job.table.clone(), job.expression.as_str().to_string()),
-                    deparsed.clone(),
-                );
-            }
+        if let Some(slot) = out.get_mut(t).and_then(|forms| forms.get_mut(e)) {
+            *slot = deparsed;
         }
     }
-    Ok(normalized)
+    Ok(out)
 }
