@@ -321,9 +321,10 @@ SELECT line FROM (
   SELECT format('default acl %s %s %s', d.defaclrole::regrole, d.defaclnamespace, d.defaclacl)
     FROM pg_catalog.pg_default_acl d
   UNION ALL
-  SELECT format('setting role=%s db=%s %s', s.setrole, s.setdatabase = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()), s.setconfig)
+  SELECT format('setting role=%s this_db=%s %s', s.setrole::regrole, s.setdatabase <> 0, s.setconfig)
     FROM pg_catalog.pg_db_role_setting s
-   WHERE s.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()))
+   WHERE s.setdatabase = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
+      OR (s.setdatabase = 0 AND s.setrole::regrole::text = ANY($1))
   UNION ALL
   SELECT format('role %s login=%s super=%s bypass=%s createrole=%s inherit=%s password=%s member_of=%s',
                 r.rolname, r.rolcanlogin, r.rolsuper, r.rolbypassrls, r.rolcreaterole, r.rolinherit,
