@@ -10,6 +10,7 @@ pub mod audit;
 pub mod catalog;
 pub mod cli;
 pub mod commands;
+pub mod connect;
 pub mod desired;
 pub mod diff;
 pub mod ephemeral;

@@ -29,6 +29,62 @@ async fn a_connection_failure_does_not_print_the_password() {
 }
 
 #[tokio::test]
+async fn odd_and_malformed_urls_never_print_their_password() {
+    let db = TestDb::new().await;
+    db.spec("roles:\n  - name: app\n");
+    // Each password holds the marker; port 1 on localhost refuses at once.
+    let urls = [
+        "postgres://admin:Mark3r-pa/ss@127.0.0.1:1/app",
+        "postgres://admin:Mark3r-pa?ss@127.0.0.1:1/app",
+        "postgres://admin:Mark3r-pa#ss@127.0.0.1:1/app",
+        "postgres://admin:Mark3r-p@ss@127.0.0.1:1/app",
+        "postgres://admin:Mark3r-pa%ss@127.0.0.1:1/app",
+        "postgres://admin:Mark3r pa ss@127.0.0.1:1/app",
+        "postgres://admin:Mark3r%2Fpa%40ss@127.0.0.1:1/app",
+        "postgresql://admin:Mark3r-pass@127.0.0.1:1/app",
+        "postgres://admin:Mark3r-pass@127.0.0.1:notaport/app",
+        "postgres://admin:Mark3r-pass@127.0.0.1:1/app?sslmode=disable&PASSWORD=Mark3r-again",
+        "postgres://127.0.0.1:1/app?password=Mark3r-pass",
+        "postgres://admin:Mark3r-pass",
+        "admin:Mark3r-pass@127.0.0.1:1/app",
+        "host=127.0.0.1 port=1 password='Mark3r pass' dbname=app",
+        "host=127.0.0.1 port=1 password=Mark3r-pass dbname=app",
+        "host=127.0.0.1 password='Mark3r-unterminated",
+    ];
+    for url in urls {
+        for command in ["plan", "audit", "verify"] {
+            let output = std::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
+                .args([command, "--database-url", url])
+                .current_dir(db.path())
+                .output()
+                .unwrap();
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert_eq!(output.status.code(), Some(1), "{command} {url}: {all}");
+            assert!(all.contains("cannot connect to"), "{command} {url}: {all}");
+            assert!(!all.contains("Mark3r"), "{command} {url}: {all}");
+        }
+    }
+    // The same through the environment instead of the flag.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
+        .arg("plan")
+        .env(
+            "DATABASE_URL",
+            "postgres://admin:Mark3r-pa/ss@127.0.0.1:1/app",
+        )
+        .env_remove("RLSCTL_ADMIN_DATABASE_URL")
+        .current_dir(db.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("Mark3r"), "{stderr}");
+}
+
+#[tokio::test]
 async fn a_role_password_from_the_environment_is_set_but_never_shown_or_recorded() {
     let db = TestDb::new().await;
     let role = unique("app");
