@@ -19,7 +19,7 @@ use crate::diff::{Change, Notice, Options, diff};
 use crate::errors::{database_message, is_lock_timeout};
 use crate::migrations::{self, MigrationError};
 use crate::normalize::{NormalizeError, normalize};
-use crate::plan::{MissingPassword, Passwords, Statement, StatementView, render};
+use crate::plan::{PasswordError, Passwords, Statement, StatementView, render};
 use crate::quote::QualifiedName;
 use crate::spec::{Spec, SpecError};
 
@@ -45,7 +45,7 @@ pub enum ApplyError {
     #[error("{0}")]
     Normalize(#[from] NormalizeError),
     #[error("{0}")]
-    Password(#[from] MissingPassword),
+    Password(#[from] PasswordError),
     #[error("{context}: {}", database_message(source))]
     Database {
         context: &'static str,

@@ -22,5 +22,6 @@ pub mod normalize;
 pub mod plan;
 pub mod quote;
 pub mod references;
+pub mod scram;
 pub mod spec;
 pub mod verify;
