@@ -20,7 +20,7 @@ use crate::errors::{database_message, is_lock_timeout};
 use crate::migrations::{self, MigrationError};
 use crate::normalize::recorded::{self, server_is_read_only};
 use crate::normalize::{NormalizeError, normalize};
-use crate::plan::{MissingPassword, Passwords, Statement, StatementView, render};
+use crate::plan::{PasswordError, Passwords, Statement, StatementView, render};
 use crate::quote::QualifiedName;
 use crate::spec::{Spec, SpecError};
 
@@ -46,7 +46,7 @@ pub enum ApplyError {
     #[error("{0}")]
     Normalize(#[from] NormalizeError),
     #[error("{0}")]
-    Password(#[from] MissingPassword),
+    Password(#[from] PasswordError),
     #[error("{0}")]
     ReadOnly(String),
     #[error("{context}: {}", database_message(source))]

@@ -149,8 +149,8 @@ pub struct DatabaseArgs {
     /// Folder of refinery SQL migrations (V1__name.sql), run before the policies.
     #[arg(long, value_name = "DIR")]
     pub migrations: Option<PathBuf>,
-    /// Longest wait for a table lock before failing (PostgreSQL interval, e.g. 5s, 500ms).
-    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    /// Longest wait for a table lock before failing (PostgreSQL interval, e.g. 5s, 500ms; at least 1ms).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = lock_timeout)]
     pub lock_timeout: String,
     /// Also drop policies the spec does not declare (and rlsctl's own on tables that left the spec).
     #[arg(long)]
@@ -256,58 +256,63 @@ impl DatabaseArgs {
     }
 }
 
-/// A connection URL with its password replaced, for every message rlsctl prints.
-pub fn redact(url: &str) -> String {
-    let mut redacted = redact_userinfo(url);
-    // A password can also come as a query parameter.
-    if let Some(q) = redacted.find("password=") {
-        let start = q + "password=".len();
-        let end = redacted[start..]
-            .find('&')
-            .map(|e| start + e)
-            .unwrap_or(redacted.len());
-        redacted.replace_range(start..end, "***");
-    }
-    redacted
-}
-
-fn redact_userinfo(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
+/// `--lock-timeout`: a duration as PostgreSQL's `lock_timeout` reads it (a
+/// number, optionally fractional, and a unit; no unit is milliseconds). Zero
+/// — or anything PostgreSQL rounds to zero milliseconds — means "wait forever"
+/// to PostgreSQL, the opposite of what the flag is for, so it is refused here.
+fn lock_timeout(value: &str) -> Result<String, String> {
+    let trimmed = value.trim();
+    let number_end = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let milliseconds_per_unit = match trimmed[number_end..].trim() {
+        "us" => 0.001,
+        "" | "ms" => 1.0,
+        "s" => 1_000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => f64::NAN,
     };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_string();
-    };
-    let userinfo = &rest[..at];
-    let user = userinfo.split(':').next().unwrap_or_default();
-    let shown = if userinfo.contains(':') {
-        format!("{user}:***")
+    let milliseconds = trimmed[..number_end]
+        .parse::<f64>()
+        .map(|n| n * milliseconds_per_unit)
+        .unwrap_or(f64::NAN);
+    if milliseconds.is_nan() {
+        Err("expected a duration such as 5s, 500ms or 1min (units: us, ms, s, min, h, d)".into())
+    } else if milliseconds < 1.0 {
+        Err("a lock timeout of 0 would wait forever for a lock; give at least 1ms, e.g. 5s".into())
+    } else if milliseconds > f64::from(i32::MAX) {
+        Err("too long: PostgreSQL's lock_timeout is at most 2147483647ms (about 24 days)".into())
     } else {
-        user.to_string()
-    };
-    format!("{}://{shown}{}", &url[..scheme_end], &rest[at..])
+        Ok(trimmed.to_string())
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::*;
 
     #[test]
-    fn passwords_never_survive_redaction() {
-        assert_eq!(
-            redact("postgres://admin:s3cr%40t@db:5432/app"),
-            "postgres://admin:***@db:5432/app"
-        );
-        assert_eq!(redact("postgres://admin@db/app"), "postgres://admin@db/app");
-        assert_eq!(
-            redact("postgres://db/app?user=a&password=x&sslmode=require"),
-            "postgres://db/app?user=a&password=***&sslmode=require"
-        );
-        assert_eq!(
-            redact("postgres://u:p@ss@db/app"),
-            "postgres://u:***@db/app"
-        );
+    fn a_lock_timeout_of_zero_is_refused_and_durations_are_kept() {
+        for forever in ["0", "0s", "0ms", "0.0min", "500us", "0.4"] {
+            let refused = lock_timeout(forever).unwrap_err();
+            assert!(refused.contains("wait forever"), "{forever}: {refused}");
+        }
+        for malformed in ["", "soon", "-5s", "5 parsecs", "1e3"] {
+            assert!(lock_timeout(malformed).is_err(), "{malformed}");
+        }
+        assert!(lock_timeout("30d").is_err());
+        for kept in ["5s", "500ms", "1", "1.5s", " 2 min", "1h"] {
+            assert_eq!(lock_timeout(kept).as_deref(), Ok(kept.trim()));
+        }
+    }
+
+    #[test]
+    fn a_lock_timeout_of_zero_is_a_usage_error() {
+        let error = Cli::try_parse_from(["rlsctl", "apply", "--lock-timeout", "0"]).unwrap_err();
+        assert!(error.use_stderr());
+        assert!(error.to_string().contains("--lock-timeout"), "{error}");
+        assert!(error.to_string().contains("wait forever"), "{error}");
     }
 }

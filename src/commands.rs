@@ -4,15 +4,16 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 use comfy_table::{Table as Grid, presets::UTF8_FULL_CONDENSED};
-use sqlx::{Connection, PgConnection};
+use sqlx::PgConnection;
 
 use crate::apply::{self, Outcome, Settings};
 use crate::audit::report::{Report, write_json, write_markdown, write_table};
 use crate::catalog::{self, Scope};
 use crate::cli::{
     AuditArgs, CheckArgs, Cli, CommandKind, DatabaseArgs, Format, MigrateArgs, ReportFormat,
-    SpecArgs, VerifyArgs, database_url, redact,
+    SpecArgs, VerifyArgs, database_url,
 };
+use crate::connect::{connect, connect_to, redact};
 use crate::desired::desired_state;
 use crate::diff::{Normalized, Options, diff};
 use crate::ephemeral::EphemeralServer;
@@ -276,26 +277,6 @@ async fn print_tables(out: &mut impl Write, conn: &mut PgConnection, spec: &Spec
     }
     writeln!(out, "{grid}")?;
     Ok(())
-}
-
-async fn connect(url_flag: &Option<String>) -> Result<PgConnection> {
-    let Some(url) = database_url(url_flag) else {
-        anyhow::bail!(
-            "no database to connect to: pass --database-url, or set RLSCTL_ADMIN_DATABASE_URL or DATABASE_URL"
-        );
-    };
-    connect_to(&url).await
-}
-
-/// Connects; a failure names the server with its password masked.
-async fn connect_to(url: &str) -> Result<PgConnection> {
-    PgConnection::connect(url).await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot connect to {}: {}",
-            redact(url),
-            crate::errors::database_message(&e)
-        )
-    })
 }
 
 /// audit and verify read a spec from `--config` (default `policies`) unless

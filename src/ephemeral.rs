@@ -154,6 +154,16 @@ impl EphemeralServer {
         self.port
     }
 
+    /// The cluster's data directory (pg_hba.conf, postgresql.conf).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Where the server writes its log (stderr).
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.join("server.log")
+    }
+
     /// Stops the server and waits until its files are gone.
     pub fn stop(mut self) {
         self.shutdown();

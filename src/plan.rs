@@ -5,6 +5,7 @@ use serde::Serialize;
 use crate::diff::Change;
 use crate::model::{ContextFunction, MANAGED_MARKER, Policy, Privilege, Role};
 use crate::quote::Sql;
+use crate::scram;
 use crate::spec::Command;
 
 /// One statement of a plan, with what it is about.
@@ -17,7 +18,7 @@ pub struct Statement {
     pub outside_transaction: bool,
 }
 
-/// How `CREATE ROLE … PASSWORD` gets its value.
+/// How `CREATE ROLE … PASSWORD` gets its value (a SCRAM verifier of it).
 pub enum Passwords {
     /// Read the environment variable the spec names; missing is an error.
     FromEnvironment,
@@ -26,12 +27,16 @@ pub enum Passwords {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "role {role}: its password comes from the environment variable {variable}, which is not set (nothing was applied)"
-)]
-pub struct MissingPassword {
-    pub role: String,
-    pub variable: String,
+pub enum PasswordError {
+    #[error(
+        "role {role}: its password comes from the environment variable {variable}, which is not set (nothing was applied)"
+    )]
+    Missing { role: String, variable: String },
+    #[error("role {role}: {source} (nothing was applied)")]
+    NoRandomness {
+        role: String,
+        source: crate::scram::NoRandomness,
+    },
 }
 
 /// The JSON shape of a planned statement.
@@ -54,10 +59,7 @@ impl Statement {
     }
 }
 
-pub fn render(
-    changes: &[Change],
-    passwords: &Passwords,
-) -> Result<Vec<Statement>, MissingPassword> {
+pub fn render(changes: &[Change], passwords: &Passwords) -> Result<Vec<Statement>, PasswordError> {
     let mut out = Vec::new();
     for change in changes {
         for sql in render_change(change, passwords)? {
@@ -73,7 +75,7 @@ pub fn render(
     Ok(out)
 }
 
-fn render_change(change: &Change, passwords: &Passwords) -> Result<Vec<Sql>, MissingPassword> {
+fn render_change(change: &Change, passwords: &Passwords) -> Result<Vec<Sql>, PasswordError> {
     Ok(match change {
         Change::CreateSchema { schema } => {
             vec![Sql::new("CREATE SCHEMA IF NOT EXISTS ").ident(schema)]
@@ -236,16 +238,25 @@ fn role_attributes(sql: Sql, role: &Role) -> Sql {
         })
 }
 
-fn with_password(sql: Sql, role: &Role, passwords: &Passwords) -> Result<Sql, MissingPassword> {
+fn with_password(sql: Sql, role: &Role, passwords: &Passwords) -> Result<Sql, PasswordError> {
     let Some(variable) = &role.password_env else {
         return Ok(sql);
     };
     Ok(match passwords {
         Passwords::Masked => sql.push(" PASSWORD ").secret_literal("********"),
+        // A SCRAM verifier, never the password: the statement text can end up
+        // in the server log, pg_stat_activity and statement tracing.
         Passwords::FromEnvironment => match std::env::var(variable) {
-            Ok(value) if !value.is_empty() => sql.push(" PASSWORD ").secret_literal(&value),
+            Ok(value) if !value.is_empty() => {
+                let verifier =
+                    scram::verifier(&value).map_err(|source| PasswordError::NoRandomness {
+                        role: role.name.clone(),
+                        source,
+                    })?;
+                sql.push(" PASSWORD ").secret_literal(&verifier)
+            }
             _ => {
-                return Err(MissingPassword {
+                return Err(PasswordError::Missing {
                     role: role.name.clone(),
                     variable: variable.clone(),
                 });
@@ -370,6 +381,9 @@ mod tests {
             "{all}"
         );
         let missing = render(&changes, &Passwords::FromEnvironment).unwrap_err();
-        assert_eq!(missing.variable, "SOME_UNSET_VARIABLE_FOR_TEST");
+        assert!(
+            matches!(&missing, PasswordError::Missing { variable, .. } if variable == "SOME_UNSET_VARIABLE_FOR_TEST"),
+            "{missing}"
+        );
     }
 }

@@ -153,3 +153,18 @@ fn every_shipped_spec_validates() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_lock_timeout_of_zero_is_refused_as_bad_usage_before_connecting() {
+    let (db, role) = TestDb::with_projects(&["projects"]).await;
+    let before = db.state(&[&role]).await;
+    let run = db.rlsctl(&["apply", "--lock-timeout", "0"]);
+    assert_eq!(run.code, 64, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--lock-timeout") && run.stderr.contains("wait forever"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(db.state(&[&role]).await, before);
+    assert_eq!(db.history_rows().await, 0);
+}

@@ -24,6 +24,31 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", COUNTER.fetch_add(1, Ordering::SeqCst))
 }
 
+/// Everything the test server has logged so far.
+pub fn server_log() -> String {
+    String::from_utf8_lossy(&std::fs::read(server().log_file()).expect("read the server log"))
+        .into_owned()
+}
+
+/// Makes `role` log in with a SCRAM password over TCP (the test server
+/// otherwise trusts everyone). Only this role's line is added.
+pub async fn require_scram_password_for(role: &str) {
+    let hba = server().data_dir().join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).expect("read pg_hba.conf");
+    let line = format!(
+        "host all {} 127.0.0.1/32 scram-sha-256\n",
+        rlsctl::quote::ident(role)
+    );
+    std::fs::write(&hba, format!("{line}{rules}")).expect("write pg_hba.conf");
+    let mut admin = PgConnection::connect(&server().url())
+        .await
+        .expect("connect");
+    sqlx::query("SELECT pg_reload_conf()")
+        .execute(&mut admin)
+        .await
+        .expect("reload");
+}
+
 /// A test's own database and project folder (policies/, migrations/).
 pub struct TestDb {
     pub url: String,
