@@ -194,6 +194,44 @@ pub fn redact(conninfo: &str) -> String {
     Masked::new(conninfo).shown
 }
 
+/// Free text (a usage error that echoes what was typed) with every
+/// connection string in it redacted: each word that holds `://` or a
+/// `password=` is masked as [`redact`] masks a connection string.
+pub fn redact_in_message(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        out.push_str(&redact_word(word));
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_whitespace() || matches!(c, '\'' | '"' | '`') {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+fn redact_word(word: &str) -> String {
+    let lower = word.to_ascii_lowercase();
+    if let Some(scheme) = word.find("://") {
+        // `--database-url=postgres://…`: keep the flag, mask from the scheme.
+        let start = word[..scheme]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.'))
+            .map_or(0, |i| i + 1);
+        format!("{}{}", &word[..start], redact(&word[start..]))
+    } else if lower.contains("password=") {
+        let at = lower.find("password=").unwrap_or(0) + "password=".len();
+        format!("{}***", &word[..at])
+    } else {
+        word.to_string()
+    }
+}
+
 /// The shown form of a connection string and the secrets it held.
 #[derive(Debug)]
 struct Masked {
@@ -445,6 +483,35 @@ fn percent_decoded(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn usage_errors_that_echo_a_connection_string_are_masked() {
+        for (typed, secret) in [
+            (
+                "unexpected argument 'postgres://u:hunter2@h/db' found",
+                "hunter2",
+            ),
+            (
+                "unexpected argument '--databse-url=postgresql://u:pa/ss@h/db'",
+                "pa/ss",
+            ),
+            (
+                "unexpected argument 'host=h password=s3cret dbname=x'",
+                "s3cret",
+            ),
+            (
+                "a value is required for '--database-url <URL>' but none was supplied",
+                "none",
+            ),
+        ] {
+            let shown = super::redact_in_message(typed);
+            if secret == "none" {
+                assert_eq!(shown, typed);
+            } else {
+                assert!(!shown.contains(secret), "{shown}");
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use rlsctl::cli::Cli;
 use rlsctl::commands::{Exit, run};
+use rlsctl::connect::redact_in_message;
 use tokio::signal::unix::{SignalKind, signal};
 
 #[tokio::main]
@@ -18,9 +19,14 @@ async fn main() -> ExitCode {
     };
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // A URL typed without its flag is echoed back: never its password.
+            eprint!("{}", redact_in_message(&e.render().to_string()));
+            return ExitCode::from(Exit::Usage as u8);
+        }
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { Exit::Usage as u8 } else { 0 });
+            return ExitCode::from(0);
         }
     };
     // Ctrl-C drops the work in flight: an open transaction rolls back with the

@@ -247,3 +247,28 @@ async fn a_role_password_reaches_the_server_only_as_a_scram_verifier() {
     );
     assert!(!log.contains(&marker), "the password is in the server log");
 }
+
+#[test]
+fn a_url_typed_without_its_flag_is_not_echoed_with_its_password() {
+    for args in [
+        vec!["plan", "postgres://admin:Hunter2Marker@db/app"],
+        vec![
+            "audit",
+            "--databse-url=postgresql://admin:Hunter2Marker@db/app",
+        ],
+        vec!["verify", "host=db password=Hunter2Marker dbname=app"],
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(64), "{args:?}");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!all.contains("Hunter2Marker"), "{args:?}: {all}");
+        assert!(all.contains("error:"), "{all}");
+    }
+}
