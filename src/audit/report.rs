@@ -29,6 +29,26 @@ pub struct Report {
     pub catalog_queries: u32,
 }
 
+impl Report {
+    /// Tables with the tenant column that the spec does not declare and no
+    /// policy covers (not accepted as exceptions): tenant data nobody decided
+    /// about, which `check` refuses to pass.
+    pub fn uncovered_tables(&self) -> Vec<String> {
+        self.findings
+            .iter()
+            .filter(|f| f.id == super::checks::drift::UNDECLARED.id && f.accepted.is_none())
+            .filter_map(|f| f.object.strip_prefix("table "))
+            .filter(|name| {
+                self.tables
+                    .iter()
+                    .find(|t| t.table == *name)
+                    .is_none_or(|t| t.policies.is_empty())
+            })
+            .map(str::to_string)
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     pub errors: usize,

@@ -12,6 +12,7 @@ mod apply_runs_migrations;
 mod audit_checks;
 mod audit_report;
 mod catalog_reads;
+mod check_refuses_uncovered_tenant_tables;
 mod connect_timeout;
 mod context_function;
 mod ephemeral_server;
