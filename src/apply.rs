@@ -145,7 +145,7 @@ async fn prepare(
         .await
         .map_err(db("reading the catalog"))?;
     let (narrowed, waiting) = convergeable_now(spec, &snapshot.state);
-    let spec = &narrowed;
+    let spec = &crate::children::cover_children(&narrowed, &snapshot.state);
     crate::references::check(spec, &snapshot)?;
 
     let desired = desired_state(spec);

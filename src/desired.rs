@@ -123,11 +123,15 @@ pub fn desired_state(spec: &Spec) -> State {
             );
         }
 
-        table.indexes.push(Index {
-            name: index_name(&name.name, &table_spec.index_columns),
-            columns: table_spec.index_columns.clone(),
-            valid: true,
-        });
+        // No columns: the table's index comes from elsewhere (a partition
+        // gets its partitioned parent's).
+        if !table_spec.index_columns.is_empty() {
+            table.indexes.push(Index {
+                name: index_name(&name.name, &table_spec.index_columns),
+                columns: table_spec.index_columns.clone(),
+                valid: true,
+            });
+        }
         for role in spec.roles.iter().map(|r| &r.name) {
             state
                 .schema_usage

@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod audit;
 pub mod catalog;
+pub mod children;
 pub mod cli;
 pub mod commands;
 pub mod connect;

@@ -142,6 +142,8 @@ pub struct Table {
     pub has_rows: bool,
     /// Live only: a partitioned table, whose indexes cannot be built CONCURRENTLY.
     pub partitioned: bool,
+    /// Live only: the table this one is a partition or inheritance child of.
+    pub parent: Option<QualifiedName>,
     pub owner: String,
     /// Live only: sequences owned by the table's columns (serial, bigserial),
     /// with the roles that may use them. Inserting needs USAGE on them.

@@ -120,7 +120,7 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
     let mut drift = Vec::new();
     if let Some(spec) = &target.spec {
         let (narrowed, waiting) = crate::apply::convergeable_now(spec, &snapshot.state);
-        let spec = &narrowed;
+        let spec = &crate::children::cover_children(&narrowed, &snapshot.state);
         crate::references::check(spec, &snapshot)?;
         let desired = desired_state(spec);
         let read_only = server_is_read_only(conn)

@@ -103,17 +103,36 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
     state.schema_usage = usage.into_iter().collect();
 
     count();
-    let tables: Vec<(String, String, bool, bool, bool, String)> = sqlx::query_as(concat!(
+    type TableRow = (
+        String,
+        String,
+        bool,
+        bool,
+        bool,
+        String,
+        Option<String>,
+        Option<String>,
+    );
+    let tables: Vec<TableRow> = sqlx::query_as(concat!(
         "SELECT n.nspname::text, c.relname::text, c.relrowsecurity, c.relforcerowsecurity,
-                    c.relkind = 'p', pg_catalog.pg_get_userbyid(c.relowner)::text
+                    c.relkind = 'p', pg_catalog.pg_get_userbyid(c.relowner)::text,
+                    parent.nspname::text, parent.relname::text
                FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+               LEFT JOIN LATERAL (
+                    SELECT pn.nspname, pc.relname
+                      FROM pg_catalog.pg_inherits i
+                      JOIN pg_catalog.pg_class pc ON pc.oid = i.inhparent
+                      JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace
+                     WHERE i.inhrelid = c.oid
+                     ORDER BY i.inhseqno LIMIT 1) parent ON true
               WHERE c.relkind IN ('r', 'p') AND ",
         user_schemas!(),
         ""
     ))
     .fetch_all(&mut *conn)
     .await?;
-    for (schema, name, rls_enabled, rls_forced, partitioned, owner) in tables {
+    for (schema, name, rls_enabled, rls_forced, partitioned, owner, parent_schema, parent) in tables
+    {
         let qualified = QualifiedName::new(schema, name);
         state.tables.insert(
             qualified.clone(),
@@ -123,6 +142,9 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
                 rls_forced,
                 partitioned,
                 owner,
+                parent: parent_schema
+                    .zip(parent)
+                    .map(|(s, n)| QualifiedName::new(s, n)),
                 ..Table::default()
             },
         );

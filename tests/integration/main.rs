@@ -18,6 +18,7 @@ mod context_function;
 mod ephemeral_server;
 mod migrate_existing;
 mod migrations_cannot_commit_on_their_own;
+mod partitions_are_covered_by_their_parent;
 mod plan_and_audit_on_a_read_only_server;
 mod read_only_commands_change_nothing;
 mod secrets_are_never_printed;
