@@ -10,6 +10,7 @@ use super::document::{
     BackfillDoc, Command, CrossTenantDoc, Document, PolicyDoc, RoleDoc, SourceDoc, TableDoc,
     TenancyDoc, TenantType, WhenUnbound,
 };
+use super::files::read_spec_file;
 use super::{
     AcceptedFinding, Backfill, CrossTenantPredicate, Expression, Origin, PolicySpec, RoleSpec,
     Spec, SpecError, TableSpec, Tenancy, TenantSource,
@@ -45,8 +46,7 @@ pub fn load(dir: &Path) -> Result<Spec, SpecError> {
     }
     let mut sources = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file)
-            .map_err(|e| SpecError::general(format!("cannot read {}: {e}", file.display())))?;
+        let text = read_spec_file(&file)?;
         sources.push((file, text));
     }
     build(&sources)

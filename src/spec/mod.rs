@@ -7,6 +7,7 @@
 mod document;
 mod error;
 mod expression;
+mod files;
 mod load;
 
 use std::collections::BTreeSet;

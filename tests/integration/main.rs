@@ -11,6 +11,7 @@ mod apply_runs_migrations;
 mod audit_checks;
 mod audit_report;
 mod catalog_reads;
+mod config_folder_is_read_safely;
 mod context_function;
 mod ephemeral_server;
 mod migrate_existing;
