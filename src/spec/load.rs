@@ -11,6 +11,7 @@ use super::document::{
     TenancyDoc, TenantType, WhenUnbound,
 };
 use super::files::read_spec_file;
+use super::lines::Lines;
 use super::{
     AcceptedFinding, Backfill, CrossTenantPredicate, Expression, Origin, PolicySpec, RoleSpec,
     Spec, SpecError, TableSpec, Tenancy, TenantSource,
@@ -87,7 +88,10 @@ fn yaml_error(file: &Path, text: &str, error: &serde_saphyr::Error) -> SpecError
         .unwrap_or(&full)
         .to_string();
     match error.location() {
-        Some(loc) => SpecError::at(&Origin::new(file, text, loc.line(), loc.column()), message),
+        Some(loc) => SpecError::at(
+            &Origin::new(file, &Lines::new(text), loc.line(), loc.column()),
+            message,
+        ),
         None => SpecError::general(format!("{}: {message}", file.display())),
     }
 }
@@ -114,14 +118,14 @@ struct Builder {
 /// Turns a `Spanned` into an origin in `file`.
 struct Locator<'a> {
     file: &'a Path,
-    text: &'a str,
+    lines: Lines<'a>,
 }
 
 impl Locator<'_> {
     fn at<T>(&self, spanned: &Spanned<T>) -> Origin {
         Origin::new(
             self.file,
-            self.text,
+            &self.lines,
             spanned.referenced.line(),
             spanned.referenced.column(),
         )
@@ -172,7 +176,10 @@ fn split_qualified(text: &str, default_schema: &str) -> Result<(String, String),
 
 impl Builder {
     fn add(&mut self, file: &Path, text: &str, doc: Document) -> Result<(), SpecError> {
-        let at = Locator { file, text };
+        let at = Locator {
+            file,
+            lines: Lines::new(text),
+        };
         if let Some(tenancy) = doc.tenancy {
             let origin = at.at(&tenancy);
             if let Some((_, first)) = &self.tenancy {
