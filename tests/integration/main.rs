@@ -15,5 +15,6 @@ mod config_folder_is_read_safely;
 mod context_function;
 mod ephemeral_server;
 mod migrate_existing;
+mod prune_of_an_empty_spec_needs_allow_empty;
 mod secrets_are_never_printed;
 mod verify;
