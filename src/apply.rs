@@ -33,12 +33,18 @@ pub struct Settings {
     /// The migrations folder was named explicitly: a missing one is an error.
     pub migrations_required: bool,
     pub prune: bool,
+    /// `--prune` may run with a spec that declares no tenant tables.
+    pub allow_empty: bool,
     /// How long a DDL statement may wait for its table lock, e.g. `5s`.
     pub lock_timeout: String,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
+    #[error(
+        "refusing to --prune: the spec declares no tenant tables, so pruning would drop every policy rlsctl made, on every table, and leave no tenant isolation. Check that --config names the right folder; if removing it all is intended, add --allow-empty"
+    )]
+    PruneWithoutTables,
     #[error("{0}")]
     Spec(#[from] SpecError),
     #[error("{0}")]
@@ -113,6 +119,9 @@ async fn prepare(
     settings: &Settings,
     passwords: &Passwords,
 ) -> Result<Prepared, ApplyError> {
+    if settings.prune && !settings.allow_empty && spec.tables.is_empty() {
+        return Err(ApplyError::PruneWithoutTables);
+    }
     set_lock_timeout(conn, &settings.lock_timeout, Until::TransactionEnd)
         .await
         .map_err(db("invalid --lock-timeout"))?;

@@ -155,6 +155,11 @@ pub struct DatabaseArgs {
     /// Also drop policies the spec does not declare (and rlsctl's own on tables that left the spec).
     #[arg(long)]
     pub prune: bool,
+    /// Let --prune run with a spec that declares no tenant tables, which drops every
+    /// policy rlsctl made: refused without this flag, as an emptied or wrong --config
+    /// would otherwise remove the tenant isolation everywhere.
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 #[derive(Debug, Args)]

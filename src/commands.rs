@@ -149,6 +149,7 @@ fn apply_settings(args: &DatabaseArgs) -> Settings {
         migrations_dir,
         migrations_required,
         prune: args.prune,
+        allow_empty: args.allow_empty,
         lock_timeout: args.lock_timeout.clone(),
     }
 }

@@ -1,13 +1,13 @@
 //! Spec → the state the database should have.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest, Sha256};
 
 use crate::model::{ContextFunction, Index, Policy, Privilege, Role, State, Table, Volatility};
-use crate::quote::{ident, literal};
+use crate::quote::{QualifiedName, ident, literal};
 use crate::spec::{
-    Access, Command, Expression, PolicyKind, Spec, Tenancy, TenantSource, WhenUnbound,
+    Access, Command, Expression, PolicyKind, PolicySpec, Spec, Tenancy, TenantSource, WhenUnbound,
 };
 pub use crate::spec::{CROSS_TENANT_PREFIX, TENANT_POLICY};
 const MAX_NAME_BYTES: usize = 63;
@@ -15,6 +15,14 @@ const MAX_NAME_BYTES: usize = 63;
 pub fn desired_state(spec: &Spec) -> State {
     let runtime: BTreeSet<String> = spec.runtime_roles().map(|r| r.name.clone()).collect();
     let mut state = State::default();
+    // Each table's extra policies, found once: asking every policy about every
+    // table was quadratic when a policy lists many tables.
+    let mut extra_policies: BTreeMap<&QualifiedName, Vec<&PolicySpec>> = BTreeMap::new();
+    for policy in &spec.policies {
+        for table in &policy.tables {
+            extra_policies.entry(table).or_default().push(policy);
+        }
+    }
 
     for role in &spec.roles {
         state.roles.insert(
@@ -106,7 +114,7 @@ pub fn desired_state(spec: &Spec) -> State {
             );
         }
 
-        for policy in spec.policies.iter().filter(|p| p.tables.contains(&name)) {
+        for policy in extra_policies.remove(&name).unwrap_or_default() {
             let roles = if policy.roles.is_empty() {
                 runtime.clone()
             } else {
@@ -262,7 +270,6 @@ pub fn fitted_name(stem: &str, suffix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quote::QualifiedName;
     use crate::spec::load_str;
     use std::path::Path;
 
@@ -312,6 +319,24 @@ mod tests {
         assert!(p.with_check.is_none());
         assert_eq!(t.grants["bi"], BTreeSet::from([Privilege::Select]));
         assert!(!t.policies[TENANT_POLICY].roles.contains("bi"));
+    }
+
+    #[test]
+    fn an_extra_policy_is_on_exactly_the_tables_it_lists() {
+        let s = state(
+            "roles:\n  - name: app\ntables:\n  - projects\n  - tasks\n  - invoices\npolicies:\n  - name: hide_archived\n    tables: [projects, invoices]\n    command: select\n    using: NOT archived\n  - name: own_tasks\n    tables: [tasks]\n    using: \"true\"\n",
+        );
+        let extras = |table: &str| -> Vec<&str> {
+            s.tables[&QualifiedName::new("public", table)]
+                .policies
+                .keys()
+                .map(String::as_str)
+                .filter(|name| *name != TENANT_POLICY)
+                .collect()
+        };
+        assert_eq!(extras("projects"), ["hide_archived"]);
+        assert_eq!(extras("invoices"), ["hide_archived"]);
+        assert_eq!(extras("tasks"), ["own_tasks"]);
     }
 
     #[test]

@@ -2,6 +2,9 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::lines::Lines;
 
 /// Where something was written in the spec: kept on every declared object so
 /// errors found later (a missing table, a rejected expression) point back at it.
@@ -10,22 +13,18 @@ pub struct Origin {
     pub file: PathBuf,
     pub line: u64,
     pub column: u64,
-    /// The text of that line, for the snippet under the message.
-    pub source_line: String,
+    /// The text of that line, for the snippet under the message; shared by
+    /// every origin on the line.
+    pub source_line: Arc<str>,
 }
 
 impl Origin {
-    pub fn new(file: &Path, source: &str, line: u64, column: u64) -> Self {
-        let source_line = source
-            .lines()
-            .nth(line.saturating_sub(1) as usize)
-            .unwrap_or_default()
-            .to_string();
+    pub fn new(file: &Path, lines: &Lines, line: u64, column: u64) -> Self {
         Origin {
             file: file.to_path_buf(),
             line,
             column,
-            source_line,
+            source_line: lines.line(line),
         }
     }
 }

@@ -10,6 +10,8 @@ use super::document::{
     BackfillDoc, Command, CrossTenantDoc, Document, PolicyDoc, RoleDoc, SourceDoc, TableDoc,
     TenancyDoc, TenantType, WhenUnbound,
 };
+use super::files::read_spec_file;
+use super::lines::Lines;
 use super::{
     AcceptedFinding, Backfill, CrossTenantPredicate, Expression, Origin, PolicySpec, RoleSpec,
     Spec, SpecError, TableSpec, Tenancy, TenantSource,
@@ -45,8 +47,7 @@ pub fn load(dir: &Path) -> Result<Spec, SpecError> {
     }
     let mut sources = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file)
-            .map_err(|e| SpecError::general(format!("cannot read {}: {e}", file.display())))?;
+        let text = read_spec_file(&file)?;
         sources.push((file, text));
     }
     build(&sources)
@@ -68,11 +69,27 @@ fn build(sources: &[(PathBuf, String)]) -> Result<Spec, SpecError> {
         let document: Document = if text.trim().is_empty() {
             Document::default()
         } else {
-            serde_saphyr::from_str(text).map_err(|e| yaml_error(file, text, &e))?
+            serde_saphyr::from_str_with_options(text, yaml_options())
+                .map_err(|e| yaml_error(file, text, &e))?
         };
         builder.add(file, text, document)?;
     }
     builder.finish(hex::encode(hasher.finalize()))
+}
+
+/// serde-saphyr's default budget (250,000 YAML nodes) refuses a spec of
+/// 100,000 tables as soon as some are written as maps or a policy lists them
+/// all. The file size limit already bounds the input; this bounds what it
+/// may expand to, with room for 100,000 tables all written as maps. The
+/// alias limits, which stop a small file from expanding exponentially, keep
+/// their defaults.
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_nodes: 2_000_000,
+            max_events: 4_000_000,
+        },
+    }
 }
 
 fn yaml_error(file: &Path, text: &str, error: &serde_saphyr::Error) -> SpecError {
@@ -87,7 +104,10 @@ fn yaml_error(file: &Path, text: &str, error: &serde_saphyr::Error) -> SpecError
         .unwrap_or(&full)
         .to_string();
     match error.location() {
-        Some(loc) => SpecError::at(&Origin::new(file, text, loc.line(), loc.column()), message),
+        Some(loc) => SpecError::at(
+            &Origin::new(file, &Lines::new(text), loc.line(), loc.column()),
+            message,
+        ),
         None => SpecError::general(format!("{}: {message}", file.display())),
     }
 }
@@ -114,14 +134,14 @@ struct Builder {
 /// Turns a `Spanned` into an origin in `file`.
 struct Locator<'a> {
     file: &'a Path,
-    text: &'a str,
+    lines: Lines<'a>,
 }
 
 impl Locator<'_> {
     fn at<T>(&self, spanned: &Spanned<T>) -> Origin {
         Origin::new(
             self.file,
-            self.text,
+            &self.lines,
             spanned.referenced.line(),
             spanned.referenced.column(),
         )
@@ -172,7 +192,10 @@ fn split_qualified(text: &str, default_schema: &str) -> Result<(String, String),
 
 impl Builder {
     fn add(&mut self, file: &Path, text: &str, doc: Document) -> Result<(), SpecError> {
-        let at = Locator { file, text };
+        let at = Locator {
+            file,
+            lines: Lines::new(text),
+        };
         if let Some(tenancy) = doc.tenancy {
             let origin = at.at(&tenancy);
             if let Some((_, first)) = &self.tenancy {
@@ -736,6 +759,23 @@ mod tests {
         let err = parse(text).unwrap_err();
         assert_eq!(err.origin.as_ref().map(|o| o.line), Some(7), "{err}");
         assert!(err.message.contains("invoices"), "{err}");
+    }
+
+    #[test]
+    fn a_spec_past_the_yaml_parsers_default_node_budget_loads() {
+        // 130,000 tables, listed again by one policy: 260,000 YAML nodes.
+        let names: Vec<String> = (0..130_000).map(|i| format!("t{i}")).collect();
+        let mut text = String::from("roles:\n  - name: a\ntables:\n");
+        for name in &names {
+            text.push_str(&format!("  - {name}\n"));
+        }
+        text.push_str(&format!(
+            "policies:\n  - name: p\n    tables: [{}]\n    using: \"true\"\n",
+            names.join(", ")
+        ));
+        let spec = parse(&text).unwrap();
+        assert_eq!(spec.tables.len(), 130_000);
+        assert_eq!(spec.policies[0].tables.len(), 130_000);
     }
 
     #[test]

@@ -7,6 +7,8 @@
 mod document;
 mod error;
 mod expression;
+mod files;
+mod lines;
 mod load;
 
 use std::collections::BTreeSet;

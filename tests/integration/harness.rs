@@ -132,6 +132,13 @@ impl TestDb {
         command
     }
 
+    /// `rlsctl ARGS` in the project folder, for the commands that need no database.
+    pub fn offline_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rlsctl"));
+        command.args(args).current_dir(self.path());
+        command
+    }
+
     /// The database matches the spec: `plan` has nothing to do.
     #[track_caller]
     pub fn assert_converged(&self) {
