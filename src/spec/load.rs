@@ -154,12 +154,39 @@ impl Locator<'_> {
     }
 
     fn expression(&self, spanned: &Spanned<String>, what: &str) -> Result<Expression, SpecError> {
-        Expression::parse(&spanned.value).map_err(|(_, why)| {
+        Expression::parse(&spanned.value).map_err(|(offset, why)| {
             SpecError::at(
-                &self.at(spanned),
+                &self.within(spanned, offset),
                 format!("invalid {what} expression: {why}"),
             )
         })
+    }
+
+    /// The position of byte `offset` of a scalar's value, where the source
+    /// shows it verbatim on the value's first line (plain, block and simple
+    /// quoted scalars); otherwise the value's own position.
+    fn within(&self, spanned: &Spanned<String>, offset: usize) -> Origin {
+        let mut origin = self.at(spanned);
+        let Some(before) = spanned.value.get(..offset) else {
+            return origin;
+        };
+        if before.contains('\n') {
+            return origin;
+        }
+        let start = origin.column.saturating_sub(1) as usize;
+        let line = &origin.source_line;
+        let Some(rest) = line.char_indices().nth(start).map(|(i, _)| &line[i..]) else {
+            return origin;
+        };
+        let shift = if rest.starts_with(before) {
+            0
+        } else if rest.starts_with(['"', '\'']) && rest[1..].starts_with(before) {
+            1
+        } else {
+            return origin;
+        };
+        origin.column += (shift + before.chars().count()) as u64;
+        origin
     }
 }
 
@@ -737,6 +764,24 @@ mod tests {
         assert!(err.message.contains("colum"), "{err}");
         assert!(err.to_string().contains("policies/app.yaml:2:3"), "{err}");
         assert!(err.to_string().contains("  colum: tenant_id"), "{err}");
+    }
+
+    #[test]
+    fn an_expression_error_points_at_the_offending_character() {
+        for (using, column) in [
+            ("\"a = 1 )\"", 19),
+            ("a = 1 ) ", 18),
+            ("|-\n      name = 'x' ; select 1", 18),
+            // Escapes make the written text differ: the value's start.
+            ("\"a = '\\x41' )\"", 12),
+        ] {
+            let text = format!(
+                "{MINIMAL}policies:\n  - name: p\n    tables: [projects]\n    using: {using}\n"
+            );
+            let err = parse(&text).unwrap_err();
+            let origin = err.origin.clone().expect("located");
+            assert_eq!(origin.column, column, "{using}: {err}");
+        }
     }
 
     #[test]
