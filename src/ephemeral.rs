@@ -34,7 +34,9 @@ server "$bin/postgres" -D "$dir/data" -p "$port" -c listen_addresses=127.0.0.1 \
 pid=$!
 trap 'server "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 tries=0
-until "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; do
+# The postmaster writes "ready" as the 8th line of postmaster.pid once it
+# accepts connections (PostgreSQL 10+): no pg_isready needed.
+until [ "$(sed -n 8p "$dir/data/postmaster.pid" 2>/dev/null | tr -d ' ')" = ready ]; do
   if ! kill -0 $pid 2>/dev/null; then echo "the server did not start:"; cat "$dir/server.log"; exit 1; fi
   tries=$((tries + 1))
   if [ $tries -gt 1200 ]; then echo "the server did not accept connections within 60 s"; exit 1; fi
@@ -47,11 +49,15 @@ cat >/dev/null
 #[derive(Debug, thiserror::Error)]
 pub enum EphemeralError {
     #[error(
-        "no PostgreSQL server binaries found (looked for initdb, postgres, pg_ctl and pg_isready on PATH, in `pg_config --bindir` and in /usr/lib/postgresql/*/bin).\nInstall them (Debian/Ubuntu: `apt-get install postgresql`) or pass --database-url to use an existing server."
+        "no PostgreSQL server binaries found (looked for initdb, postgres and pg_ctl in $RLSCTL_PG_BINDIR when set, else on PATH, in `pg_config --bindir` and in /usr/lib/postgresql/*/bin).\nInstall them (Debian/Ubuntu: `apt-get install postgresql`), point RLSCTL_PG_BINDIR at a bin folder, or pass --database-url to use an existing server."
     )]
     NoBinaries,
     #[error("could not start a throwaway PostgreSQL: {0}")]
     Start(String),
+    #[error(
+        "RLSCTL_PG_BINDIR is {0}, which lacks {1}: it must hold initdb, postgres and pg_ctl (rlsctl does not fall back to another server when it is set)"
+    )]
+    IncompleteBinDir(String, &'static str),
 }
 
 /// A running throwaway server; dropping it stops the server and removes its files.
@@ -64,7 +70,7 @@ pub struct EphemeralServer {
 
 impl EphemeralServer {
     pub fn start() -> Result<EphemeralServer, EphemeralError> {
-        let bin = find_binaries().ok_or(EphemeralError::NoBinaries)?;
+        let bin = find_binaries()?;
         let mut last = String::new();
         // A free port can be taken between our probe and the server's bind.
         for _ in 0..3 {
@@ -189,13 +195,26 @@ fn running_as_root() -> bool {
         .unwrap_or(false)
 }
 
-/// PATH first, then `pg_config --bindir`, then Debian's versioned folders (newest first).
-pub fn find_binaries() -> Option<PathBuf> {
-    let complete = |dir: &Path| {
-        ["initdb", "postgres", "pg_ctl", "pg_isready"]
-            .iter()
-            .all(|b| dir.join(b).is_file())
-    };
+/// The programs a throwaway server needs.
+const PROGRAMS: [&str; 3] = ["initdb", "postgres", "pg_ctl"];
+
+/// The environment variable that chooses the server binaries.
+pub const BINDIR_VARIABLE: &str = "RLSCTL_PG_BINDIR";
+
+/// `$RLSCTL_PG_BINDIR` when set (and then nothing else), else PATH, then
+/// `pg_config --bindir`, then Debian's versioned folders (newest first).
+pub fn find_binaries() -> Result<PathBuf, EphemeralError> {
+    if let Some(dir) = std::env::var_os(BINDIR_VARIABLE).filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(dir);
+        return match PROGRAMS.iter().find(|b| !dir.join(b).is_file()) {
+            Some(missing) => Err(EphemeralError::IncompleteBinDir(
+                dir.display().to_string(),
+                missing,
+            )),
+            None => Ok(dir),
+        };
+    }
+    let complete = |dir: &Path| PROGRAMS.iter().all(|b| dir.join(b).is_file());
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
@@ -215,5 +234,8 @@ pub fn find_binaries() -> Option<PathBuf> {
         .collect();
     debian.sort_by_key(|d| std::cmp::Reverse(d.0));
     candidates.extend(debian.into_iter().map(|(_, p)| p));
-    candidates.into_iter().find(|d| complete(d))
+    candidates
+        .into_iter()
+        .find(|d| complete(d))
+        .ok_or(EphemeralError::NoBinaries)
 }
