@@ -13,15 +13,17 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::{Connection, PgConnection};
 
-use crate::catalog::{self, Scope};
+use crate::catalog::{self, Connecting, Scope};
 use crate::desired::desired_state;
-use crate::diff::{Change, Notice, Options, diff};
+use crate::diff::{Change, Notice, Options, diff, role_changes};
 use crate::errors::{database_message, is_lock_timeout};
 use crate::migrations::{self, MigrationError};
+use crate::model::Role;
 use crate::normalize::recorded::{self, server_is_read_only};
 use crate::normalize::{NormalizeError, normalize};
 use crate::plan::{PasswordError, Passwords, Statement, StatementView, render};
 use crate::quote::QualifiedName;
+use crate::role_rights::{self, MissingRights};
 use crate::spec::{Spec, SpecError};
 
 /// Serialises concurrent applies on one database ("rlsctl" in ASCII).
@@ -49,6 +51,8 @@ pub enum ApplyError {
     Password(#[from] PasswordError),
     #[error("{0}")]
     ReadOnly(String),
+    #[error("{0}\nNothing was run: the database is unchanged.")]
+    Rights(#[from] MissingRights),
     #[error("{context}: {}", database_message(source))]
     Database {
         context: &'static str,
@@ -85,6 +89,9 @@ pub struct Outcome {
     pub migrations: Vec<String>,
     pub statements: Vec<StatementView>,
     pub notices: Vec<String>,
+    /// What apply would refuse to run (plan only): role changes the
+    /// connecting role lacks the rights for, with the grant that fixes it.
+    pub warnings: Vec<String>,
     /// Statements executed: 0 for a plan, and for an apply with nothing to do.
     pub executed: usize,
     pub spec_hash: String,
@@ -101,9 +108,18 @@ struct Prepared {
     migrations: Vec<String>,
     statements: Vec<Statement>,
     notices: Vec<Notice>,
+    warnings: Vec<String>,
     catalog_queries: u32,
     /// Deparses to record for plan and audit on read-only servers.
     normalized: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Intent {
+    /// Missing rights are warnings.
+    Plan,
+    /// Missing rights are errors, before anything runs.
+    Apply,
 }
 
 /// Everything up to the statements, inside an open transaction on `conn`.
@@ -111,8 +127,12 @@ async fn prepare(
     conn: &mut PgConnection,
     spec: &Spec,
     settings: &Settings,
-    passwords: &Passwords,
+    intent: Intent,
 ) -> Result<Prepared, ApplyError> {
+    let passwords = match intent {
+        Intent::Plan => Passwords::Masked,
+        Intent::Apply => Passwords::FromEnvironment,
+    };
     set_lock_timeout(conn, &settings.lock_timeout, Until::TransactionEnd)
         .await
         .map_err(db("invalid --lock-timeout"))?;
@@ -121,6 +141,24 @@ async fn prepare(
         .await
         .map_err(db("asking whether the server is read-only"))?;
     let found = migrations::load(&settings.migrations_dir, settings.migrations_required)?;
+
+    // Roles are cluster-wide and their changes follow from the spec alone, so
+    // a privileged declared role and missing rights are found before any
+    // migration or statement runs.
+    let role_names: Vec<String> = spec.roles.iter().map(|r| r.name.clone()).collect();
+    let desired_roles = desired_state(spec).roles;
+    let live_roles = catalog::read_roles(conn, &role_names)
+        .await
+        .map_err(db("reading the roles"))?;
+    check_roles(
+        spec,
+        &role_changes(&desired_roles, &live_roles.roles),
+        &live_roles.roles,
+        &live_roles.bootstrap_superuser,
+        &live_roles.connecting,
+        intent,
+    )?;
+
     let migrations = if read_only {
         // Nothing can run here; pending migrations would change what the
         // policies apply to, so there is no honest plan without them.
@@ -166,15 +204,46 @@ async fn prepare(
             prune: settings.prune,
         },
     );
+    // Again on what the migrations left (one of them may have made a role).
+    let warnings = check_roles(
+        spec,
+        &result.changes,
+        &snapshot.state.roles,
+        &snapshot.bootstrap_superuser,
+        &snapshot.connecting,
+        intent,
+    )?;
     choose_index_builds(conn, &mut result.changes, &snapshot.state).await?;
     result.notices.extend(waiting);
     Ok(Prepared {
         migrations,
-        statements: render(&result.changes, passwords)?,
+        statements: render(&result.changes, &passwords)?,
         notices: result.notices,
+        warnings,
         catalog_queries: snapshot.queries,
         normalized: normalized.keyed,
     })
+}
+
+/// Refuses privileged declared roles; returns, for a plan, the role changes
+/// the connecting role could not make (an apply fails on them instead).
+fn check_roles(
+    spec: &Spec,
+    changes: &[Change],
+    live: &std::collections::BTreeMap<String, Role>,
+    bootstrap_superuser: &str,
+    connecting: &Connecting,
+    intent: Intent,
+) -> Result<Vec<String>, ApplyError> {
+    crate::role_guard::check(spec, live, bootstrap_superuser)?;
+    match role_rights::check(changes, connecting) {
+        Ok(()) => Ok(Vec::new()),
+        Err(missing) if intent == Intent::Plan => Ok(vec![format!(
+            "{missing}\n`rlsctl apply` as {} would stop before running anything.",
+            missing.connecting
+        )]),
+        Err(missing) => Err(missing.into()),
+    }
 }
 
 /// How long a `set_lock_timeout` holds.
@@ -267,6 +336,7 @@ fn outcome(prepared: &Prepared, spec: &Spec, executed: usize) -> Outcome {
         migrations: prepared.migrations.clone(),
         statements: prepared.statements.iter().map(Statement::view).collect(),
         notices: prepared.notices.iter().map(ToString::to_string).collect(),
+        warnings: prepared.warnings.clone(),
         executed,
         spec_hash: spec.hash.clone(),
         catalog_queries: prepared.catalog_queries,
@@ -280,7 +350,7 @@ pub async fn plan(
     settings: &Settings,
 ) -> Result<Outcome, ApplyError> {
     let mut tx = conn.begin().await.map_err(db("starting a transaction"))?;
-    let prepared = prepare(&mut tx, spec, settings, &Passwords::Masked).await;
+    let prepared = prepare(&mut tx, spec, settings, Intent::Plan).await;
     tx.rollback().await.map_err(db("rolling back the plan"))?;
     Ok(outcome(&prepared?, spec, 0))
 }
@@ -344,7 +414,7 @@ async fn apply_locked(
             "this server is read-only (a hot standby, or a read-only transaction for this credential): apply must run against the primary with a role that can change it".into(),
         ));
     }
-    let prepared = match prepare(&mut tx, spec, settings, &Passwords::FromEnvironment).await {
+    let prepared = match prepare(&mut tx, spec, settings, Intent::Apply).await {
         Ok(p) => p,
         Err(e) => {
             tx.rollback().await.map_err(db("rolling back"))?;

@@ -18,6 +18,7 @@ mod ephemeral_server;
 mod migrate_existing;
 mod migrations_cannot_commit_on_their_own;
 mod plan_and_audit_on_a_read_only_server;
+mod privileged_roles_are_refused;
 mod read_only_commands_change_nothing;
 mod roles_for_a_managed_cloud_admin;
 mod secrets_are_never_printed;
