@@ -16,7 +16,7 @@ use sqlx::{Connection, PgConnection};
 use crate::catalog::{self, Connecting, Scope};
 use crate::desired::desired_state;
 use crate::diff::{Change, Notice, Options, diff, role_changes};
-use crate::errors::{database_message, is_lock_timeout};
+use crate::errors::{database_message, is_already_exists, is_lock_timeout};
 use crate::migrations::{self, MigrationError};
 use crate::model::Role;
 use crate::normalize::recorded::{self, server_is_read_only};
@@ -430,19 +430,23 @@ async fn apply_locked(
         .partition(|s| !s.outside_transaction);
     let total = prepared.statements.len();
     for (i, statement) in inside.iter().enumerate() {
-        if let Err(error) = sqlx::query(statement.sql.to_query())
-            .persistent(false)
-            .execute(&mut *tx)
-            .await
-        {
+        let result = match &statement.creates_role {
+            Some(role) => create_role(&mut tx, statement, role, spec, progress).await,
+            None => sqlx::query(statement.sql.to_query())
+                .persistent(false)
+                .execute(&mut *tx)
+                .await
+                .map(|_| ())
+                .map_err(Failure::Database),
+        };
+        if let Err(failure) = result {
             tx.rollback().await.map_err(db("rolling back"))?;
-            return Err(statement_error(
-                i + 1,
-                total,
-                statement,
-                &error,
-                &settings.lock_timeout,
-            ));
+            return Err(match failure {
+                Failure::Database(error) => {
+                    statement_error(i + 1, total, statement, &error, &settings.lock_timeout)
+                }
+                Failure::Refused(error) => error,
+            });
         }
         if (i + 1) % 500 == 0 {
             progress(&format!("{} of {total} statements executed", i + 1));
@@ -481,6 +485,81 @@ async fn apply_locked(
         }
     }
     Ok(outcome(&prepared, spec, total))
+}
+
+/// Why one planned statement did not go through.
+enum Failure {
+    Database(sqlx::Error),
+    /// Refused before or instead of a statement; already a whole message.
+    Refused(ApplyError),
+}
+
+/// `CREATE ROLE`, safe against an apply to another database of the cluster
+/// creating the same role at the same moment. Advisory locks are per
+/// database and no lock on a shared catalog is open to a non-superuser, so
+/// rather than serialise, this lets PostgreSQL's unique index on role names
+/// decide: the second CREATE waits for the first transaction, then fails
+/// (or finds the role already there). Inside a savepoint that failure is
+/// undone and the role the other apply made is checked like any existing
+/// role: accepted when it is as the spec wants, altered when only LOGIN
+/// differs, refused when it is privileged.
+async fn create_role(
+    tx: &mut PgConnection,
+    statement: &Statement,
+    role: &Role,
+    spec: &Spec,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), Failure> {
+    let mut told = false;
+    loop {
+        let mut savepoint = tx.begin().await.map_err(Failure::Database)?;
+        let created = sqlx::query(statement.sql.to_query())
+            .persistent(false)
+            .execute(&mut *savepoint)
+            .await;
+        let error = match created {
+            Ok(_) => return savepoint.commit().await.map_err(Failure::Database),
+            Err(error) => error,
+        };
+        savepoint.rollback().await.map_err(Failure::Database)?;
+        if is_lock_timeout(&error) {
+            // Only another transaction creating the same name makes CREATE
+            // ROLE wait; it ends, and then this one knows the outcome.
+            if !told {
+                progress(&format!(
+                    "role {}: another transaction is creating it (an apply to another database?); waiting for it to finish",
+                    role.name
+                ));
+                told = true;
+            }
+            continue;
+        }
+        if !is_already_exists(&error) {
+            return Err(Failure::Database(error));
+        }
+        let Some(existing) = catalog::read_role(tx, &role.name)
+            .await
+            .map_err(Failure::Database)?
+        else {
+            return Err(Failure::Database(error));
+        };
+        progress(&format!(
+            "role {}: created meanwhile by another session; using it",
+            role.name
+        ));
+        let live = std::collections::BTreeMap::from([(role.name.clone(), existing.clone())]);
+        crate::role_guard::check(spec, &live, "")
+            .map_err(|e| Failure::Refused(ApplyError::Spec(e)))?;
+        let attributes = role.changed_from(&existing);
+        if !attributes.is_empty() {
+            sqlx::query(crate::plan::alter_role(&role.name, &attributes).to_query())
+                .persistent(false)
+                .execute(&mut *tx)
+                .await
+                .map_err(Failure::Database)?;
+        }
+        return Ok(());
+    }
 }
 
 fn statement_error(

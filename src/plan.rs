@@ -16,6 +16,9 @@ pub struct Statement {
     pub object: String,
     /// Runs after the transaction commits (CREATE/DROP INDEX CONCURRENTLY).
     pub outside_transaction: bool,
+    /// A CREATE ROLE: the role as the spec wants it. Roles are cluster-wide,
+    /// so an apply to another database may create it at the same moment.
+    pub creates_role: Option<Role>,
 }
 
 /// How `CREATE ROLE … PASSWORD` gets its value (a SCRAM verifier of it).
@@ -68,6 +71,10 @@ pub fn render(changes: &[Change], passwords: &Passwords) -> Result<Vec<Statement
                 kind: change.kind(),
                 object: change.object(),
                 outside_transaction: change.outside_transaction(),
+                creates_role: match change {
+                    Change::CreateRole { role } => Some(role.clone()),
+                    _ => None,
+                },
             });
         }
     }

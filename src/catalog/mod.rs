@@ -101,6 +101,23 @@ pub async fn read_roles(
     })
 }
 
+/// One role as it is now (apply re-reads a role another session just created).
+pub async fn read_role(conn: &mut PgConnection, name: &str) -> Result<Option<Role>, sqlx::Error> {
+    let row: Option<(bool, bool, bool)> = sqlx::query_as(
+        "SELECT rolcanlogin, rolsuper, rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = $1",
+    )
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|(login, superuser, bypass_rls)| Role {
+        name: name.to_string(),
+        login,
+        superuser,
+        bypass_rls,
+        password_env: None,
+    }))
+}
+
 /// What besides tables the read should look at.
 #[derive(Debug, Clone, Default)]
 pub struct Scope {

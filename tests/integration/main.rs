@@ -12,6 +12,7 @@ mod apply_runs_migrations;
 mod audit_checks;
 mod audit_report;
 mod catalog_reads;
+mod concurrent_applies_share_roles;
 mod connect_timeout;
 mod context_function;
 mod ephemeral_server;
