@@ -13,15 +13,17 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::{Connection, PgConnection};
 
-use crate::catalog::{self, Scope};
+use crate::catalog::{self, Connecting, Scope};
 use crate::desired::desired_state;
-use crate::diff::{Change, Notice, Options, diff};
-use crate::errors::{database_message, is_lock_timeout};
+use crate::diff::{Change, Notice, Options, diff, role_changes};
+use crate::errors::{database_message, is_already_exists, is_lock_timeout};
 use crate::migrations::{self, MigrationError};
+use crate::model::Role;
 use crate::normalize::recorded::{self, server_is_read_only};
 use crate::normalize::{NormalizeError, normalize};
 use crate::plan::{PasswordError, Passwords, Statement, StatementView, render};
 use crate::quote::QualifiedName;
+use crate::role_rights::{self, MissingRights};
 use crate::spec::{Spec, SpecError};
 
 /// Serialises concurrent applies on one database ("rlsctl" in ASCII).
@@ -55,6 +57,8 @@ pub enum ApplyError {
     Password(#[from] PasswordError),
     #[error("{0}")]
     ReadOnly(String),
+    #[error("{0}\nNothing was run: the database is unchanged.")]
+    Rights(#[from] MissingRights),
     #[error("{context}: {}", database_message(source))]
     Database {
         context: &'static str,
@@ -91,6 +95,9 @@ pub struct Outcome {
     pub migrations: Vec<String>,
     pub statements: Vec<StatementView>,
     pub notices: Vec<String>,
+    /// What apply would refuse to run (plan only): role changes the
+    /// connecting role lacks the rights for, with the grant that fixes it.
+    pub warnings: Vec<String>,
     /// Statements executed: 0 for a plan, and for an apply with nothing to do.
     pub executed: usize,
     pub spec_hash: String,
@@ -107,9 +114,18 @@ struct Prepared {
     migrations: Vec<String>,
     statements: Vec<Statement>,
     notices: Vec<Notice>,
+    warnings: Vec<String>,
     catalog_queries: u32,
     /// Deparses to record for plan and audit on read-only servers.
     normalized: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Intent {
+    /// Missing rights are warnings.
+    Plan,
+    /// Missing rights are errors, before anything runs.
+    Apply,
 }
 
 /// Everything up to the statements, inside an open transaction on `conn`.
@@ -117,11 +133,15 @@ async fn prepare(
     conn: &mut PgConnection,
     spec: &Spec,
     settings: &Settings,
-    passwords: &Passwords,
+    intent: Intent,
 ) -> Result<Prepared, ApplyError> {
     if settings.prune && !settings.allow_empty && spec.tables.is_empty() {
         return Err(ApplyError::PruneWithoutTables);
     }
+    let passwords = match intent {
+        Intent::Plan => Passwords::Masked,
+        Intent::Apply => Passwords::FromEnvironment,
+    };
     set_lock_timeout(conn, &settings.lock_timeout, Until::TransactionEnd)
         .await
         .map_err(db("invalid --lock-timeout"))?;
@@ -130,6 +150,24 @@ async fn prepare(
         .await
         .map_err(db("asking whether the server is read-only"))?;
     let found = migrations::load(&settings.migrations_dir, settings.migrations_required)?;
+
+    // Roles are cluster-wide and their changes follow from the spec alone, so
+    // a privileged declared role and missing rights are found before any
+    // migration or statement runs.
+    let role_names: Vec<String> = spec.roles.iter().map(|r| r.name.clone()).collect();
+    let desired_roles = desired_state(spec).roles;
+    let live_roles = catalog::read_roles(conn, &role_names)
+        .await
+        .map_err(db("reading the roles"))?;
+    check_roles(
+        spec,
+        &role_changes(&desired_roles, &live_roles.roles),
+        &live_roles.roles,
+        &live_roles.bootstrap_superuser,
+        &live_roles.connecting,
+        intent,
+    )?;
+
     let migrations = if read_only {
         // Nothing can run here; pending migrations would change what the
         // policies apply to, so there is no honest plan without them.
@@ -175,15 +213,46 @@ async fn prepare(
             prune: settings.prune,
         },
     );
+    // Again on what the migrations left (one of them may have made a role).
+    let warnings = check_roles(
+        spec,
+        &result.changes,
+        &snapshot.state.roles,
+        &snapshot.bootstrap_superuser,
+        &snapshot.connecting,
+        intent,
+    )?;
     choose_index_builds(conn, &mut result.changes, &snapshot.state).await?;
     result.notices.extend(waiting);
     Ok(Prepared {
         migrations,
-        statements: render(&result.changes, passwords)?,
+        statements: render(&result.changes, &passwords)?,
         notices: result.notices,
+        warnings,
         catalog_queries: snapshot.queries,
         normalized: normalized.keyed,
     })
+}
+
+/// Refuses privileged declared roles; returns, for a plan, the role changes
+/// the connecting role could not make (an apply fails on them instead).
+fn check_roles(
+    spec: &Spec,
+    changes: &[Change],
+    live: &std::collections::BTreeMap<String, Role>,
+    bootstrap_superuser: &str,
+    connecting: &Connecting,
+    intent: Intent,
+) -> Result<Vec<String>, ApplyError> {
+    crate::role_guard::check(spec, live, bootstrap_superuser)?;
+    match role_rights::check(changes, connecting) {
+        Ok(()) => Ok(Vec::new()),
+        Err(missing) if intent == Intent::Plan => Ok(vec![format!(
+            "{missing}\n`rlsctl apply` as {} would stop before running anything.",
+            missing.connecting
+        )]),
+        Err(missing) => Err(missing.into()),
+    }
 }
 
 /// How long a `set_lock_timeout` holds.
@@ -276,6 +345,7 @@ fn outcome(prepared: &Prepared, spec: &Spec, executed: usize) -> Outcome {
         migrations: prepared.migrations.clone(),
         statements: prepared.statements.iter().map(Statement::view).collect(),
         notices: prepared.notices.iter().map(ToString::to_string).collect(),
+        warnings: prepared.warnings.clone(),
         executed,
         spec_hash: spec.hash.clone(),
         catalog_queries: prepared.catalog_queries,
@@ -289,7 +359,7 @@ pub async fn plan(
     settings: &Settings,
 ) -> Result<Outcome, ApplyError> {
     let mut tx = conn.begin().await.map_err(db("starting a transaction"))?;
-    let prepared = prepare(&mut tx, spec, settings, &Passwords::Masked).await;
+    let prepared = prepare(&mut tx, spec, settings, Intent::Plan).await;
     tx.rollback().await.map_err(db("rolling back the plan"))?;
     Ok(outcome(&prepared?, spec, 0))
 }
@@ -353,7 +423,7 @@ async fn apply_locked(
             "this server is read-only (a hot standby, or a read-only transaction for this credential): apply must run against the primary with a role that can change it".into(),
         ));
     }
-    let prepared = match prepare(&mut tx, spec, settings, &Passwords::FromEnvironment).await {
+    let prepared = match prepare(&mut tx, spec, settings, Intent::Apply).await {
         Ok(p) => p,
         Err(e) => {
             tx.rollback().await.map_err(db("rolling back"))?;
@@ -369,19 +439,23 @@ async fn apply_locked(
         .partition(|s| !s.outside_transaction);
     let total = prepared.statements.len();
     for (i, statement) in inside.iter().enumerate() {
-        if let Err(error) = sqlx::query(statement.sql.to_query())
-            .persistent(false)
-            .execute(&mut *tx)
-            .await
-        {
+        let result = match &statement.creates_role {
+            Some(role) => create_role(&mut tx, statement, role, spec, progress).await,
+            None => sqlx::query(statement.sql.to_query())
+                .persistent(false)
+                .execute(&mut *tx)
+                .await
+                .map(|_| ())
+                .map_err(Failure::Database),
+        };
+        if let Err(failure) = result {
             tx.rollback().await.map_err(db("rolling back"))?;
-            return Err(statement_error(
-                i + 1,
-                total,
-                statement,
-                &error,
-                &settings.lock_timeout,
-            ));
+            return Err(match failure {
+                Failure::Database(error) => {
+                    statement_error(i + 1, total, statement, &error, &settings.lock_timeout)
+                }
+                Failure::Refused(error) => error,
+            });
         }
         if (i + 1) % 500 == 0 {
             progress(&format!("{} of {total} statements executed", i + 1));
@@ -420,6 +494,81 @@ async fn apply_locked(
         }
     }
     Ok(outcome(&prepared, spec, total))
+}
+
+/// Why one planned statement did not go through.
+enum Failure {
+    Database(sqlx::Error),
+    /// Refused before or instead of a statement; already a whole message.
+    Refused(ApplyError),
+}
+
+/// `CREATE ROLE`, safe against an apply to another database of the cluster
+/// creating the same role at the same moment. Advisory locks are per
+/// database and no lock on a shared catalog is open to a non-superuser, so
+/// rather than serialise, this lets PostgreSQL's unique index on role names
+/// decide: the second CREATE waits for the first transaction, then fails
+/// (or finds the role already there). Inside a savepoint that failure is
+/// undone and the role the other apply made is checked like any existing
+/// role: accepted when it is as the spec wants, altered when only LOGIN
+/// differs, refused when it is privileged.
+async fn create_role(
+    tx: &mut PgConnection,
+    statement: &Statement,
+    role: &Role,
+    spec: &Spec,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), Failure> {
+    let mut told = false;
+    loop {
+        let mut savepoint = tx.begin().await.map_err(Failure::Database)?;
+        let created = sqlx::query(statement.sql.to_query())
+            .persistent(false)
+            .execute(&mut *savepoint)
+            .await;
+        let error = match created {
+            Ok(_) => return savepoint.commit().await.map_err(Failure::Database),
+            Err(error) => error,
+        };
+        savepoint.rollback().await.map_err(Failure::Database)?;
+        if is_lock_timeout(&error) {
+            // Only another transaction creating the same name makes CREATE
+            // ROLE wait; it ends, and then this one knows the outcome.
+            if !told {
+                progress(&format!(
+                    "role {}: another transaction is creating it (an apply to another database?); waiting for it to finish",
+                    role.name
+                ));
+                told = true;
+            }
+            continue;
+        }
+        if !is_already_exists(&error) {
+            return Err(Failure::Database(error));
+        }
+        let Some(existing) = catalog::read_role(tx, &role.name)
+            .await
+            .map_err(Failure::Database)?
+        else {
+            return Err(Failure::Database(error));
+        };
+        progress(&format!(
+            "role {}: created meanwhile by another session; using it",
+            role.name
+        ));
+        let live = std::collections::BTreeMap::from([(role.name.clone(), existing.clone())]);
+        crate::role_guard::check(spec, &live, "")
+            .map_err(|e| Failure::Refused(ApplyError::Spec(e)))?;
+        let attributes = role.changed_from(&existing);
+        if !attributes.is_empty() {
+            sqlx::query(crate::plan::alter_role(&role.name, &attributes).to_query())
+                .persistent(false)
+                .execute(&mut *tx)
+                .await
+                .map_err(Failure::Database)?;
+        }
+        return Ok(());
+    }
 }
 
 fn statement_error(

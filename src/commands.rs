@@ -208,6 +208,15 @@ fn print_notices(out: &mut impl Write, outcome: &Outcome) -> std::io::Result<()>
     for notice in &outcome.notices {
         writeln!(out, "-- note: {notice}")?;
     }
+    for warning in &outcome.warnings {
+        let mut lines = warning.lines();
+        if let Some(first) = lines.next() {
+            writeln!(out, "-- warning: {first}")?;
+        }
+        for line in lines {
+            writeln!(out, "--   {line}")?;
+        }
+    }
     Ok(())
 }
 

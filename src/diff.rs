@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{ContextFunction, Index, Policy, Privilege, Role, State};
+use crate::model::{ContextFunction, Index, Policy, Privilege, Role, RoleAttribute, State};
 use crate::quote::QualifiedName;
 use crate::spec::Expression;
 
@@ -31,8 +31,10 @@ pub enum Change {
     CreateRole {
         role: Role,
     },
+    /// Only the attributes that differ, never the whole set.
     AlterRole {
-        role: Role,
+        name: String,
+        attributes: Vec<RoleAttribute>,
     },
     ReplaceFunction {
         function: ContextFunction,
@@ -123,9 +125,8 @@ impl Change {
     pub fn object(&self) -> String {
         match self {
             Change::CreateSchema { schema } => format!("schema {schema}"),
-            Change::CreateRole { role } | Change::AlterRole { role } => {
-                format!("role {}", role.name)
-            }
+            Change::CreateRole { role } => format!("role {}", role.name),
+            Change::AlterRole { name, .. } => format!("role {name}"),
             Change::ReplaceFunction { function } => format!("function {}()", function.name),
             Change::GrantExecute { function, .. } | Change::RevokeExecute { function, .. } => {
                 format!("function {function}()")
@@ -234,15 +235,7 @@ pub fn diff(
         }
     }
 
-    for (name, role) in &desired.roles {
-        match live.roles.get(name) {
-            None => changes.push(Change::CreateRole { role: role.clone() }),
-            Some(current) if !current.same_attributes(role) => {
-                changes.push(Change::AlterRole { role: role.clone() })
-            }
-            Some(_) => {}
-        }
-    }
+    changes.extend(role_changes(&desired.roles, &live.roles));
 
     if let Some(function) = &desired.function {
         // A new function is executable by PUBLIC until revoked.
@@ -429,6 +422,30 @@ pub fn diff(
         }
     }
     out
+}
+
+/// The role part of the diff. Roles are cluster-wide and depend on the spec
+/// alone, so apply can check it before running anything (see `role_rights`).
+pub fn role_changes(
+    desired: &BTreeMap<String, Role>,
+    live: &BTreeMap<String, Role>,
+) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for (name, role) in desired {
+        match live.get(name) {
+            None => changes.push(Change::CreateRole { role: role.clone() }),
+            Some(current) => {
+                let attributes = role.changed_from(current);
+                if !attributes.is_empty() {
+                    changes.push(Change::AlterRole {
+                        name: name.clone(),
+                        attributes,
+                    });
+                }
+            }
+        }
+    }
+    changes
 }
 
 enum PolicyDelta {
@@ -673,7 +690,28 @@ mod tests {
     }
 
     #[test]
-    fn a_superuser_runtime_role_is_altered_and_tables_with_the_column_are_flagged() {
+    fn a_role_whose_login_drifted_is_altered_in_login_only() {
+        let d = desired();
+        let mut live = converged(&d);
+        live.roles.get_mut("app").unwrap().login = true;
+        let out = diff(
+            &d,
+            &live,
+            &Normalized::default(),
+            "tenant_id",
+            Options::default(),
+        );
+        assert_eq!(
+            out.changes,
+            vec![Change::AlterRole {
+                name: "app".into(),
+                attributes: vec![RoleAttribute::Login(false)]
+            }]
+        );
+    }
+
+    #[test]
+    fn a_superuser_runtime_role_differs_in_superuser_only_and_tables_with_the_column_are_flagged() {
         let d = desired();
         let mut live = converged(&d);
         live.roles.get_mut("app").unwrap().superuser = true;
@@ -691,7 +729,13 @@ mod tests {
             "tenant_id",
             Options::default(),
         );
-        assert!(matches!(&out.changes[..], [Change::AlterRole { role }] if !role.superuser));
+        assert_eq!(
+            out.changes,
+            vec![Change::AlterRole {
+                name: "app".into(),
+                attributes: vec![RoleAttribute::Superuser(false)]
+            }]
+        );
         assert_eq!(
             out.notices,
             vec![Notice::UncoveredTable {

@@ -26,3 +26,12 @@ pub fn is_lock_timeout(error: &sqlx::Error) -> bool {
         .and_then(|db| db.code())
         .is_some_and(|code| code == "55P03")
 }
+
+/// SQLSTATE 42710 (duplicate_object: "role … already exists") or 23505
+/// (unique_violation: a concurrent transaction inserted the same catalog key).
+pub fn is_already_exists(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == "42710" || code == "23505")
+}

@@ -23,6 +23,8 @@ pub mod normalize;
 pub mod plan;
 pub mod quote;
 pub mod references;
+pub mod role_guard;
+pub mod role_rights;
 pub mod scram;
 pub mod spec;
 pub mod verify;

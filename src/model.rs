@@ -29,11 +29,51 @@ pub struct Role {
 }
 
 impl Role {
-    /// The attributes rlsctl converges (a password is set only at creation).
-    pub fn same_attributes(&self, other: &Role) -> bool {
-        self.login == other.login
-            && self.superuser == other.superuser
-            && self.bypass_rls == other.bypass_rls
+    /// The attributes rlsctl converges (a password is set only at creation), in statement order.
+    pub fn attributes(&self) -> [RoleAttribute; 3] {
+        [
+            RoleAttribute::Login(self.login),
+            RoleAttribute::Superuser(self.superuser),
+            RoleAttribute::BypassRls(self.bypass_rls),
+        ]
+    }
+
+    /// The attributes of `self` whose value `live` does not have yet. Only
+    /// these go into `ALTER ROLE`: PostgreSQL refuses a SUPERUSER or BYPASSRLS
+    /// clause from a non-superuser even when it would change nothing.
+    pub fn changed_from(&self, live: &Role) -> Vec<RoleAttribute> {
+        self.attributes()
+            .into_iter()
+            .zip(live.attributes())
+            .filter(|(want, have)| want != have)
+            .map(|(want, _)| want)
+            .collect()
+    }
+}
+
+/// One role attribute with the value it should have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleAttribute {
+    Login(bool),
+    Superuser(bool),
+    BypassRls(bool),
+}
+
+impl RoleAttribute {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            RoleAttribute::Login(true) => "LOGIN",
+            RoleAttribute::Login(false) => "NOLOGIN",
+            RoleAttribute::Superuser(true) => "SUPERUSER",
+            RoleAttribute::Superuser(false) => "NOSUPERUSER",
+            RoleAttribute::BypassRls(true) => "BYPASSRLS",
+            RoleAttribute::BypassRls(false) => "NOBYPASSRLS",
+        }
+    }
+
+    /// SUPERUSER and BYPASSRLS: only a superuser may set or clear them.
+    pub fn is_privilege(self) -> bool {
+        !matches!(self, RoleAttribute::Login(_))
     }
 }
 

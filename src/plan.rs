@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::diff::Change;
-use crate::model::{ContextFunction, MANAGED_MARKER, Policy, Privilege, Role};
+use crate::model::{ContextFunction, MANAGED_MARKER, Policy, Privilege, Role, RoleAttribute};
 use crate::quote::Sql;
 use crate::scram;
 use crate::spec::Command;
@@ -16,6 +16,9 @@ pub struct Statement {
     pub object: String,
     /// Runs after the transaction commits (CREATE/DROP INDEX CONCURRENTLY).
     pub outside_transaction: bool,
+    /// A CREATE ROLE: the role as the spec wants it. Roles are cluster-wide,
+    /// so an apply to another database may create it at the same moment.
+    pub creates_role: Option<Role>,
 }
 
 /// How `CREATE ROLE … PASSWORD` gets its value (a SCRAM verifier of it).
@@ -68,6 +71,10 @@ pub fn render(changes: &[Change], passwords: &Passwords) -> Result<Vec<Statement
                 kind: change.kind(),
                 object: change.object(),
                 outside_transaction: change.outside_transaction(),
+                creates_role: match change {
+                    Change::CreateRole { role } => Some(role.clone()),
+                    _ => None,
+                },
             });
         }
     }
@@ -81,15 +88,13 @@ fn render_change(change: &Change, passwords: &Passwords) -> Result<Vec<Sql>, Pas
             vec![Sql::new("CREATE SCHEMA IF NOT EXISTS ").ident(schema)]
         }
         Change::CreateRole { role } => {
-            let sql = role_attributes(Sql::new("CREATE ROLE ").ident(&role.name), role);
+            let sql = role_attributes(
+                Sql::new("CREATE ROLE ").ident(&role.name),
+                &role.attributes(),
+            );
             vec![with_password(sql, role, passwords)?]
         }
-        Change::AlterRole { role } => {
-            vec![role_attributes(
-                Sql::new("ALTER ROLE ").ident(&role.name),
-                role,
-            )]
-        }
+        Change::AlterRole { name, attributes } => vec![alter_role(name, attributes)],
         Change::ReplaceFunction { function } => vec![create_function(function)],
         Change::GrantExecute { function, role } => vec![grantee(
             Sql::new("GRANT EXECUTE ON FUNCTION ")
@@ -223,19 +228,19 @@ fn render_change(change: &Change, passwords: &Passwords) -> Result<Vec<Sql>, Pas
     })
 }
 
-/// Every attribute that matters for isolation is spelled out, never left to defaults.
-fn role_attributes(sql: Sql, role: &Role) -> Sql {
-    sql.push(if role.login { " LOGIN" } else { " NOLOGIN" })
-        .push(if role.superuser {
-            " SUPERUSER"
-        } else {
-            " NOSUPERUSER"
-        })
-        .push(if role.bypass_rls {
-            " BYPASSRLS"
-        } else {
-            " NOBYPASSRLS"
-        })
+/// `ALTER ROLE name` with exactly `attributes`: also the fix rlsctl names
+/// when it refuses to make a change itself.
+pub fn alter_role(name: &str, attributes: &[RoleAttribute]) -> Sql {
+    role_attributes(Sql::new("ALTER ROLE ").ident(name), attributes)
+}
+
+/// A new role gets every attribute that matters for isolation spelled out,
+/// never left to defaults; an altered one only those that change.
+fn role_attributes(mut sql: Sql, attributes: &[RoleAttribute]) -> Sql {
+    for attribute in attributes {
+        sql = sql.push(" ").push(attribute.keyword());
+    }
+    sql
 }
 
 fn with_password(sql: Sql, role: &Role, passwords: &Passwords) -> Result<Sql, PasswordError> {
@@ -385,5 +390,19 @@ mod tests {
             matches!(&missing, PasswordError::Missing { variable, .. } if variable == "SOME_UNSET_VARIABLE_FOR_TEST"),
             "{missing}"
         );
+    }
+
+    #[test]
+    fn alter_role_names_only_the_attributes_that_change() {
+        let changes = [Change::AlterRole {
+            name: "app".into(),
+            attributes: vec![RoleAttribute::Login(true)],
+        }];
+        let sql: Vec<String> = render(&changes, &Passwords::Masked)
+            .unwrap()
+            .iter()
+            .map(|s| s.sql.to_string())
+            .collect();
+        assert_eq!(sql, vec![r#"ALTER ROLE "app" LOGIN"#.to_string()]);
     }
 }

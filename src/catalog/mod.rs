@@ -21,6 +21,101 @@ pub struct Snapshot {
     pub current_user: String,
     pub database: String,
     pub server_version: String,
+    /// The role initdb created (oid 10): always a superuser.
+    pub bootstrap_superuser: String,
+    /// What the connecting role may do with roles.
+    pub connecting: Connecting,
+}
+
+/// The connecting role's rights over roles (checked against `current_user`,
+/// as PostgreSQL does).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Connecting {
+    pub name: String,
+    pub superuser: bool,
+    pub create_role: bool,
+    /// `server_version_num`, e.g. 150004: ADMIN OPTION matters from 160000.
+    pub server_version_num: u32,
+    /// Roles of the scope it holds ADMIN OPTION on (directly or through
+    /// membership, as `pg_has_role` decides it).
+    pub admin_of: BTreeSet<String>,
+}
+
+/// Every role of the cluster, and who is asking.
+#[derive(Debug, Clone)]
+pub struct LiveRoles {
+    pub roles: BTreeMap<String, Role>,
+    pub bootstrap_superuser: String,
+    pub connecting: Connecting,
+}
+
+/// Roles are cluster-wide and their changes depend on the spec alone, so
+/// apply reads them (two queries) before running anything.
+pub async fn read_roles(
+    conn: &mut PgConnection,
+    scope_roles: &[String],
+) -> Result<LiveRoles, sqlx::Error> {
+    let rows: Vec<(String, bool, bool, bool)> = sqlx::query_as(
+        "SELECT rolname::text, rolcanlogin, rolsuper, rolbypassrls FROM pg_catalog.pg_roles",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let roles = rows
+        .into_iter()
+        .map(|(name, login, superuser, bypass_rls)| {
+            let role = Role {
+                name: name.clone(),
+                login,
+                superuser,
+                bypass_rls,
+                password_env: None,
+            };
+            (name, role)
+        })
+        .collect();
+    type ConnectingRow = (String, bool, bool, i32, String, Vec<String>);
+    let (name, superuser, create_role, version, bootstrap_superuser, admin_of): ConnectingRow =
+        sqlx::query_as(
+            "SELECT me.rolname::text, me.rolsuper, me.rolcreaterole,
+                    pg_catalog.current_setting('server_version_num')::int,
+                    (SELECT rolname::text FROM pg_catalog.pg_roles WHERE oid = 10),
+                    ARRAY(SELECT r.rolname::text FROM pg_catalog.pg_roles r
+                           WHERE r.rolname = ANY($1)
+                             AND pg_catalog.pg_has_role(me.oid, r.oid, 'MEMBER WITH ADMIN OPTION'))
+               FROM pg_catalog.pg_roles me
+              WHERE me.rolname = current_user",
+        )
+        .bind(scope_roles)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(LiveRoles {
+        roles,
+        bootstrap_superuser,
+        connecting: Connecting {
+            name,
+            superuser,
+            create_role,
+            server_version_num: u32::try_from(version).unwrap_or_default(),
+            admin_of: admin_of.into_iter().collect(),
+        },
+    })
+}
+
+/// One role as it is now (apply re-reads a role another session just created).
+pub async fn read_role(conn: &mut PgConnection, name: &str) -> Result<Option<Role>, sqlx::Error> {
+    let row: Option<(bool, bool, bool)> = sqlx::query_as(
+        "SELECT rolcanlogin, rolsuper, rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = $1",
+    )
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|(login, superuser, bypass_rls)| Role {
+        name: name.to_string(),
+        login,
+        superuser,
+        bypass_rls,
+        password_env: None,
+    }))
 }
 
 /// What besides tables the read should look at.
@@ -58,28 +153,15 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
     let mut state = State::default();
 
     count();
-    let (current_user, database, server_version): (String, String, String) = sqlx::query_as(
-        "SELECT current_user::text, current_database()::text, current_setting('server_version')",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
+    let (database, server_version): (String, String) =
+        sqlx::query_as("SELECT current_database()::text, current_setting('server_version')")
+            .fetch_one(&mut *conn)
+            .await?;
 
     count();
-    let roles: Vec<(String, bool, bool, bool)> = sqlx::query_as(
-        "SELECT rolname::text, rolcanlogin, rolsuper, rolbypassrls FROM pg_catalog.pg_roles",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    for (name, login, superuser, bypass_rls) in roles {
-        let role = Role {
-            name: name.clone(),
-            login,
-            superuser,
-            bypass_rls,
-            password_env: None,
-        };
-        state.roles.insert(name, role);
-    }
+    count();
+    let live_roles = read_roles(conn, &scope.roles).await?;
+    state.roles = live_roles.roles;
 
     count();
     let schemas: Vec<(String,)> =
@@ -309,9 +391,11 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
     Ok(Snapshot {
         state,
         queries,
-        current_user,
+        current_user: live_roles.connecting.name.clone(),
         database,
         server_version,
+        bootstrap_superuser: live_roles.bootstrap_superuser,
+        connecting: live_roles.connecting,
     })
 }
 

@@ -121,11 +121,31 @@ impl TestDb {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
+        self.command_with_url(args, &self.url)
+    }
+
+    /// Runs `rlsctl ARGS` connected as `role` (the test server trusts everyone).
+    pub fn rlsctl_as(&self, role: &str, args: &[&str]) -> Run {
+        let mut command = self.command_with_url(args, &self.url_as(role));
+        Run::from(command.output().expect("run rlsctl"))
+    }
+
+    /// This database's URL, logging in as `role`.
+    pub fn url_as(&self, role: &str) -> String {
+        self.url
+            .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1)
+    }
+
+    pub fn name(&self) -> &str {
+        self.url.rsplit('/').next().expect("a database name")
+    }
+
+    fn command_with_url(&self, args: &[&str], url: &str) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_rlsctl"));
         command
             .args(args)
             .arg("--database-url")
-            .arg(&self.url)
+            .arg(url)
             .current_dir(self.path())
             .env_remove("DATABASE_URL")
             .env_remove("RLSCTL_ADMIN_DATABASE_URL");

@@ -170,9 +170,13 @@ fn describe(change: &Change) -> String {
         Change::RevokeExecute { role, .. } => format!("{role} may execute it"),
         Change::CreateSchema { schema } => format!("schema {schema} does not exist"),
         Change::CreateRole { .. } => "the role does not exist".into(),
-        Change::AlterRole { role } => format!(
-            "attributes differ (spec: LOGIN={}, NOSUPERUSER, NOBYPASSRLS)",
-            role.login
+        Change::AlterRole { attributes, .. } => format!(
+            "attributes differ from the spec, which needs {}",
+            attributes
+                .iter()
+                .map(|a| a.keyword())
+                .collect::<Vec<_>>()
+                .join(" ")
         ),
         Change::GrantTable {
             role, privileges, ..

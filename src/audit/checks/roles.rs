@@ -10,7 +10,7 @@ pub const SUPERUSER: Check = Check {
         severity: Severity::Error,
         title: "The runtime role is a superuser",
         why: "Superusers are never subject to row-level security: every query the application makes sees and changes every tenant's rows.",
-        fix: "ALTER ROLE <role> NOSUPERUSER; (rlsctl apply does this for declared runtime roles)",
+        fix: "ALTER ROLE <role> NOSUPERUSER; (as a superuser: rlsctl plan and apply refuse such a declared role rather than demote it)",
     },
     run: |ctx| {
         attribute(
