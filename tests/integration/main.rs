@@ -23,3 +23,4 @@ mod read_only_commands_change_nothing;
 mod secrets_are_never_printed;
 mod spec_expressions_cannot_inject;
 mod verify;
+mod verify_as_a_managed_admin;
