@@ -115,6 +115,7 @@ impl Admin {
                     role,
                     options,
                     needs_inherit,
+                    membership.set,
                 )));
             };
             admin.grants.insert(role.clone(), grant);
@@ -170,19 +171,29 @@ impl Admin {
     }
 }
 
-/// Why verify cannot act as `role`, and the grant that would let it.
-fn refusal(me: &Attributes, role: &str, options: bool, needs_inherit: bool) -> String {
+/// Why verify cannot act as `role`, and what a superuser can run so it may.
+fn refusal(
+    me: &Attributes,
+    role: &str,
+    options: bool,
+    needs_inherit: bool,
+    member: bool,
+) -> String {
     // For a person to paste: quoted only where needed, like other messages.
-    let grant = format!(
-        "GRANT {} TO {}{}",
-        display_ident(role),
-        display_ident(&me.name),
-        if options {
-            " WITH INHERIT TRUE, SET TRUE"
-        } else {
-            ""
-        }
-    );
+    let (role_shown, admin_shown) = (display_ident(role), display_ident(&me.name));
+    let mut fixes = Vec::new();
+    // 15: without the INHERIT attribute no membership brings the policies.
+    let noinherit = !options && needs_inherit && !me.inherit;
+    if noinherit {
+        fixes.push(format!("ALTER ROLE {admin_shown} INHERIT"));
+    }
+    if options {
+        fixes.push(format!(
+            "GRANT {role_shown} TO {admin_shown} WITH INHERIT TRUE, SET TRUE"
+        ));
+    } else if !(member && noinherit) {
+        fixes.push(format!("GRANT {role_shown} TO {admin_shown}"));
+    }
     let membership = if needs_inherit {
         "SET and INHERIT"
     } else {
@@ -190,21 +201,14 @@ fn refusal(me: &Attributes, role: &str, options: bool, needs_inherit: bool) -> S
     };
     let why = if options {
         format!("it holds no ADMIN OPTION on {role}")
-    } else if !me.create_role {
-        "it has no CREATEROLE".to_string()
-    } else {
+    } else if noinherit {
         format!("it is NOINHERIT, so no membership gives it {role}'s policies")
-    };
-    let ask = if needs_inherit && !options && !me.inherit {
-        format!(
-            "run verify as a superuser, or make {} INHERIT and ask a superuser to run: {grant}",
-            me.name
-        )
     } else {
-        format!("ask a superuser to run: {grant}")
+        "it has no CREATEROLE".to_string()
     };
     format!(
-        "{name} cannot act as the runtime role {role}: it is not a superuser, not a member of {role} with {membership}, and it cannot grant itself that membership inside verify's rolled-back transaction ({why}); {ask}",
-        name = me.name
+        "{name} cannot act as the runtime role {role}: it is not a superuser, not a member of {role} with {membership}, and it cannot grant itself that membership inside verify's rolled-back transaction ({why}); ask a superuser to run: {fixes}",
+        name = me.name,
+        fixes = fixes.join("; ")
     )
 }
