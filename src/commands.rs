@@ -433,11 +433,13 @@ async fn verify(args: &VerifyArgs) -> Result<Exit> {
 
 async fn run_verify(conn: &mut PgConnection, target: &VerifyTarget) -> Result<Matrix> {
     let mut bar = ProgressBar::new("verify");
-    crate::verify::verify(conn, target, &mut |done, total, object| {
+    let matrix = crate::verify::verify(conn, target, &mut |done, total, object| {
         bar.show(done, total, object)
     })
     .await
-    .map_err(|e| anyhow::anyhow!("{e}"))
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::verify::report::write_warning(&mut std::io::stderr().lock(), &matrix)?;
+    Ok(matrix)
 }
 
 fn verify_exit(matrix: &Matrix, strict: bool) -> Exit {

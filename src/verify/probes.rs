@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use sqlx::{Connection, PgConnection, Row};
 
+use super::admin::Admin;
 use super::rows::{Layout, ProbeRow, RowFactory, Unbuildable, insert_statement};
 use super::{Binding, Cell, Probe, Tenant, VerifyError, db, set_role};
 use crate::catalog::View;
@@ -30,6 +31,7 @@ pub struct Probing<'a> {
     pub a: &'a Tenant,
     pub b: &'a Tenant,
     pub layout: &'a Layout<'a>,
+    pub admin: &'a Admin,
     pub factory: RowFactory<'a>,
 }
 
@@ -236,6 +238,27 @@ impl Probing<'_> {
             == 1)
     }
 
+    /// NOT PROVEN when the admin cannot see a probe row before a probe: an
+    /// admin subject to RLS sees a row only through the policies, with its
+    /// tenant bound, and a check of a row it cannot see would prove nothing.
+    async fn unseen(
+        &self,
+        conn: &mut PgConnection,
+        rows: &[&ProbeRow],
+    ) -> Result<Option<Cell>, VerifyError> {
+        for row in rows {
+            if !self.untouched(conn, row).await? {
+                return Ok(Some(Cell::not_proven(format!(
+                    "{} cannot see tenant {}'s probe row in {} even with that tenant bound, so whether a probe changes it cannot be checked",
+                    self.admin.name,
+                    self.tenant_of(row).label,
+                    row.table
+                ))));
+            }
+        }
+        Ok(None)
+    }
+
     /// Opens a probe's savepoint; its parents are forgotten when it closes.
     async fn open(&self, conn: &mut PgConnection) -> Result<ParentsMark, VerifyError> {
         exec(conn, "SAVEPOINT rlsctl_probe").await?;
@@ -264,6 +287,10 @@ impl Probing<'_> {
         guarded: &[&ProbeRow],
     ) -> Result<Cell, VerifyError> {
         let mark = self.open(conn).await?;
+        if let Some(cell) = self.unseen(conn, guarded).await? {
+            self.close(conn, mark).await?;
+            return Ok(cell);
+        }
         let attempt = self
             .attempt(conn, tenant, &statement, &binds, false)
             .await?;
@@ -434,6 +461,14 @@ impl Probing<'_> {
             .sql(&Sql::json_row(table))
             .push(")");
         let truth = self.admin_value(conn, self.a, &truth, &tenant_json).await?;
+        // Tenant A's probe row exists: an admin subject to RLS that counts none
+        // cannot tell a policy that hides everything from one that isolates.
+        if truth == 0 {
+            return Ok(Cell::not_proven(format!(
+                "{} sees none of tenant A's rows even with A bound: nothing to compare with",
+                self.admin.name
+            )));
+        }
         Ok(if visible == truth {
             Cell::proven(format!(
                 "sees exactly its own {truth} row(s); tenant B's row and all other tenants' rows hidden"
@@ -638,6 +673,9 @@ impl Probing<'_> {
             .ident(&settable)
             .push(" RETURNING to_jsonb(x.*)");
         let form = "INSERT … ON CONFLICT DO UPDATE RETURNING with tenant B's key";
+        if let Some(cell) = self.unseen(conn, &[b]).await? {
+            return Ok(cell);
+        }
         let binds = vec![Value::Object(values).to_string()];
         let attempt = self
             .attempt(conn, Some(self.a), &statement, &binds, true)
@@ -832,8 +870,9 @@ impl Probing<'_> {
         let tenant_json = vec![one_column(column, &self.a.value)];
         let other = Self::other_tenant_rows(child, column);
         let evidence = Sql::new("SELECT to_jsonb(EXISTS (").sql(&other).push("))");
+        // With B bound, an admin subject to RLS sees B's row too.
         if self
-            .admin_value(conn, self.a, &evidence, &tenant_json)
+            .admin_value(conn, self.b, &evidence, &tenant_json)
             .await?
             != Value::Bool(true)
         {
@@ -891,8 +930,9 @@ impl Probing<'_> {
                    WHERE strpos(to_jsonb(x.*)::text, f.mark) > 0) LIMIT 1",
             );
         let binds = vec![Value::from(marks).to_string()];
+        // With B bound, an admin subject to RLS sees B's rows too.
         if self
-            .admin_value(conn, self.a, &statement, &binds)
+            .admin_value(conn, self.b, &statement, &binds)
             .await?
             .is_null()
         {
@@ -939,13 +979,18 @@ impl Probing<'_> {
             }
         }
         let mut first = conn.begin().await.map_err(db("starting a transaction"))?;
-        self.act_as(&mut first).await?;
+        // This transaction commits, so verify may not grant itself the role
+        // here; binding with set_config is transaction-local whoever binds.
+        if !self.admin.grants_itself(self.role) {
+            self.act_as(&mut first).await?;
+        }
         self.binding
             .bind(&mut first, Some(self.a))
             .await
             .map_err(db("binding the tenant"))?;
         first.commit().await.map_err(db("committing"))?;
         let mut next = conn.begin().await.map_err(db("starting a transaction"))?;
+        self.admin.grant_inside(&mut next, self.role).await?;
         self.act_as(&mut next).await?;
         let left: Option<String> =
             sqlx::query_scalar("SELECT nullif(pg_catalog.current_setting($1, true), '')")

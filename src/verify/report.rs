@@ -1,10 +1,11 @@
 //! The matrix for people (a table) and machines (JSON, schema_version 1).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use comfy_table::{Cell as GridCell, Color, Table as Grid, presets::UTF8_FULL_CONDENSED};
 
-use super::{Matrix, Probe, Verdict};
+use super::{Matrix, ObjectResult, Probe, Verdict};
 
 pub fn write_json(out: &mut impl Write, matrix: &Matrix) -> std::io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, matrix)?;
@@ -64,4 +65,47 @@ pub fn write_table(out: &mut impl Write, matrix: &Matrix, color: bool) -> std::i
         "verify: {} proven, {} leak(s), {} not proven (probe tenants A={} B={}; everything was rolled back)",
         s.proven, s.leaks, s.not_proven, matrix.tenant_a, matrix.tenant_b
     )
+}
+
+/// One line when more than half the cells are NOT PROVEN: a run that exits 0
+/// having proved little must not pass for a proof. Names the commonest reason
+/// (the detail most cells share) with one cell that gave it.
+pub fn write_warning(out: &mut impl Write, matrix: &Matrix) -> std::io::Result<()> {
+    let s = &matrix.summary;
+    let total = s.proven + s.leaks + s.not_proven;
+    if s.not_proven * 2 <= total {
+        return Ok(());
+    }
+    let mut reasons: BTreeMap<&str, (usize, &ObjectResult, Probe)> = BTreeMap::new();
+    for object in &matrix.objects {
+        for (probe, cell) in &object.cells {
+            if cell.verdict == Verdict::NotProven {
+                reasons
+                    .entry(cell.detail.as_str())
+                    .or_insert((0, object, *probe))
+                    .0 += 1;
+            }
+        }
+    }
+    let mut commonest: Option<(&str, &(usize, &ObjectResult, Probe))> = None;
+    for (reason, seen) in &reasons {
+        if commonest.is_none_or(|(_, best)| seen.0 > best.0) {
+            commonest = Some((reason, seen));
+        }
+    }
+    write!(
+        out,
+        "warning: verify proved little: {} of {total} cells are NOT PROVEN ({} PROVEN, {} LEAK)",
+        s.not_proven, s.proven, s.leaks
+    )?;
+    match commonest {
+        Some((reason, (count, object, probe))) => writeln!(
+            out,
+            "; commonest reason ({count} cell(s), e.g. {} as {} [{}]): {reason}",
+            object.object,
+            object.role,
+            probe.label()
+        ),
+        None => writeln!(out),
+    }
 }

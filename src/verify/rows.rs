@@ -2,6 +2,15 @@
 //! table accepts it (NOT NULL columns filled, parents inserted first through
 //! the foreign keys), inserted as the admin inside the probe's transaction.
 //!
+//! Each row is inserted with its tenant bound the way the application binds
+//! it. A superuser or BYPASSRLS admin is never filtered by RLS; an admin that
+//! is subject to it (a managed admin, owner of FORCEd tables; see
+//! [`super::admin`]) holds the runtime role inside the transaction, so the
+//! tenant policy admits the row exactly as it admits the application's own.
+//! `RETURNING` makes the new row's visibility a condition of the insert, so
+//! every planted row is one the admin can see again with its tenant bound:
+//! the admin-side checks of the probes rely on that.
+//!
 //! Values travel as one bound JSON document turned into the table's row type by
 //! `json_populate_record(NULL::table, $1)`: the server parses every value with
 //! the column's own type, and no value or type name is pasted into SQL.
@@ -11,6 +20,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use sqlx::PgConnection;
 
+use super::admin::Admin;
 use super::{Binding, Tenant};
 use crate::catalog::{Column, ForeignKey, UniqueKey};
 use crate::quote::{QualifiedName, Sql};
@@ -93,6 +103,7 @@ impl Layout<'_> {
 pub struct RowFactory<'a> {
     layout: &'a Layout<'a>,
     binding: &'a Binding,
+    admin: &'a Admin,
     /// A per-run token that keeps made-up values unique.
     token: u32,
     sequence: u32,
@@ -106,10 +117,11 @@ type Boxed<'b, T> = std::pin::Pin<Box<dyn Future<Output = Result<T, Unbuildable>
 pub type Parents = BTreeMap<(QualifiedName, String), ProbeRow>;
 
 impl<'a> RowFactory<'a> {
-    pub fn new(layout: &'a Layout<'a>, binding: &'a Binding, token: u32) -> Self {
+    pub fn new(layout: &'a Layout<'a>, binding: &'a Binding, token: u32, admin: &'a Admin) -> Self {
         RowFactory {
             layout,
             binding,
+            admin,
             token,
             sequence: 0,
             parents: BTreeMap::new(),
@@ -284,8 +296,16 @@ impl<'a> RowFactory<'a> {
             .fetch_one(&mut *conn)
             .await
             .map_err(|e| {
+                let subject = if self.admin.bypasses_rls {
+                    String::new()
+                } else {
+                    format!(
+                        " ({} plants probe rows subject to row-level security, with the tenant bound and the runtime role's policies: they must admit and show a new row of the bound tenant)",
+                        self.admin.name
+                    )
+                };
                 Unbuildable(format!(
-                    "inserting a probe row into {table} failed: {}",
+                    "inserting a probe row into {table} failed: {}{subject}",
                     crate::errors::database_message(&e)
                 ))
             })?;

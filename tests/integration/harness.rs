@@ -30,6 +30,18 @@ pub fn server_log() -> String {
         .into_owned()
 }
 
+/// Runs `sql` as the superuser on the server's own database: for
+/// cluster-wide objects (roles) made before a test's database.
+pub async fn cluster_execute(sql: &str) {
+    let mut conn = PgConnection::connect(&server().url())
+        .await
+        .expect("connect");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
 /// Makes `role` log in with a SCRAM password over TCP (the test server
 /// otherwise trusts everyone). Only this role's line is added.
 pub async fn require_scram_password_for(role: &str) {
@@ -51,27 +63,51 @@ pub async fn require_scram_password_for(role: &str) {
 
 /// A test's own database and project folder (policies/, migrations/).
 pub struct TestDb {
+    /// Connects as the superuser.
     pub url: String,
+    pub name: String,
     pub dir: tempfile::TempDir,
 }
 
 impl TestDb {
     pub async fn new() -> TestDb {
+        TestDb::create("").await
+    }
+
+    /// A database owned by `owner`, a role the test made: how a managed
+    /// service (RDS, Cloud SQL…) hands a database to its non-superuser admin.
+    pub async fn owned_by(owner: &str) -> TestDb {
+        TestDb::create(&format!(" OWNER {}", rlsctl::quote::ident(owner))).await
+    }
+
+    async fn create(options: &str) -> TestDb {
         let name = unique("rlsctl_test");
         let mut admin = PgConnection::connect(&server().url())
             .await
             .expect("connect");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create database");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {name}{options}"
+        )))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
         let dir = tempfile::tempdir().expect("project dir");
         std::fs::create_dir(dir.path().join("policies")).unwrap();
         std::fs::create_dir(dir.path().join("migrations")).unwrap();
         TestDb {
             url: server().url_for(&name),
+            name,
             dir,
         }
+    }
+
+    /// This database's URL for logging in as `role` (the server trusts everyone).
+    pub fn url_as(&self, role: &str) -> String {
+        format!(
+            "postgres://{role}@127.0.0.1:{}/{}",
+            server().port(),
+            self.name
+        )
     }
 
     /// A database whose migrations create PROJECTS, with a spec declaring
@@ -120,27 +156,21 @@ impl TestDb {
         Run::from(command.output().expect("run rlsctl"))
     }
 
-    pub fn command(&self, args: &[&str]) -> Command {
-        self.command_with_url(args, &self.url)
-    }
-
-    /// Runs `rlsctl ARGS` connected as `role` (the test server trusts everyone).
+    /// Runs `rlsctl ARGS` connected as `role` instead of the superuser.
     pub fn rlsctl_as(&self, role: &str, args: &[&str]) -> Run {
-        let mut command = self.command_with_url(args, &self.url_as(role));
+        let mut command = self.command_at(&self.url_as(role), args);
         Run::from(command.output().expect("run rlsctl"))
     }
 
-    /// This database's URL, logging in as `role`.
-    pub fn url_as(&self, role: &str) -> String {
-        self.url
-            .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1)
+    pub fn command(&self, args: &[&str]) -> Command {
+        self.command_at(&self.url, args)
     }
 
     pub fn name(&self) -> &str {
-        self.url.rsplit('/').next().expect("a database name")
+        &self.name
     }
 
-    fn command_with_url(&self, args: &[&str], url: &str) -> Command {
+    fn command_at(&self, url: &str, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_rlsctl"));
         command
             .args(args)
@@ -243,7 +273,16 @@ impl TestDb {
     }
 
     pub async fn execute(&self, sql: &str) {
-        let mut conn = self.connect().await;
+        self.execute_at(&self.url, sql).await;
+    }
+
+    /// Runs `sql` logged in as `role`.
+    pub async fn execute_as(&self, role: &str, sql: &str) {
+        self.execute_at(&self.url_as(role), sql).await;
+    }
+
+    async fn execute_at(&self, url: &str, sql: &str) {
+        let mut conn = PgConnection::connect(url).await.expect("connect");
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
             .execute(&mut conn)
             .await

@@ -29,3 +29,5 @@ mod roles_for_a_managed_cloud_admin;
 mod secrets_are_never_printed;
 mod spec_expressions_cannot_inject;
 mod verify;
+mod verify_as_a_managed_admin;
+mod verify_warns_when_it_proves_little;
