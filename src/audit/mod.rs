@@ -6,6 +6,7 @@
 //! severity and a why; its test builds the broken setup on a real server.
 
 pub mod checks;
+pub mod expression_tree;
 pub mod report;
 mod run;
 
