@@ -288,3 +288,76 @@ finds!(
     "default privileges of postgres in schema public",
     "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO PUBLIC"
 );
+
+/// A finding that appears on the broken setup and on no object of the fixed one.
+macro_rules! finds_until_fixed {
+    ($test:ident, $id:literal, $object:literal, broken: $broken:literal, fixed: $fixed:literal) => {
+        #[tokio::test]
+        async fn $test() {
+            let broken = audit_after($broken).await;
+            assert!(
+                broken
+                    .iter()
+                    .any(|(id, object)| id == $id && object == $object),
+                "expected {} on {} when broken, got {broken:#?}",
+                $id,
+                $object
+            );
+            let fixed = audit_after($fixed).await;
+            assert!(
+                !fixed.iter().any(|(id, _)| id == $id),
+                "expected no {} once fixed, got {fixed:#?}",
+                $id
+            );
+        }
+    };
+}
+
+finds_until_fixed!(
+    policy_open_when_the_setting_is_null,
+    "POLICY_OPEN_WHEN_UNBOUND",
+    "policy lenient on public.projects",
+    broken: "CREATE POLICY lenient ON projects TO {r}
+               USING (current_setting('app.tenant', true) IS NULL OR tenant_id = current_setting('app.tenant', true)::uuid)",
+    fixed: "CREATE POLICY lenient ON projects TO {r}
+               USING (tenant_id = nullif(current_setting('app.tenant', true), '')::uuid)"
+);
+finds_until_fixed!(
+    policy_open_when_the_setting_is_empty,
+    "POLICY_OPEN_WHEN_UNBOUND",
+    "policy tenant_isolation on public.projects",
+    broken: "ALTER POLICY tenant_isolation ON projects
+               USING (tenant_id::text = current_setting('app.current_tenant_id')
+                      OR current_setting('app.current_tenant_id') = '')",
+    fixed: "ALTER POLICY tenant_isolation ON projects
+               USING (tenant_id::text = current_setting('app.current_tenant_id'))"
+);
+finds_until_fixed!(
+    policy_open_when_the_setting_coalesces_to_empty,
+    "POLICY_OPEN_WHEN_UNBOUND",
+    "policy tenant_isolation on public.projects",
+    broken: "ALTER POLICY tenant_isolation ON projects
+               WITH CHECK (tenant_id = (SELECT rls.current_tenant_id())
+                           OR coalesce(current_setting('app.current_tenant_id', true), '') = '')",
+    fixed: "ALTER POLICY tenant_isolation ON projects
+               WITH CHECK (tenant_id = (SELECT rls.current_tenant_id())
+                           AND coalesce(current_setting('app.current_tenant_id', true), '') <> '')"
+);
+finds_until_fixed!(
+    policy_broader_than_the_tenant,
+    "POLICY_BROADER_THAN_TENANT",
+    "policy tenant_isolation on public.projects",
+    broken: "ALTER POLICY tenant_isolation ON projects
+               USING (tenant_id = (SELECT rls.current_tenant_id()) OR name IS NOT NULL)",
+    fixed: "ALTER POLICY tenant_isolation ON projects
+               USING (tenant_id = (SELECT rls.current_tenant_id()) AND name IS NOT NULL)"
+);
+finds_until_fixed!(
+    write_policy_broader_than_the_tenant,
+    "POLICY_BROADER_THAN_TENANT",
+    "policy tenant_isolation on public.projects",
+    broken: "ALTER POLICY tenant_isolation ON projects
+               WITH CHECK (tenant_id = (SELECT rls.current_tenant_id()) OR true)",
+    fixed: "ALTER POLICY tenant_isolation ON projects
+               WITH CHECK (tenant_id = (SELECT rls.current_tenant_id()) OR false)"
+);

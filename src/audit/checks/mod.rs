@@ -30,6 +30,8 @@ pub const ALL: &[Check] = &[
     tables::TENANT_INDEX_MISSING,
     policies::WITHOUT_TENANT_FILTER,
     policies::WRITE_WITHOUT_TENANT_CHECK,
+    policies::OPEN_WHEN_UNBOUND,
+    policies::BROADER_THAN_TENANT,
     policies::TO_PUBLIC,
     policies::VOLATILE_FUNCTION,
     policies::PARALLEL_UNSAFE_FUNCTION,
