@@ -24,6 +24,15 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON projects TO {r};
 
 /// Builds the baseline plus `breakage`, audits as `--role {r}`, returns (id, object) pairs.
 async fn audit_after(breakage: &str) -> Vec<(String, String)> {
+    audit_with_severity(breakage)
+        .await
+        .into_iter()
+        .map(|(id, object, _)| (id, object))
+        .collect()
+}
+
+/// As [`audit_after`], with each finding's severity.
+async fn audit_with_severity(breakage: &str) -> Vec<(String, String, String)> {
     let db = TestDb::new().await;
     let role = unique("auditee");
     db.execute(&BASELINE.replace("{r}", &role)).await;
@@ -41,7 +50,7 @@ async fn audit_after(breakage: &str) -> Vec<(String, String)> {
     ]);
     let report = run.json();
     assert_eq!(report["schema_version"], 1);
-    let findings: Vec<(String, String)> = report["findings"]
+    let findings: Vec<(String, String, String)> = report["findings"]
         .as_array()
         .unwrap()
         .iter()
@@ -50,6 +59,7 @@ async fn audit_after(breakage: &str) -> Vec<(String, String)> {
             (
                 f["id"].as_str().unwrap().to_string(),
                 object.replace(report["database"].as_str().unwrap(), "{db}"),
+                f["severity"].as_str().unwrap().to_string(),
             )
         })
         .collect();
@@ -360,4 +370,84 @@ finds_until_fixed!(
                WITH CHECK (tenant_id = (SELECT rls.current_tenant_id()) OR true)",
     fixed: "ALTER POLICY tenant_isolation ON projects
                WITH CHECK (tenant_id = (SELECT rls.current_tenant_id()) OR false)"
+);
+
+/// Like `finds_until_fixed!`, and the broken setup's finding has `severity`.
+macro_rules! finds_with_severity_until_fixed {
+    ($test:ident, $id:literal, $object:literal, $severity:literal, broken: $broken:literal, fixed: $fixed:literal) => {
+        #[tokio::test]
+        async fn $test() {
+            let broken = audit_with_severity($broken).await;
+            assert!(
+                broken.iter().any(|(id, object, severity)| id == $id
+                    && object == $object
+                    && severity == $severity),
+                "expected {} ({}) on {} when broken, got {broken:#?}",
+                $id,
+                $severity,
+                $object
+            );
+            let fixed = audit_with_severity($fixed).await;
+            assert!(
+                !fixed.iter().any(|(id, _, _)| id == $id),
+                "expected no {} once fixed, got {fixed:#?}",
+                $id
+            );
+        }
+    };
+}
+
+finds_until_fixed!(
+    a_leakproof_user_function,
+    "LEAKPROOF_USER_FUNCTION",
+    "function public.peek(text)",
+    broken: "CREATE FUNCTION peek(text) RETURNS boolean LANGUAGE sql IMMUTABLE LEAKPROOF AS $$ SELECT true $$",
+    fixed: "CREATE FUNCTION peek(text) RETURNS boolean LANGUAGE sql IMMUTABLE LEAKPROOF AS $$ SELECT true $$;
+            ALTER FUNCTION peek(text) NOT LEAKPROOF"
+);
+finds_with_severity_until_fixed!(
+    security_definer_without_search_path_while_the_runtime_role_can_create,
+    "SECURITY_DEFINER_SEARCH_PATH",
+    "function public.count_all()",
+    "error",
+    broken: "GRANT CREATE ON SCHEMA public TO {r};
+             CREATE FUNCTION count_all() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS $$ SELECT count(*) FROM projects $$",
+    fixed: "GRANT CREATE ON SCHEMA public TO {r};
+            CREATE FUNCTION count_all() RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+              AS $$ SELECT count(*) FROM public.projects $$"
+);
+finds_with_severity_until_fixed!(
+    security_definer_without_search_path,
+    "SECURITY_DEFINER_SEARCH_PATH",
+    "function public.count_all()",
+    "warning",
+    broken: "CREATE FUNCTION count_all() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS $$ SELECT count(*) FROM projects $$",
+    fixed: "CREATE FUNCTION count_all() RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+              AS $$ SELECT count(*) FROM public.projects $$"
+);
+finds_with_severity_until_fixed!(
+    security_definer_pinned_to_a_schema_the_runtime_role_can_create_in,
+    "SECURITY_DEFINER_SEARCH_PATH",
+    "function public.count_all()",
+    "error",
+    broken: "CREATE SCHEMA scratch; GRANT USAGE, CREATE ON SCHEMA scratch TO {r};
+             CREATE FUNCTION count_all() RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = scratch, public
+               AS $$ SELECT count(*) FROM projects $$",
+    fixed: "CREATE SCHEMA scratch; GRANT USAGE, CREATE ON SCHEMA scratch TO {r};
+            CREATE FUNCTION count_all() RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = public
+              AS $$ SELECT count(*) FROM projects $$"
+);
+finds_until_fixed!(
+    create_on_public_for_everyone,
+    "SCHEMA_CREATE_FOR_RUNTIME",
+    "schema public",
+    broken: "GRANT CREATE ON SCHEMA public TO PUBLIC",
+    fixed: "GRANT CREATE ON SCHEMA public TO PUBLIC; REVOKE CREATE ON SCHEMA public FROM PUBLIC"
+);
+finds_until_fixed!(
+    a_schema_owned_by_the_runtime_role,
+    "SCHEMA_CREATE_FOR_RUNTIME",
+    "schema scratch",
+    broken: "CREATE SCHEMA scratch AUTHORIZATION {r}",
+    fixed: "CREATE SCHEMA scratch; GRANT USAGE ON SCHEMA scratch TO {r}"
 );
