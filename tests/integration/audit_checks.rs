@@ -451,3 +451,80 @@ finds_until_fixed!(
     broken: "CREATE SCHEMA scratch AUTHORIZATION {r}",
     fixed: "CREATE SCHEMA scratch; GRANT USAGE ON SCHEMA scratch TO {r}"
 );
+
+/// The severity of `id` on `object`, if found.
+fn severity_of(findings: &[(String, String, String)], id: &str, object: &str) -> Option<String> {
+    findings
+        .iter()
+        .find(|(i, o, _)| i == id && o == object)
+        .map(|(_, _, s)| s.clone())
+}
+
+#[tokio::test]
+async fn a_table_without_rls_is_an_error_once_a_runtime_role_can_reach_it() {
+    let create = "CREATE TABLE notes (id int, tenant_id uuid NOT NULL);";
+    let unreachable = audit_with_severity(create).await;
+    assert_eq!(
+        severity_of(&unreachable, "TABLE_WITHOUT_RLS", "table public.notes").as_deref(),
+        Some("info"),
+        "{unreachable:#?}"
+    );
+    for grant in [
+        "GRANT SELECT ON notes TO {r}",
+        "GRANT UPDATE (id) ON notes TO {r}",
+        "GRANT SELECT ON notes TO PUBLIC",
+        "CREATE ROLE {r}_readers; GRANT SELECT ON notes TO {r}_readers; GRANT {r}_readers TO {r}",
+        "ALTER TABLE notes OWNER TO {r}",
+    ] {
+        let reachable = audit_with_severity(&format!("{create} {grant}")).await;
+        assert_eq!(
+            severity_of(&reachable, "TABLE_WITHOUT_RLS", "table public.notes").as_deref(),
+            Some("error"),
+            "{grant}: {reachable:#?}"
+        );
+    }
+}
+
+finds_until_fixed!(
+    write_policy_without_tenant_check_matters_where_the_role_can_write,
+    "POLICY_WRITE_WITHOUT_TENANT_CHECK",
+    "policy any_write on public.projects",
+    broken: "REVOKE INSERT ON projects FROM {r};
+             CREATE POLICY any_write ON projects FOR UPDATE TO {r} USING (tenant_id = (SELECT rls.current_tenant_id())) WITH CHECK (true)",
+    fixed: "REVOKE INSERT, UPDATE ON projects FROM {r};
+            CREATE POLICY any_write ON projects FOR UPDATE TO {r} USING (tenant_id = (SELECT rls.current_tenant_id())) WITH CHECK (true)"
+);
+
+const PARTITIONED: &str = "CREATE TABLE events (tenant_id uuid NOT NULL, at date NOT NULL) PARTITION BY RANGE (at);
+     CREATE INDEX ON events (tenant_id);
+     ALTER TABLE events ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+     CREATE POLICY tenant_isolation ON events TO {r} USING (tenant_id = (SELECT rls.current_tenant_id()));
+     CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+     GRANT SELECT ON events TO {r};";
+
+#[tokio::test]
+async fn a_partition_without_rls_is_reported_once() {
+    let rls_findings = |findings: Vec<(String, String)>| -> Vec<String> {
+        findings
+            .into_iter()
+            .filter(|(id, object)| {
+                object == "table public.events_2026"
+                    && (id == "TABLE_WITHOUT_RLS" || id == "CHILD_TABLE_WITHOUT_RLS")
+            })
+            .map(|(id, _)| id)
+            .collect()
+    };
+    let queried_directly = audit_after(&format!(
+        "{PARTITIONED} GRANT SELECT ON events_2026 TO {{r}}"
+    ))
+    .await;
+    assert_eq!(
+        rls_findings(queried_directly),
+        vec!["CHILD_TABLE_WITHOUT_RLS".to_string()]
+    );
+    // Reached only through the parent, whose policies apply.
+    assert_eq!(
+        rls_findings(audit_after(PARTITIONED).await),
+        Vec::<String>::new()
+    );
+}

@@ -4,7 +4,7 @@ use super::Check;
 use crate::audit::expression_tree::{PolicyExpression, Tenancy};
 use crate::audit::{CheckInfo, Context, Severity, mentions_column};
 use crate::catalog::Function;
-use crate::model::{Policy, Table};
+use crate::model::{Policy, Privilege, Table};
 use crate::quote::QualifiedName;
 use crate::quote::ident;
 use crate::spec::Command;
@@ -53,13 +53,22 @@ pub const WRITE_WITHOUT_TENANT_CHECK: Check = Check {
         id: "POLICY_WRITE_WITHOUT_TENANT_CHECK",
         severity: Severity::Error,
         title: "A write policy's WITH CHECK does not pin the tenant",
-        why: "WITH CHECK decides which new rows a role may write. If it does not compare the tenant column, the runtime role can insert rows into another tenant or move its rows there with UPDATE.",
+        why: "WITH CHECK decides which new rows a role may write. If it does not compare the tenant column, the runtime role can insert rows into another tenant or move its rows there with UPDATE. Reported only where a runtime role may INSERT (for INSERT and ALL policies) or UPDATE (for UPDATE and ALL policies) the table.",
         fix: "ALTER POLICY <policy> ON <table> WITH CHECK (<tenant column> = (SELECT <context function>()));",
     },
     run: |ctx| {
         runtime_permissive(ctx)
-            .filter(|(_, _, p)| {
-                matches!(p.command, Command::All | Command::Insert | Command::Update)
+            .filter(|(t, _, p)| {
+                // A check on rows the runtime roles cannot write guards nothing yet.
+                let privileges = ctx.runtime_privileges(t);
+                let insert = privileges.contains(&Privilege::Insert);
+                let update = privileges.contains(&Privilege::Update);
+                match p.command {
+                    Command::All => insert || update,
+                    Command::Insert => insert,
+                    Command::Update => update,
+                    _ => false,
+                }
             })
             .filter(|(_, column, p)| {
                 // Without WITH CHECK, PostgreSQL checks new rows with USING.
