@@ -156,7 +156,7 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
             .then(a.object.cmp(&b.object))
     });
 
-    let tables = ctx
+    let tables: Vec<TableState> = ctx
         .tenant_tables()
         .map(|(t, column)| TableState {
             table: t.name.to_string(),
@@ -199,7 +199,7 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
         connected_as: snapshot.current_user.clone(),
         spec_hash: target.spec.as_ref().map(|s| s.hash.clone()),
         runtime_roles: target.roles.clone(),
-        summary: Summary::of(&findings),
+        summary: Summary::of(&findings, tables.len()),
         findings,
         tables,
         roles,
