@@ -21,7 +21,9 @@
 //! Precision over recall: a shape the evaluator does not understand is
 //! unknown, and unknown never produces a finding on its own.
 
-use std::collections::BTreeSet;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
 
 use pg_query::protobuf::{self, BoolExprType, Node, node::Node as N};
 use serde_json::Value as Json;
@@ -113,6 +115,44 @@ impl PolicyExpression {
             .ok()
             .and_then(|sql| sql.strip_prefix("SELECT ").map(str::to_string))
             .unwrap_or_else(|| "(an expression)".into())
+    }
+}
+
+/// What the tree says about one expression.
+#[derive(Debug, Default)]
+pub struct Analysis {
+    /// See [`PolicyExpression::opens_when_unbound`].
+    pub opens_when_unbound: Vec<String>,
+    /// See [`PolicyExpression::branches_not_scoped_to_tenant`].
+    pub not_scoped_to_tenant: Vec<String>,
+}
+
+/// Each distinct expression is parsed and analysed once per audit: the
+/// generated policy's text is the same on every tenant table, so ten
+/// thousand tables cost one analysis, not ten thousand.
+#[derive(Debug, Default)]
+pub struct Analyses {
+    /// (expression, tenant column) → analysis; one audit has one set of
+    /// tenant settings and one context function.
+    cache: RefCell<HashMap<(String, String), Rc<Analysis>>>,
+}
+
+impl Analyses {
+    pub fn of(&self, text: &str, tenancy: &Tenancy) -> Rc<Analysis> {
+        let key = (text.to_string(), tenancy.column.to_string());
+        if let Some(found) = self.cache.borrow().get(&key) {
+            return Rc::clone(found);
+        }
+        let analysis = Rc::new(
+            PolicyExpression::parse(text)
+                .map(|e| Analysis {
+                    opens_when_unbound: e.opens_when_unbound(tenancy),
+                    not_scoped_to_tenant: e.branches_not_scoped_to_tenant(tenancy),
+                })
+                .unwrap_or_default(),
+        );
+        self.cache.borrow_mut().insert(key, Rc::clone(&analysis));
+        analysis
     }
 }
 
@@ -988,6 +1028,23 @@ mod tests {
                 "{text}: expected {branch}, got {found:?}"
             );
         }
+    }
+
+    #[test]
+    fn each_distinct_expression_is_analysed_once() {
+        let (settings, function) = tenancy_parts();
+        let tenancy = Tenancy {
+            column: "tenant_id",
+            settings: &settings,
+            function: Some(&function),
+        };
+        let analyses = Analyses::default();
+        let generated = "(tenant_id = ( SELECT rls.current_tenant_id() AS current_tenant_id))";
+        let first = analyses.of(generated, &tenancy);
+        assert!(Rc::ptr_eq(&first, &analyses.of(generated, &tenancy)));
+        assert!(first.opens_when_unbound.is_empty() && first.not_scoped_to_tenant.is_empty());
+        let open = analyses.of("((tenant_id = rls.current_tenant_id()) OR true)", &tenancy);
+        assert_eq!(open.not_scoped_to_tenant, vec!["true".to_string()]);
     }
 
     #[test]

@@ -101,6 +101,8 @@ pub struct Context<'a> {
     pub context_function: Option<QualifiedName>,
     /// The settings that carry the tenant (`app.current_tenant_id`, `request.jwt.claims`).
     pub tenant_settings: Vec<String>,
+    /// Policy expressions read as trees, each distinct one once.
+    pub expressions: expression_tree::Analyses,
 }
 
 impl Context<'_> {

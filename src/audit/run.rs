@@ -114,6 +114,7 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
         tenant_column: target.tenant_column.clone(),
         context_function: Some(target.context_function.clone()),
         tenant_settings: target.tenant_settings.clone(),
+        expressions: Default::default(),
     };
 
     let mut exceptions = Vec::new();

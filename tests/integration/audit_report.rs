@@ -136,6 +136,20 @@ async fn explain_teaches_each_finding_and_rejects_unknown_ids() {
         text.contains("security_invoker") && text.contains("Why it matters"),
         "{text}"
     );
+    for id in [
+        "POLICY_OPEN_WHEN_UNBOUND",
+        "POLICY_BROADER_THAN_TENANT",
+        "LEAKPROOF_USER_FUNCTION",
+        "SECURITY_DEFINER_SEARCH_PATH",
+        "SCHEMA_CREATE_FOR_RUNTIME",
+    ] {
+        let out = explain(id);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.starts_with(id) && text.contains("Fix:"),
+            "{id}: {text}"
+        );
+    }
     let unknown = explain("NOPE");
     assert_eq!(unknown.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("TRUNCATE_GRANTED"));

@@ -1,7 +1,7 @@
 //! Policies that widen what the runtime role can see or write.
 
 use super::Check;
-use crate::audit::expression_tree::{PolicyExpression, Tenancy};
+use crate::audit::expression_tree::Tenancy;
 use crate::audit::{CheckInfo, Context, Severity, mentions_column};
 use crate::catalog::Function;
 use crate::model::{Policy, Privilege, Table};
@@ -147,11 +147,11 @@ pub const OPEN_WHEN_UNBOUND: Check = Check {
             let found: Vec<String> = deciding_clauses(p)
                 .into_iter()
                 .filter_map(|(clause, text)| {
-                    let branches = PolicyExpression::parse(text)?.opens_when_unbound(&tenancy);
+                    let branches = &ctx.expressions.of(text, &tenancy).opens_when_unbound;
                     (!branches.is_empty()).then(|| {
                         format!(
                             "{clause} {text}: {} is true when the tenant setting is unset, NULL or ''",
-                            quoted_branches(&branches)
+                            quoted_branches(branches)
                         )
                     })
                 })
@@ -189,12 +189,11 @@ pub const BROADER_THAN_TENANT: Check = Check {
                 .into_iter()
                 .filter(|(_, text)| mentions_column(text, column))
                 .filter_map(|(clause, text)| {
-                    let branches =
-                        PolicyExpression::parse(text)?.branches_not_scoped_to_tenant(&tenancy);
+                    let branches = &ctx.expressions.of(text, &tenancy).not_scoped_to_tenant;
                     (!branches.is_empty()).then(|| {
                         format!(
                             "{clause} {text}: {} does not constrain {column}",
-                            quoted_branches(&branches)
+                            quoted_branches(branches)
                         )
                     })
                 })
