@@ -339,8 +339,9 @@ async fn audit(args: &AuditArgs) -> Result<Exit> {
             write_report(&mut file, &report, args.format, false)?;
             file.flush()?;
             eprintln!(
-                "wrote {}: {} errors, {} warnings, {} info, {} accepted",
+                "wrote {}: {} tenant tables examined; {} errors, {} warnings, {} info, {} accepted",
                 path.display(),
+                report.summary.tenant_tables,
                 report.summary.errors,
                 report.summary.warnings,
                 report.summary.infos,
@@ -354,11 +355,16 @@ async fn audit(args: &AuditArgs) -> Result<Exit> {
             color_stdout(),
         )?,
     }
-    Ok(if report.failing(args.fail_on) > 0 {
-        Exit::Attention
-    } else {
-        Exit::Success
-    })
+    if report.examined_nothing() {
+        eprintln!("audit: {}", crate::audit::report::NOTHING_EXAMINED);
+    }
+    Ok(
+        if report.failing(args.fail_on) > 0 || report.examined_nothing() {
+            Exit::Attention
+        } else {
+            Exit::Success
+        },
+    )
 }
 
 fn write_report(
@@ -471,7 +477,12 @@ async fn check(args: &CheckArgs) -> Result<Exit> {
     drop(server);
 
     let uncovered = report.uncovered_tables();
-    let audit_failed = report.failing(crate::audit::Severity::Error) > 0 || !uncovered.is_empty();
+    let audit_failed = report.failing(crate::audit::Severity::Error) > 0
+        || !uncovered.is_empty()
+        || report.examined_nothing();
+    if report.examined_nothing() {
+        eprintln!("check: {}", crate::audit::report::NOTHING_EXAMINED);
+    }
     for table in &uncovered {
         eprintln!(
             "check: table {table} has the tenant column, is not declared in the spec, and no policy covers it: declare it (or accept it as an exception) before check can pass"

@@ -124,6 +124,16 @@ pub enum Privilege {
 }
 
 impl Privilege {
+    pub const ALL: [Privilege; 7] = [
+        Privilege::Select,
+        Privilege::Insert,
+        Privilege::Update,
+        Privilege::Delete,
+        Privilege::Truncate,
+        Privilege::References,
+        Privilege::Trigger,
+    ];
+
     pub fn from_catalog(name: &str) -> Option<Privilege> {
         Some(match name {
             "SELECT" => Privilege::Select,

@@ -6,6 +6,7 @@
 //! severity and a why; its test builds the broken setup on a real server.
 
 pub mod checks;
+pub mod expression_tree;
 pub mod report;
 mod run;
 
@@ -15,8 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::catalog::{Posture, Snapshot};
-use crate::model::{Policy, Table};
+use crate::catalog::{Posture, Schema, Snapshot};
+use crate::model::{Policy, Privilege, Table};
 use crate::quote::QualifiedName;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
@@ -100,6 +101,8 @@ pub struct Context<'a> {
     pub context_function: Option<QualifiedName>,
     /// The settings that carry the tenant (`app.current_tenant_id`, `request.jwt.claims`).
     pub tenant_settings: Vec<String>,
+    /// Policy expressions read as trees, each distinct one once.
+    pub expressions: expression_tree::Analyses,
 }
 
 impl Context<'_> {
@@ -146,6 +149,78 @@ impl Context<'_> {
 
     pub fn policy_applies_to_runtime(&self, policy: &Policy) -> bool {
         self.includes_runtime(&policy.roles)
+    }
+
+    fn superuser(&self, role: &str) -> bool {
+        self.snapshot
+            .state
+            .roles
+            .get(role)
+            .is_some_and(|r| r.superuser)
+    }
+
+    /// What the runtime roles may do to `table`: table and column grants to
+    /// them, to a role they reach or to PUBLIC; everything when one reaches
+    /// the table's owner or a superuser.
+    pub fn runtime_privileges(&self, table: &Table) -> BTreeSet<Privilege> {
+        let columns = self.posture.column_grants.get(&table.name);
+        let mut out = BTreeSet::new();
+        for role in &self.runtime_roles {
+            let reach = self.reach(role);
+            if reach.contains(&table.owner) || reach.iter().any(|r| self.superuser(r)) {
+                return Privilege::ALL.into_iter().collect();
+            }
+            for (grantee, privileges) in table.grants.iter().chain(columns.into_iter().flatten()) {
+                if grantee == "PUBLIC" || reach.contains(grantee) {
+                    out.extend(privileges.iter().copied());
+                }
+            }
+        }
+        out
+    }
+
+    /// Schemas a runtime role may CREATE in: (schema, runtime role, the role
+    /// the right comes through). Superusers are left out: they may do
+    /// anything, which RUNTIME_SUPERUSER reports.
+    pub fn runtime_creatable_schemas(&self) -> Vec<CreateRight<'_>> {
+        let mut out = Vec::new();
+        for role in &self.runtime_roles {
+            let reach = self.reach(role);
+            if reach.iter().any(|r| self.superuser(r)) {
+                continue;
+            }
+            for schema in &self.posture.schemas {
+                if let Some(via) = schema.creator_among(&reach) {
+                    out.push(CreateRight {
+                        schema,
+                        role,
+                        via: via.to_string(),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A runtime role's right to CREATE in a schema.
+pub struct CreateRight<'a> {
+    pub schema: &'a Schema,
+    pub role: &'a str,
+    /// The role holding the right: the runtime role, one it reaches, or PUBLIC.
+    pub via: String,
+}
+
+impl CreateRight<'_> {
+    pub fn describe(&self) -> String {
+        if self.via == self.role {
+            format!("{} can CREATE in schema {}", self.role, self.schema.name)
+        } else {
+            format!(
+                "{} can CREATE in schema {} (through {})",
+                self.role, self.schema.name, self.via
+            )
+        }
     }
 }
 

@@ -56,11 +56,17 @@ pub struct Summary {
     pub infos: usize,
     /// Declared exceptions, not counted above.
     pub accepted: usize,
+    /// How many tables the audit examined as tenant tables. Zero means it
+    /// proved nothing about isolation: the run fails rather than pass clean.
+    pub tenant_tables: usize,
 }
 
 impl Summary {
-    pub fn of(findings: &[Finding]) -> Summary {
-        let mut s = Summary::default();
+    pub fn of(findings: &[Finding], tenant_tables: usize) -> Summary {
+        let mut s = Summary {
+            tenant_tables,
+            ..Summary::default()
+        };
         for f in findings {
             match (f.accepted.is_some(), f.severity) {
                 (true, _) => s.accepted += 1,
@@ -109,6 +115,21 @@ impl Report {
             .filter(|f| f.accepted.is_none() && f.severity >= threshold)
             .count()
     }
+
+    /// No tenant table was examined: no finding is not a clean bill.
+    pub fn examined_nothing(&self) -> bool {
+        self.summary.tenant_tables == 0
+    }
+}
+
+/// What a report with no tenant table says, in every format.
+pub const NOTHING_EXAMINED: &str = "No tenant tables were examined: no table has the tenant column and no declared table exists, so this audit says nothing about tenant isolation (wrong database, schema, --tenant-column or spec?).";
+
+fn examined(summary: &Summary) -> String {
+    match summary.tenant_tables {
+        1 => "1 tenant table examined".into(),
+        n => format!("{n} tenant tables examined"),
+    }
 }
 
 pub fn write_json(out: &mut impl Write, report: &Report) -> io::Result<()> {
@@ -120,15 +141,19 @@ pub fn write_table(out: &mut impl Write, report: &Report, color: bool) -> io::Re
     let s = &report.summary;
     writeln!(
         out,
-        "rlsctl audit of {} ({} as {}): {} errors, {} warnings, {} info, {} accepted",
+        "rlsctl audit of {} ({} as {}): {}; {} errors, {} warnings, {} info, {} accepted",
         report.database,
         report.server_version,
         report.connected_as,
+        examined(s),
         s.errors,
         s.warnings,
         s.infos,
         s.accepted
     )?;
+    if report.examined_nothing() {
+        writeln!(out, "{NOTHING_EXAMINED}")?;
+    }
     if report.findings.is_empty() {
         return writeln!(out, "No findings.");
     }
@@ -198,11 +223,15 @@ pub fn write_markdown(out: &mut impl Write, report: &Report) -> io::Result<()> {
         "| Runtime roles | {} |",
         report.runtime_roles.join(", ")
     )?;
+    writeln!(out, "| Tenant tables examined | {} |", s.tenant_tables)?;
     writeln!(
         out,
         "| Findings | {} errors, {} warnings, {} info, {} accepted exceptions |\n",
         s.errors, s.warnings, s.infos, s.accepted
     )?;
+    if report.examined_nothing() {
+        writeln!(out, "**{NOTHING_EXAMINED}**\n")?;
+    }
 
     writeln!(out, "## Findings\n")?;
     if report.findings.iter().all(|f| f.accepted.is_some()) {
@@ -310,7 +339,7 @@ mod tests {
             connected_as: "admin".into(),
             spec_hash: None,
             runtime_roles: vec!["app_user".into()],
-            summary: Summary::of(&findings),
+            summary: Summary::of(&findings, 1),
             findings,
             tables: vec![],
             roles: vec![],
@@ -336,6 +365,27 @@ mod tests {
         let mut coloured = Vec::new();
         write_table(&mut coloured, &r, true).unwrap();
         assert!(String::from_utf8(coloured).unwrap().contains('\u{1b}'));
+    }
+
+    #[test]
+    fn a_report_that_examined_no_tenant_table_says_so_in_every_format() {
+        let mut r = report(vec![]);
+        r.summary.tenant_tables = 0;
+        assert!(r.examined_nothing());
+        let mut text = Vec::new();
+        write_table(&mut text, &r, false).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains("0 tenant tables examined") && text.contains(NOTHING_EXAMINED),
+            "{text}"
+        );
+        let mut md = Vec::new();
+        write_markdown(&mut md, &r).unwrap();
+        assert!(String::from_utf8(md).unwrap().contains(NOTHING_EXAMINED));
+        let mut json = Vec::new();
+        write_json(&mut json, &r).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(json["summary"]["tenant_tables"], 0);
     }
 
     #[test]

@@ -114,6 +114,7 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
         tenant_column: target.tenant_column.clone(),
         context_function: Some(target.context_function.clone()),
         tenant_settings: target.tenant_settings.clone(),
+        expressions: Default::default(),
     };
 
     let mut exceptions = Vec::new();
@@ -156,7 +157,7 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
             .then(a.object.cmp(&b.object))
     });
 
-    let tables = ctx
+    let tables: Vec<TableState> = ctx
         .tenant_tables()
         .map(|(t, column)| TableState {
             table: t.name.to_string(),
@@ -199,7 +200,7 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
         connected_as: snapshot.current_user.clone(),
         spec_hash: target.spec.as_ref().map(|s| s.hash.clone()),
         runtime_roles: target.roles.clone(),
-        summary: Summary::of(&findings),
+        summary: Summary::of(&findings, tables.len()),
         findings,
         tables,
         roles,

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use sqlx::PgConnection;
 
 use super::qualified;
+use crate::model::Privilege;
 use crate::quote::QualifiedName;
 
 #[derive(Debug, Clone, Default)]
@@ -18,8 +19,13 @@ pub struct Posture {
     pub views: Vec<View>,
     /// Foreign tables and who may SELECT them.
     pub foreign_tables: Vec<(QualifiedName, BTreeSet<String>)>,
-    /// SECURITY DEFINER functions and functions that policies call.
+    /// SECURITY DEFINER functions, LEAKPROOF ones and functions that policies call.
     pub functions: Vec<Function>,
+    /// Every schema but the system's, with the roles that may CREATE in it.
+    pub schemas: Vec<Schema>,
+    /// Column-level privileges by table, then grantee (`PUBLIC` by name): a
+    /// role granted a column can read or write the table without a table grant.
+    pub column_grants: BTreeMap<QualifiedName, BTreeMap<String, BTreeSet<Privilege>>>,
     /// (table, policy) → the functions its expressions call.
     pub policy_calls: BTreeMap<(QualifiedName, String), BTreeSet<QualifiedName>>,
     /// (child, parent) pairs of partitions and inheritance children.
@@ -86,12 +92,52 @@ pub struct Function {
     pub language: String,
     /// Roles with EXECUTE; `PUBLIC` when nobody revoked the default.
     pub executors: BTreeSet<String>,
+    pub leakproof: bool,
+    /// `proconfig`: the settings pinned with `SET name = value`, as `name=value`.
+    pub config: Vec<String>,
 }
 
 impl Function {
     /// `"schema"."name"(argument types)`, as ALTER FUNCTION and REVOKE name it.
     pub fn signature(&self) -> String {
         format!("{}({})", self.name.quoted(), self.arguments)
+    }
+
+    /// The schemas of a pinned `SET search_path`, or `None` when the function
+    /// runs with its caller's search_path.
+    pub fn pinned_search_path(&self) -> Option<Vec<String>> {
+        self.config.iter().find_map(|c| {
+            let (name, value) = c.split_once('=')?;
+            (name == "search_path").then(|| {
+                value
+                    .split(',')
+                    .map(|s| s.trim().trim_matches('"').to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Schema {
+    pub name: String,
+    /// The database's owner stands for `pg_database_owner`, here and below.
+    pub owner: String,
+    /// Roles granted CREATE (`PUBLIC` by name).
+    pub create_grantees: BTreeSet<String>,
+}
+
+impl Schema {
+    /// The role, among `reach` (or PUBLIC), through which one may CREATE here.
+    pub fn creator_among(&self, reach: &BTreeSet<String>) -> Option<&str> {
+        if reach.contains(&self.owner) {
+            return Some(&self.owner);
+        }
+        self.create_grantees
+            .iter()
+            .find(|g| g.as_str() == "PUBLIC" || reach.contains(*g))
+            .map(String::as_str)
     }
 }
 
@@ -147,6 +193,8 @@ type FunctionRow = (
     String,
     String,
     String,
+    Vec<String>,
+    bool,
     Vec<String>,
 );
 
@@ -248,21 +296,32 @@ pub async fn read_posture(conn: &mut PgConnection) -> Result<Posture, sqlx::Erro
                     CASE WHEN p.proacl IS NULL THEN ARRAY['PUBLIC']
                          ELSE ARRAY(SELECT ",
             grantee!(),
-            " FROM pg_catalog.aclexplode(p.proacl) a WHERE a.privilege_type = 'EXECUTE') END
+            " FROM pg_catalog.aclexplode(p.proacl) a WHERE a.privilege_type = 'EXECUTE') END,
+                    p.proleakproof, coalesce(p.proconfig, '{}')
                FROM pg_catalog.pg_proc p
                JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
                JOIN pg_catalog.pg_language l ON l.oid = p.prolang
               WHERE ",
             user_schemas!(),
             "
-                AND (p.prosecdef OR p.oid IN (SELECT d.refobjid FROM pg_catalog.pg_depend d
+                AND (p.prosecdef OR p.proleakproof OR p.oid IN (SELECT d.refobjid FROM pg_catalog.pg_depend d
                                                WHERE d.classid = 'pg_catalog.pg_policy'::regclass
                                                  AND d.refclassid = 'pg_catalog.pg_proc'::regclass))"
         ))
         .fetch_all(&mut *conn)
         .await?;
-    for (name, arguments, owner, security_definer, volatility, parallel, language, executors) in
-        rows
+    for (
+        name,
+        arguments,
+        owner,
+        security_definer,
+        volatility,
+        parallel,
+        language,
+        executors,
+        leakproof,
+        config,
+    ) in rows
     {
         p.functions.push(Function {
             name: qualified(&name),
@@ -273,7 +332,64 @@ pub async fn read_posture(conn: &mut PgConnection) -> Result<Posture, sqlx::Erro
             parallel,
             language,
             executors: executors.into_iter().collect(),
+            leakproof,
+            config,
         });
+    }
+
+    // pg_database_owner (PostgreSQL 14+, owner of `public` from 15) means
+    // whoever owns this database: named as that role, so membership works.
+    let rows: Vec<(String, String, Vec<String>)> = sqlx::query_as(concat!(
+        "WITH dbo AS (SELECT pg_catalog.pg_get_userbyid(d.datdba)::text AS name
+                        FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()),
+              s AS (SELECT n.nspname::text AS name, pg_catalog.pg_get_userbyid(n.nspowner)::text AS owner,
+                           ARRAY(SELECT ",
+        grantee!(),
+        " FROM pg_catalog.aclexplode(n.nspacl) a WHERE a.privilege_type = 'CREATE') AS grantees
+                      FROM pg_catalog.pg_namespace n
+                     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%')
+         SELECT s.name,
+                CASE s.owner WHEN 'pg_database_owner' THEN (SELECT name FROM dbo) ELSE s.owner END,
+                ARRAY(SELECT CASE g WHEN 'pg_database_owner' THEN (SELECT name FROM dbo) ELSE g END
+                        FROM unnest(s.grantees) g)
+           FROM s"
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    p.schemas = rows
+        .into_iter()
+        .map(|(name, owner, grantees)| Schema {
+            name,
+            owner,
+            create_grantees: grantees.into_iter().collect(),
+        })
+        .collect();
+
+    let rows: Vec<(String, String, String)> = sqlx::query_as(concat!(
+        "SELECT DISTINCT ",
+        pair!("n", "c"),
+        ", ",
+        grantee!(),
+        ", a.privilege_type
+           FROM pg_catalog.pg_attribute att
+           JOIN pg_catalog.pg_class c ON c.oid = att.attrelid
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace,
+                LATERAL pg_catalog.aclexplode(att.attacl) a
+          WHERE att.attacl IS NOT NULL AND att.attnum > 0 AND NOT att.attisdropped
+            AND c.relkind IN ('r', 'p') AND ",
+        user_schemas!()
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    for (table, grantee, privilege) in rows {
+        if let Some(privilege) = Privilege::from_catalog(&privilege) {
+            p.column_grants
+                .entry(qualified(&table))
+                .or_default()
+                .entry(grantee)
+                .or_default()
+                .insert(privilege);
+        }
     }
 
     let rows: Vec<(String, String, String)> = sqlx::query_as(concat!(
@@ -406,6 +522,6 @@ pub async fn read_posture(conn: &mut PgConnection) -> Result<Posture, sqlx::Erro
     .await?;
     p.default_privileges = rows;
 
-    p.queries = 11;
+    p.queries = 13;
     Ok(p)
 }

@@ -24,6 +24,15 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON projects TO {r};
 
 /// Builds the baseline plus `breakage`, audits as `--role {r}`, returns (id, object) pairs.
 async fn audit_after(breakage: &str) -> Vec<(String, String)> {
+    audit_with_severity(breakage)
+        .await
+        .into_iter()
+        .map(|(id, object, _)| (id, object))
+        .collect()
+}
+
+/// As [`audit_after`], with each finding's severity.
+async fn audit_with_severity(breakage: &str) -> Vec<(String, String, String)> {
     let db = TestDb::new().await;
     let role = unique("auditee");
     db.execute(&BASELINE.replace("{r}", &role)).await;
@@ -41,7 +50,7 @@ async fn audit_after(breakage: &str) -> Vec<(String, String)> {
     ]);
     let report = run.json();
     assert_eq!(report["schema_version"], 1);
-    let findings: Vec<(String, String)> = report["findings"]
+    let findings: Vec<(String, String, String)> = report["findings"]
         .as_array()
         .unwrap()
         .iter()
@@ -50,6 +59,7 @@ async fn audit_after(breakage: &str) -> Vec<(String, String)> {
             (
                 f["id"].as_str().unwrap().to_string(),
                 object.replace(report["database"].as_str().unwrap(), "{db}"),
+                f["severity"].as_str().unwrap().to_string(),
             )
         })
         .collect();
@@ -288,3 +298,233 @@ finds!(
     "default privileges of postgres in schema public",
     "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO PUBLIC"
 );
+
+/// A finding that appears on the broken setup and on no object of the fixed one.
+macro_rules! finds_until_fixed {
+    ($test:ident, $id:literal, $object:literal, broken: $broken:literal, fixed: $fixed:literal) => {
+        #[tokio::test]
+        async fn $test() {
+            let broken = audit_after($broken).await;
+            assert!(
+                broken
+                    .iter()
+                    .any(|(id, object)| id == $id && object == $object),
+                "expected {} on {} when broken, got {broken:#?}",
+                $id,
+                $object
+            );
+            let fixed = audit_after($fixed).await;
+            assert!(
+                !fixed.iter().any(|(id, _)| id == $id),
+                "expected no {} once fixed, got {fixed:#?}",
+                $id
+            );
+        }
+    };
+}
+
+finds_until_fixed!(
+    policy_open_when_the_setting_is_null,
+    "POLICY_OPEN_WHEN_UNBOUND",
+    "policy lenient on public.projects",
+    broken: "CREATE POLICY lenient ON projects TO {r}
+               USING (current_setting('app.tenant', true) IS NULL OR tenant_id = current_setting('app.tenant', true)::uuid)",
+    fixed: "CREATE POLICY lenient ON projects TO {r}
+               USING (tenant_id = nullif(current_setting('app.tenant', true), '')::uuid)"
+);
+finds_until_fixed!(
+    policy_open_when_the_setting_is_empty,
+    "POLICY_OPEN_WHEN_UNBOUND",
+    "policy tenant_isolation on public.projects",
+    broken: "ALTER POLICY tenant_isolation ON projects
+               USING (tenant_id::text = current_setting('app.current_tenant_id')
+                      OR current_setting('app.current_tenant_id') = '')",
+    fixed: "ALTER POLICY tenant_isolation ON projects
+               USING (tenant_id::text = current_setting('app.current_tenant_id'))"
+);
+finds_until_fixed!(
+    policy_open_when_the_setting_coalesces_to_empty,
+    "POLICY_OPEN_WHEN_UNBOUND",
+    "policy tenant_isolation on public.projects",
+    broken: "ALTER POLICY tenant_isolation ON projects
+               WITH CHECK (tenant_id = (SELECT rls.current_tenant_id())
+                           OR coalesce(current_setting('app.current_tenant_id', true), '') = '')",
+    fixed: "ALTER POLICY tenant_isolation ON projects
+               WITH CHECK (tenant_id = (SELECT rls.current_tenant_id())
+                           AND coalesce(current_setting('app.current_tenant_id', true), '') <> '')"
+);
+finds_until_fixed!(
+    policy_broader_than_the_tenant,
+    "POLICY_BROADER_THAN_TENANT",
+    "policy tenant_isolation on public.projects",
+    broken: "ALTER POLICY tenant_isolation ON projects
+               USING (tenant_id = (SELECT rls.current_tenant_id()) OR name IS NOT NULL)",
+    fixed: "ALTER POLICY tenant_isolation ON projects
+               USING (tenant_id = (SELECT rls.current_tenant_id()) AND name IS NOT NULL)"
+);
+finds_until_fixed!(
+    write_policy_broader_than_the_tenant,
+    "POLICY_BROADER_THAN_TENANT",
+    "policy tenant_isolation on public.projects",
+    broken: "ALTER POLICY tenant_isolation ON projects
+               WITH CHECK (tenant_id = (SELECT rls.current_tenant_id()) OR true)",
+    fixed: "ALTER POLICY tenant_isolation ON projects
+               WITH CHECK (tenant_id = (SELECT rls.current_tenant_id()) OR false)"
+);
+
+/// Like `finds_until_fixed!`, and the broken setup's finding has `severity`.
+macro_rules! finds_with_severity_until_fixed {
+    ($test:ident, $id:literal, $object:literal, $severity:literal, broken: $broken:literal, fixed: $fixed:literal) => {
+        #[tokio::test]
+        async fn $test() {
+            let broken = audit_with_severity($broken).await;
+            assert!(
+                broken.iter().any(|(id, object, severity)| id == $id
+                    && object == $object
+                    && severity == $severity),
+                "expected {} ({}) on {} when broken, got {broken:#?}",
+                $id,
+                $severity,
+                $object
+            );
+            let fixed = audit_with_severity($fixed).await;
+            assert!(
+                !fixed.iter().any(|(id, _, _)| id == $id),
+                "expected no {} once fixed, got {fixed:#?}",
+                $id
+            );
+        }
+    };
+}
+
+finds_until_fixed!(
+    a_leakproof_user_function,
+    "LEAKPROOF_USER_FUNCTION",
+    "function public.peek(text)",
+    broken: "CREATE FUNCTION peek(text) RETURNS boolean LANGUAGE sql IMMUTABLE LEAKPROOF AS $$ SELECT true $$",
+    fixed: "CREATE FUNCTION peek(text) RETURNS boolean LANGUAGE sql IMMUTABLE LEAKPROOF AS $$ SELECT true $$;
+            ALTER FUNCTION peek(text) NOT LEAKPROOF"
+);
+finds_with_severity_until_fixed!(
+    security_definer_without_search_path_while_the_runtime_role_can_create,
+    "SECURITY_DEFINER_SEARCH_PATH",
+    "function public.count_all()",
+    "error",
+    broken: "GRANT CREATE ON SCHEMA public TO {r};
+             CREATE FUNCTION count_all() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS $$ SELECT count(*) FROM projects $$",
+    fixed: "GRANT CREATE ON SCHEMA public TO {r};
+            CREATE FUNCTION count_all() RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+              AS $$ SELECT count(*) FROM public.projects $$"
+);
+finds_with_severity_until_fixed!(
+    security_definer_without_search_path,
+    "SECURITY_DEFINER_SEARCH_PATH",
+    "function public.count_all()",
+    "warning",
+    broken: "CREATE FUNCTION count_all() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS $$ SELECT count(*) FROM projects $$",
+    fixed: "CREATE FUNCTION count_all() RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+              AS $$ SELECT count(*) FROM public.projects $$"
+);
+finds_with_severity_until_fixed!(
+    security_definer_pinned_to_a_schema_the_runtime_role_can_create_in,
+    "SECURITY_DEFINER_SEARCH_PATH",
+    "function public.count_all()",
+    "error",
+    broken: "CREATE SCHEMA scratch; GRANT USAGE, CREATE ON SCHEMA scratch TO {r};
+             CREATE FUNCTION count_all() RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = scratch, public
+               AS $$ SELECT count(*) FROM projects $$",
+    fixed: "CREATE SCHEMA scratch; GRANT USAGE, CREATE ON SCHEMA scratch TO {r};
+            CREATE FUNCTION count_all() RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = public
+              AS $$ SELECT count(*) FROM projects $$"
+);
+finds_until_fixed!(
+    create_on_public_for_everyone,
+    "SCHEMA_CREATE_FOR_RUNTIME",
+    "schema public",
+    broken: "GRANT CREATE ON SCHEMA public TO PUBLIC",
+    fixed: "GRANT CREATE ON SCHEMA public TO PUBLIC; REVOKE CREATE ON SCHEMA public FROM PUBLIC"
+);
+finds_until_fixed!(
+    a_schema_owned_by_the_runtime_role,
+    "SCHEMA_CREATE_FOR_RUNTIME",
+    "schema scratch",
+    broken: "CREATE SCHEMA scratch AUTHORIZATION {r}",
+    fixed: "CREATE SCHEMA scratch; GRANT USAGE ON SCHEMA scratch TO {r}"
+);
+
+/// The severity of `id` on `object`, if found.
+fn severity_of(findings: &[(String, String, String)], id: &str, object: &str) -> Option<String> {
+    findings
+        .iter()
+        .find(|(i, o, _)| i == id && o == object)
+        .map(|(_, _, s)| s.clone())
+}
+
+#[tokio::test]
+async fn a_table_without_rls_is_an_error_once_a_runtime_role_can_reach_it() {
+    let create = "CREATE TABLE notes (id int, tenant_id uuid NOT NULL);";
+    let unreachable = audit_with_severity(create).await;
+    assert_eq!(
+        severity_of(&unreachable, "TABLE_WITHOUT_RLS", "table public.notes").as_deref(),
+        Some("info"),
+        "{unreachable:#?}"
+    );
+    for grant in [
+        "GRANT SELECT ON notes TO {r}",
+        "GRANT UPDATE (id) ON notes TO {r}",
+        "GRANT SELECT ON notes TO PUBLIC",
+        "CREATE ROLE {r}_readers; GRANT SELECT ON notes TO {r}_readers; GRANT {r}_readers TO {r}",
+        "ALTER TABLE notes OWNER TO {r}",
+    ] {
+        let reachable = audit_with_severity(&format!("{create} {grant}")).await;
+        assert_eq!(
+            severity_of(&reachable, "TABLE_WITHOUT_RLS", "table public.notes").as_deref(),
+            Some("error"),
+            "{grant}: {reachable:#?}"
+        );
+    }
+}
+
+finds_until_fixed!(
+    write_policy_without_tenant_check_matters_where_the_role_can_write,
+    "POLICY_WRITE_WITHOUT_TENANT_CHECK",
+    "policy any_write on public.projects",
+    broken: "REVOKE INSERT ON projects FROM {r};
+             CREATE POLICY any_write ON projects FOR UPDATE TO {r} USING (tenant_id = (SELECT rls.current_tenant_id())) WITH CHECK (true)",
+    fixed: "REVOKE INSERT, UPDATE ON projects FROM {r};
+            CREATE POLICY any_write ON projects FOR UPDATE TO {r} USING (tenant_id = (SELECT rls.current_tenant_id())) WITH CHECK (true)"
+);
+
+const PARTITIONED: &str = "CREATE TABLE events (tenant_id uuid NOT NULL, at date NOT NULL) PARTITION BY RANGE (at);
+     CREATE INDEX ON events (tenant_id);
+     ALTER TABLE events ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+     CREATE POLICY tenant_isolation ON events TO {r} USING (tenant_id = (SELECT rls.current_tenant_id()));
+     CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+     GRANT SELECT ON events TO {r};";
+
+#[tokio::test]
+async fn a_partition_without_rls_is_reported_once() {
+    let rls_findings = |findings: Vec<(String, String)>| -> Vec<String> {
+        findings
+            .into_iter()
+            .filter(|(id, object)| {
+                object == "table public.events_2026"
+                    && (id == "TABLE_WITHOUT_RLS" || id == "CHILD_TABLE_WITHOUT_RLS")
+            })
+            .map(|(id, _)| id)
+            .collect()
+    };
+    let queried_directly = audit_after(&format!(
+        "{PARTITIONED} GRANT SELECT ON events_2026 TO {{r}}"
+    ))
+    .await;
+    assert_eq!(
+        rls_findings(queried_directly),
+        vec!["CHILD_TABLE_WITHOUT_RLS".to_string()]
+    );
+    // Reached only through the parent, whose policies apply.
+    assert_eq!(
+        rls_findings(audit_after(PARTITIONED).await),
+        Vec::<String>::new()
+    );
+}

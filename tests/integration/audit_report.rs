@@ -136,6 +136,20 @@ async fn explain_teaches_each_finding_and_rejects_unknown_ids() {
         text.contains("security_invoker") && text.contains("Why it matters"),
         "{text}"
     );
+    for id in [
+        "POLICY_OPEN_WHEN_UNBOUND",
+        "POLICY_BROADER_THAN_TENANT",
+        "LEAKPROOF_USER_FUNCTION",
+        "SECURITY_DEFINER_SEARCH_PATH",
+        "SCHEMA_CREATE_FOR_RUNTIME",
+    ] {
+        let out = explain(id);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.starts_with(id) && text.contains("Fix:"),
+            "{id}: {text}"
+        );
+    }
     let unknown = explain("NOPE");
     assert_eq!(unknown.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("TRUNCATE_GRANTED"));
@@ -219,4 +233,62 @@ async fn drift_a_dropped_tenant_index() {
         "index tasks_tenant_id_idx on public.tasks",
     )
     .await;
+}
+
+#[tokio::test]
+async fn an_audit_that_examined_no_tenant_table_says_so_and_fails() {
+    let db = TestDb::new().await;
+    let role = unique("app");
+    db.execute(&format!(
+        "CREATE ROLE {role}; CREATE TABLE invoices (id int PRIMARY KEY, org_id uuid NOT NULL)"
+    ))
+    .await;
+    // The tenant column is org_id, but the audit is told tenant_id: nothing to examine.
+    let run = db.rlsctl(&["audit", "--role", &role, "--format", "json"]);
+    assert_eq!(
+        run.code, 2,
+        "no tenant table is no clean bill: {}",
+        run.stderr
+    );
+    assert_eq!(run.json()["summary"]["tenant_tables"], 0);
+    assert!(
+        run.stderr.contains("No tenant tables were examined"),
+        "{}",
+        run.stderr
+    );
+    let text = db.rlsctl(&["audit", "--role", &role]);
+    assert_eq!(text.code, 2);
+    assert!(
+        text.stdout.contains("0 tenant tables examined")
+            && text.stdout.contains("No tenant tables were examined"),
+        "{}",
+        text.stdout
+    );
+
+    // Fixed: the right tenant column, and a table that isolates by it.
+    db.execute(&format!(
+        "ALTER TABLE invoices ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+         CREATE INDEX ON invoices (org_id);
+         CREATE POLICY org_isolation ON invoices TO {role}
+           USING (org_id = nullif(current_setting('app.current_tenant_id', true), '')::uuid)"
+    ))
+    .await;
+    let run = db.rlsctl(&[
+        "audit",
+        "--role",
+        &role,
+        "--tenant-column",
+        "org_id",
+        "--format",
+        "json",
+    ]);
+    let report = run.json();
+    assert_eq!(report["summary"]["tenant_tables"], 1);
+    assert_eq!(run.code, 0, "{:#?}", ids(&report));
+    let text = db.rlsctl(&["audit", "--role", &role, "--tenant-column", "org_id"]);
+    assert!(
+        text.stdout.contains("1 tenant table examined"),
+        "{}",
+        text.stdout
+    );
 }

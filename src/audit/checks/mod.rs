@@ -3,6 +3,7 @@
 
 pub mod context_function;
 pub mod drift;
+pub mod functions;
 pub mod paths;
 pub mod policies;
 pub mod roles;
@@ -30,6 +31,8 @@ pub const ALL: &[Check] = &[
     tables::TENANT_INDEX_MISSING,
     policies::WITHOUT_TENANT_FILTER,
     policies::WRITE_WITHOUT_TENANT_CHECK,
+    policies::OPEN_WHEN_UNBOUND,
+    policies::BROADER_THAN_TENANT,
     policies::TO_PUBLIC,
     policies::VOLATILE_FUNCTION,
     policies::PARALLEL_UNSAFE_FUNCTION,
@@ -44,6 +47,9 @@ pub const ALL: &[Check] = &[
     paths::TRIGGER_AS_OWNER,
     paths::RULE_ON_TENANT_TABLE,
     paths::FOREIGN_TABLE,
+    functions::LEAKPROOF_USER_FUNCTION,
+    functions::SECURITY_DEFINER_SEARCH_PATH,
+    functions::SCHEMA_CREATE_FOR_RUNTIME,
     shape::UNIQUE_NOT_SCOPED,
     shape::FOREIGN_KEY_NOT_SCOPED,
     shape::TRUNCATE_GRANTED,

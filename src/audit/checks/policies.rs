@@ -1,9 +1,10 @@
 //! Policies that widen what the runtime role can see or write.
 
 use super::Check;
+use crate::audit::expression_tree::Tenancy;
 use crate::audit::{CheckInfo, Context, Severity, mentions_column};
 use crate::catalog::Function;
-use crate::model::{Policy, Table};
+use crate::model::{Policy, Privilege, Table};
 use crate::quote::QualifiedName;
 use crate::quote::ident;
 use crate::spec::Command;
@@ -52,13 +53,22 @@ pub const WRITE_WITHOUT_TENANT_CHECK: Check = Check {
         id: "POLICY_WRITE_WITHOUT_TENANT_CHECK",
         severity: Severity::Error,
         title: "A write policy's WITH CHECK does not pin the tenant",
-        why: "WITH CHECK decides which new rows a role may write. If it does not compare the tenant column, the runtime role can insert rows into another tenant or move its rows there with UPDATE.",
+        why: "WITH CHECK decides which new rows a role may write. If it does not compare the tenant column, the runtime role can insert rows into another tenant or move its rows there with UPDATE. Reported only where a runtime role may INSERT (for INSERT and ALL policies) or UPDATE (for UPDATE and ALL policies) the table.",
         fix: "ALTER POLICY <policy> ON <table> WITH CHECK (<tenant column> = (SELECT <context function>()));",
     },
     run: |ctx| {
         runtime_permissive(ctx)
-            .filter(|(_, _, p)| {
-                matches!(p.command, Command::All | Command::Insert | Command::Update)
+            .filter(|(t, _, p)| {
+                // A check on rows the runtime roles cannot write guards nothing yet.
+                let privileges = ctx.runtime_privileges(t);
+                let insert = privileges.contains(&Privilege::Insert);
+                let update = privileges.contains(&Privilege::Update);
+                match p.command {
+                    Command::All => insert || update,
+                    Command::Insert => insert,
+                    Command::Update => update,
+                    _ => false,
+                }
             })
             .filter(|(_, column, p)| {
                 // Without WITH CHECK, PostgreSQL checks new rows with USING.
@@ -84,6 +94,124 @@ pub const WRITE_WITHOUT_TENANT_CHECK: Check = Check {
                 )
             })
             .collect()
+    },
+};
+
+/// The clauses of a policy that decide rows for its command: USING for rows
+/// read, updated or deleted; WITH CHECK for rows written (PostgreSQL uses
+/// USING there when WITH CHECK is absent, which the USING entry covers).
+fn deciding_clauses(p: &Policy) -> Vec<(&'static str, &str)> {
+    let reads = matches!(
+        p.command,
+        Command::All | Command::Select | Command::Update | Command::Delete
+    );
+    let writes = matches!(p.command, Command::All | Command::Insert | Command::Update);
+    let mut out = Vec::new();
+    if let Some(using) = p.using.as_ref().filter(|_| reads) {
+        out.push(("USING", using.as_str()));
+    }
+    if let Some(check) = p.with_check.as_ref().filter(|_| writes) {
+        out.push(("WITH CHECK", check.as_str()));
+    }
+    out
+}
+
+fn tenancy<'a>(ctx: &'a Context, column: &'a str) -> Tenancy<'a> {
+    Tenancy {
+        column,
+        settings: &ctx.tenant_settings,
+        function: ctx.context_function.as_ref(),
+    }
+}
+
+fn quoted_branches(branches: &[String]) -> String {
+    branches
+        .iter()
+        .map(|b| format!("`{b}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub const OPEN_WHEN_UNBOUND: Check = Check {
+    info: CheckInfo {
+        id: "POLICY_OPEN_WHEN_UNBOUND",
+        severity: Severity::Error,
+        title: "A policy branch opens when no tenant is bound",
+        why: "A connection with no tenant bound must see nothing. `current_setting(name, true)` is NULL in a session that never bound a tenant and '' after a transaction-local binding ended, so a branch such as `current_setting(…) IS NULL OR tenant_id = …` or `coalesce(current_setting(…), '') = ''` hands every tenant's rows to a background job, a pooled connection between requests, or any code path that forgot to bind.",
+        fix: "Remove the branch: compare only the tenant column, USING (tenant_id = (SELECT <context function>())), whose NULL for an unbound session matches no row. A job that needs every tenant should run as a declared cross-tenant role.",
+    },
+    run: |ctx| {
+        let mut out = Vec::new();
+        for (t, column, p) in runtime_permissive(ctx) {
+            let tenancy = tenancy(ctx, column);
+            let found: Vec<String> = deciding_clauses(p)
+                .into_iter()
+                .filter_map(|(clause, text)| {
+                    let branches = &ctx.expressions.of(text, &tenancy).opens_when_unbound;
+                    (!branches.is_empty()).then(|| {
+                        format!(
+                            "{clause} {text}: {} is true when the tenant setting is unset, NULL or ''",
+                            quoted_branches(branches)
+                        )
+                    })
+                })
+                .collect();
+            if !found.is_empty() {
+                out.push(OPEN_WHEN_UNBOUND.info.finding(
+                    object(p, t),
+                    found.join("; "),
+                    format!(
+                        "ALTER POLICY {} ON {} USING ({} = (SELECT <context function>())) WITH CHECK (…the same…); -- without the unbound branch",
+                        ident(&p.name),
+                        t.name.quoted(),
+                        ident(column)
+                    ),
+                ));
+            }
+        }
+        out
+    },
+};
+
+pub const BROADER_THAN_TENANT: Check = Check {
+    info: CheckInfo {
+        id: "POLICY_BROADER_THAN_TENANT",
+        severity: Severity::Error,
+        title: "A policy compares the tenant column but ORs it with a branch that does not",
+        why: "An OR is as wide as its widest branch: `tenant_id = x OR true` or `tenant_id = x OR other_col IS NOT NULL` mentions the tenant, looks like isolation in review, and admits other tenants' rows through the second branch.",
+        fix: "Move the extra condition into its own RESTRICTIVE policy (AND-ed), or AND it with the tenant comparison: USING (tenant_id = (SELECT <context function>()) AND (…)). A deliberate cross-tenant path belongs in `cross_tenant:` with a reason.",
+    },
+    run: |ctx| {
+        let mut out = Vec::new();
+        for (t, column, p) in runtime_permissive(ctx) {
+            let tenancy = tenancy(ctx, column);
+            let found: Vec<String> = deciding_clauses(p)
+                .into_iter()
+                .filter(|(_, text)| mentions_column(text, column))
+                .filter_map(|(clause, text)| {
+                    let branches = &ctx.expressions.of(text, &tenancy).not_scoped_to_tenant;
+                    (!branches.is_empty()).then(|| {
+                        format!(
+                            "{clause} {text}: {} does not constrain {column}",
+                            quoted_branches(branches)
+                        )
+                    })
+                })
+                .collect();
+            if !found.is_empty() {
+                out.push(BROADER_THAN_TENANT.info.finding(
+                    object(p, t),
+                    found.join("; "),
+                    format!(
+                        "ALTER POLICY {} ON {} USING ({} = (SELECT <context function>()) AND (…)); or a separate AS RESTRICTIVE policy",
+                        ident(&p.name),
+                        t.name.quoted(),
+                        ident(column)
+                    ),
+                ));
+            }
+        }
+        out
     },
 };
 

@@ -1,35 +1,54 @@
 //! Tenant tables: RLS flags, policies present, the tenant column and its index.
 
 use super::Check;
-use crate::audit::{CheckInfo, Severity};
-use crate::quote::ident;
+use crate::audit::{CheckInfo, Context, Severity};
+use crate::quote::{QualifiedName, ident};
 
 pub const WITHOUT_RLS: Check = Check {
     info: CheckInfo {
         id: "TABLE_WITHOUT_RLS",
         severity: Severity::Error,
         title: "A table with the tenant column has row-level security off",
-        why: "With RLS off, policies are ignored: anyone granted the table reads and writes every tenant's rows. A table nobody declared (a new one) is the usual case.",
+        why: "With RLS off, policies are ignored: anyone granted the table reads and writes every tenant's rows. A table nobody declared (a new one) is the usual case. Reported as info, not error, while no runtime role holds any privilege on the table (no table or column grant to it, to a role it is a member of or to PUBLIC, and it does not own it): nothing reaches it through the application yet, but the first GRANT will. Partitions and inheritance children of a tenant table are reported as CHILD_TABLE_WITHOUT_RLS instead.",
         fix: "Declare the table under `tables:` and run rlsctl apply (ENABLE and FORCE ROW LEVEL SECURITY plus the tenant policy).",
     },
     run: |ctx| {
         ctx.tenant_tables()
             .filter(|(t, _)| !t.rls_enabled)
+            .filter(|(t, _)| !is_child_of_tenant_table(ctx, &t.name))
             .map(|(t, _)| {
                 let policies = if t.policies.is_empty() {
                     String::new()
                 } else {
                     format!(" (its {} policies do nothing)", t.policies.len())
                 };
-                WITHOUT_RLS.info.finding(
+                let unreachable = ctx.runtime_privileges(t).is_empty();
+                let reach = if unreachable {
+                    "; no runtime role holds a privilege on it yet"
+                } else {
+                    ""
+                };
+                let mut finding = WITHOUT_RLS.info.finding(
                     format!("table {}", t.name),
-                    format!("row-level security is disabled{policies}"),
+                    format!("row-level security is disabled{policies}{reach}"),
                     format!("ALTER TABLE {0} ENABLE ROW LEVEL SECURITY; ALTER TABLE {0} FORCE ROW LEVEL SECURITY;", t.name.quoted()),
-                )
+                );
+                if unreachable {
+                    finding.severity = Severity::Info;
+                }
+                finding
             })
             .collect()
     },
 };
+
+/// A partition or inheritance child of a tenant table: CHILD_WITHOUT_RLS's.
+fn is_child_of_tenant_table(ctx: &Context, table: &QualifiedName) -> bool {
+    ctx.posture
+        .children
+        .iter()
+        .any(|(child, parent)| child == table && ctx.tenant_tables.contains_key(parent))
+}
 
 pub const NOT_FORCED: Check = Check {
     info: CheckInfo {
@@ -149,7 +168,7 @@ pub const CHILD_WITHOUT_RLS: Check = Check {
             .filter(|(_, parent)| ctx.tenant_tables.contains_key(parent))
             .filter_map(|(child, parent)| Some((ctx.table(child)?, parent)))
             .filter(|(child, _)| !child.rls_enabled)
-            .filter(|(child, _)| ctx.includes_runtime(&child.grants.keys().cloned().collect()))
+            .filter(|(child, _)| !ctx.runtime_privileges(child).is_empty())
             .map(|(child, parent)| {
                 CHILD_WITHOUT_RLS.info.finding(
                     format!("table {}", child.name),
