@@ -338,13 +338,21 @@ fn statements(s: &Subject) -> Statements {
             .qname(&function)
             .push("() RETURNS trigger LANGUAGE plpgsql AS ")
             .literal_of(&body),
-        trigger: Sql::new("CREATE OR REPLACE TRIGGER ")
-            .ident(TRIGGER_NAME)
-            .push(" BEFORE INSERT OR UPDATE ON ")
-            .qname(table)
-            .push(" FOR EACH ROW EXECUTE FUNCTION ")
-            .qname(&function)
-            .push("()"),
+        // CREATE OR REPLACE TRIGGER exists only from PostgreSQL 14; a resumed
+        // run finds its own trigger (same name, same function) in place.
+        trigger: Sql::new("DO ").literal_of(
+            &Sql::new("BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgrelid = ")
+                .literal(&table.quoted())
+                .push("::regclass AND tgname = ")
+                .literal(TRIGGER_NAME)
+                .push(") THEN CREATE TRIGGER ")
+                .ident(TRIGGER_NAME)
+                .push(" BEFORE INSERT OR UPDATE ON ")
+                .qname(table)
+                .push(" FOR EACH ROW EXECUTE FUNCTION ")
+                .qname(&function)
+                .push("(); END IF; END"),
+        ),
         add_check: Sql::new("ALTER TABLE ")
             .qname(table)
             .push(" ADD CONSTRAINT ")

@@ -91,6 +91,26 @@ impl TestDb {
         .execute(&mut admin)
         .await
         .expect("create database");
+        // Every database starts as PostgreSQL 15+ makes it: before 15, PUBLIC
+        // may CREATE in schema public (which audit rightly reports, and which
+        // would otherwise be a finding in every test on 13 and 14), and the
+        // schema belongs to the bootstrap superuser, not the database's owner.
+        let mut db = PgConnection::connect(&server().url_for(&name))
+            .await
+            .expect("connect");
+        sqlx::raw_sql(
+            "DO $$ BEGIN
+               IF current_setting('server_version_num')::int < 150000 THEN
+                 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+                 EXECUTE format('ALTER SCHEMA public OWNER TO %I',
+                   (SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database
+                     WHERE datname = current_database()));
+               END IF;
+             END $$",
+        )
+        .execute(&mut db)
+        .await
+        .expect("the PostgreSQL 15 defaults for schema public");
         let dir = tempfile::tempdir().expect("project dir");
         std::fs::create_dir(dir.path().join("policies")).unwrap();
         std::fs::create_dir(dir.path().join("migrations")).unwrap();
@@ -222,6 +242,22 @@ impl TestDb {
             .roles
             .retain(|name, _| name == "postgres" || roles.contains(&name.as_str()));
         state
+    }
+
+    pub async fn scalar_text(&self, sql: &'static str) -> String {
+        let mut conn = self.connect().await;
+        sqlx::query_scalar(sql)
+            .fetch_one(&mut conn)
+            .await
+            .expect(sql)
+    }
+
+    /// The server's `server_version_num` (e.g. 170010).
+    pub async fn server_version(&self) -> i32 {
+        self.scalar_text("SELECT current_setting('server_version_num')")
+            .await
+            .parse()
+            .expect("a version number")
     }
 
     pub async fn scalar_i64(&self, sql: &'static str) -> i64 {
@@ -420,7 +456,9 @@ SELECT line FROM (
   SELECT format('role %s login=%s super=%s bypass=%s createrole=%s inherit=%s password=%s member_of=%s',
                 r.rolname, r.rolcanlogin, r.rolsuper, r.rolbypassrls, r.rolcreaterole, r.rolinherit,
                 r.rolpassword IS NOT NULL,
-                ARRAY(SELECT m.roleid::regrole::text FROM pg_catalog.pg_auth_members m
+                ARRAY(SELECT m.roleid::regrole::text
+                             || (to_jsonb(m) - 'oid' - 'roleid' - 'member' - 'grantor')::text
+                        FROM pg_catalog.pg_auth_members m
                        WHERE m.member = r.oid ORDER BY 1))
     FROM pg_catalog.pg_authid r WHERE r.rolname = ANY($1)
   UNION ALL

@@ -191,16 +191,27 @@ async fn a_view_owned_by_a_bypassing_role_without_security_invoker_leaks() {
     let (db, role) = applied_projects().await;
     db.execute(&format!(
         "CREATE VIEW project_names AS SELECT id, name FROM projects;
-         GRANT SELECT ON project_names TO {role};
-         CREATE VIEW safe_names WITH (security_invoker = true) AS SELECT id, name FROM projects;
-         GRANT SELECT ON safe_names TO {role};"
+         GRANT SELECT ON project_names TO {role};"
     ))
     .await;
+    // security_invoker exists from PostgreSQL 15 on.
+    let invoker = db.server_version().await >= 150000;
+    if invoker {
+        db.execute(&format!(
+            "CREATE VIEW safe_names WITH (security_invoker = true) AS SELECT id, name FROM projects;
+             GRANT SELECT ON safe_names TO {role};"
+        ))
+        .await;
+    } else {
+        eprintln!("skipped on this major: the security_invoker half (PostgreSQL 15+)");
+    }
     let (code, matrix) = verify(&db, &[]);
     assert_eq!(code, 2);
     // The view does not even show the tenant column: B's row is recognised by its key.
     assert_eq!(verdict(&matrix, "public.project_names", "read"), "LEAK");
-    assert_eq!(verdict(&matrix, "public.safe_names", "read"), "PROVEN");
+    if invoker {
+        assert_eq!(verdict(&matrix, "public.safe_names", "read"), "PROVEN");
+    }
 }
 
 #[tokio::test]
