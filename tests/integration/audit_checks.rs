@@ -528,3 +528,36 @@ async fn a_partition_without_rls_is_reported_once() {
         Vec::<String>::new()
     );
 }
+
+/// The fix for a view that bypasses RLS is one the server can run: before
+/// PostgreSQL 15 there is no security_invoker, so the advice is the owner.
+#[tokio::test]
+async fn the_fix_for_a_bypassing_view_fits_the_servers_major() {
+    let db = TestDb::new().await;
+    let role = unique("auditee");
+    db.execute(&BASELINE.replace("{r}", &role)).await;
+    db.execute(&format!(
+        "CREATE VIEW all_projects AS SELECT * FROM projects; GRANT SELECT ON all_projects TO {role}"
+    ))
+    .await;
+    let run = db.rlsctl(&["audit", "--role", &role, "--format", "json"]);
+    let report = run.json();
+    let fix = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "VIEW_BYPASSES_RLS")
+        .expect("the view is found")["fix"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    if db.server_version().await >= 150000 {
+        assert!(fix.contains("security_invoker = true"), "{fix}");
+    } else {
+        assert!(fix.contains("OWNER TO"), "{fix}");
+        assert!(
+            !fix.starts_with("ALTER VIEW \"public\".\"all_projects\" SET"),
+            "{fix}"
+        );
+    }
+}

@@ -22,9 +22,10 @@ pub const VIEW_BYPASSES_RLS: Check = Check {
         severity: Severity::Error,
         title: "A view reads tenant tables with its owner's rights",
         why: "A view without security_invoker runs as its owner. If the owner bypasses RLS (superuser, BYPASSRLS, or the tables' owner without FORCE), everyone who can select from the view sees every tenant's rows.",
-        fix: "ALTER VIEW <view> SET (security_invoker = true);",
+        fix: "ALTER VIEW <view> SET (security_invoker = true); before PostgreSQL 15, which lacks security_invoker: make the view's owner a role that neither bypasses RLS nor owns the tables (ALTER VIEW <view> OWNER TO <such a role>), so the tables' policies apply to it.",
     },
     run: |ctx| {
+        let invoker = ctx.snapshot.connecting.server_version_num >= 150000;
         ctx.posture
             .views
             .iter()
@@ -36,7 +37,15 @@ pub const VIEW_BYPASSES_RLS: Check = Check {
                     VIEW_BYPASSES_RLS.info.finding(
                         format!("view {}", v.name),
                         format!("runs as {} (bypasses RLS on {}) and the runtime role can select from it", v.owner, tables.join(", ")),
-                        format!("ALTER VIEW {} SET (security_invoker = true);", v.name.quoted()),
+                        if invoker {
+                            format!("ALTER VIEW {} SET (security_invoker = true);", v.name.quoted())
+                        } else {
+                            format!(
+                                "PostgreSQL before 15 has no security_invoker: ALTER VIEW {} OWNER TO <a role that neither bypasses RLS nor owns {}>, and grant that role SELECT on them, so their policies apply to the view",
+                                v.name.quoted(),
+                                tables.join(", ")
+                            )
+                        },
                     )
                 })
             })
