@@ -1,0 +1,92 @@
+//! `rlsctl check`: the CI gate.
+
+use std::io::Write;
+
+use anyhow::Result;
+
+use super::apply::print_applied;
+use super::audit::write_report;
+use super::database::{apply_settings, open_database};
+use super::load_spec::load_spec;
+use super::verify::{run_verify, verify_exit};
+use super::{Exit, color_stdout};
+use crate::apply;
+use crate::cli::{CheckArgs, Format, ReportFormat};
+use crate::verify::Target as VerifyTarget;
+
+/// apply, audit, verify: the CI gate, one summary at the end.
+pub(super) async fn run(args: &CheckArgs) -> Result<Exit> {
+    let db_args = &args.database;
+    let spec = load_spec(&db_args.spec)?;
+    let settings = apply_settings(db_args);
+    let (server, shown_url, mut conn) = open_database(db_args).await?;
+
+    eprintln!("check 1/3: apply");
+    let outcome = apply::apply(&mut conn, &spec, &settings, &mut |m| eprintln!("{m}"))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!("check 2/3: audit");
+    let report = crate::audit::audit(&mut conn, &crate::audit::Target::from_spec(spec.clone()))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!("check 3/3: verify");
+    let matrix = run_verify(&mut conn, &VerifyTarget::from_spec(&spec)).await?;
+    drop(conn);
+    drop(server);
+
+    let uncovered = report.uncovered_tables();
+    let audit_failed = report.failing(crate::audit::Severity::Error) > 0
+        || !uncovered.is_empty()
+        || report.examined_nothing();
+    if report.examined_nothing() {
+        eprintln!("check: {}", crate::audit::report::NOTHING_EXAMINED);
+    }
+    for table in &uncovered {
+        eprintln!(
+            "check: table {table} has the tenant column, is not declared in the spec, and no policy covers it: declare it (or accept it as an exception) before check can pass"
+        );
+    }
+    let exit = match verify_exit(&matrix, args.strict) {
+        Exit::Success if !audit_failed => Exit::Success,
+        _ => Exit::Attention,
+    };
+    let mut out = std::io::stdout().lock();
+    match db_args.spec.format {
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "passed": exit == Exit::Success,
+                "apply": outcome,
+                "audit": report,
+                "verify": matrix,
+            }))?
+        )?,
+        Format::Text => {
+            let color = color_stdout();
+            print_applied(&mut out, &outcome, &shown_url)?;
+            writeln!(out)?;
+            write_report(&mut out, &report, ReportFormat::Table, color)?;
+            writeln!(out)?;
+            crate::verify::report::write_table(&mut out, &matrix, color)?;
+            let s = &report.summary;
+            let v = &matrix.summary;
+            writeln!(
+                out,
+                "\ncheck {}: apply {} statement(s); audit {} error(s), {} warning(s); verify {} proven, {} leak(s), {} not proven",
+                if exit == Exit::Success {
+                    "PASSED"
+                } else {
+                    "FAILED"
+                },
+                outcome.executed,
+                s.errors,
+                s.warnings,
+                v.proven,
+                v.leaks,
+                v.not_proven
+            )?;
+        }
+    }
+    Ok(exit)
+}

@@ -1,0 +1,42 @@
+//! Opening the database the flags name, and the apply settings they give.
+
+use anyhow::Result;
+use sqlx::PgConnection;
+
+use crate::apply::Settings;
+use crate::cli::{DatabaseArgs, database_url};
+use crate::connect::{connect_to, redact};
+use crate::ephemeral::EphemeralServer;
+
+/// A connection to the database the flags name (or to a throwaway server
+/// that lives as long as the returned handle), and the URL to show.
+pub(super) async fn open_database(
+    args: &DatabaseArgs,
+) -> Result<(Option<EphemeralServer>, String, PgConnection)> {
+    let server = if args.ephemeral {
+        eprintln!("starting a throwaway PostgreSQL…");
+        Some(EphemeralServer::start()?)
+    } else {
+        None
+    };
+    let url = match (&server, database_url(&args.database_url)) {
+        (Some(server), _) => server.url(),
+        (None, Some(url)) => url,
+        (None, None) => anyhow::bail!(
+            "no database to connect to: pass --database-url, set RLSCTL_ADMIN_DATABASE_URL or DATABASE_URL, or use --ephemeral"
+        ),
+    };
+    let conn = connect_to(&url).await?;
+    Ok((server, redact(&url), conn))
+}
+
+pub(super) fn apply_settings(args: &DatabaseArgs) -> Settings {
+    let (migrations_dir, migrations_required) = args.migrations_dir();
+    Settings {
+        migrations_dir,
+        migrations_required,
+        prune: args.prune,
+        allow_empty: args.allow_empty,
+        lock_timeout: args.lock_timeout.clone(),
+    }
+}

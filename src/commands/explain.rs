@@ -1,0 +1,25 @@
+//! `rlsctl explain ID`: what an audit finding means and how to fix it.
+
+use anyhow::Result;
+
+use super::Exit;
+
+pub(super) fn run(id: &str) -> Result<Exit> {
+    let Some(info) = crate::audit::explain(id) else {
+        let ids: Vec<&str> = crate::audit::checks::ALL
+            .iter()
+            .map(|c| c.info.id)
+            .chain(crate::audit::checks::drift::INFOS.iter().map(|i| i.id))
+            .collect();
+        anyhow::bail!("no finding `{id}`; known ids:\n  {}", ids.join("\n  "));
+    };
+    println!(
+        "{} ({})\n\n{}\n\nWhy it matters: {}\n\nFix: {}",
+        info.id,
+        info.severity.label(),
+        info.title,
+        info.why,
+        info.fix
+    );
+    Ok(Exit::Success)
+}

@@ -1,0 +1,70 @@
+//! `rlsctl verify`: prove, row by row, what each runtime role can reach.
+
+use anyhow::Result;
+use sqlx::PgConnection;
+
+use super::load_spec::spec_unless_roles_given;
+use super::progress_bar::ProgressBar;
+use super::{Exit, color_stdout};
+use crate::cli::{Format, VerifyArgs};
+use crate::connect::connect;
+use crate::spec::TenantSource;
+use crate::verify::{Binding, Matrix, Target as VerifyTarget};
+
+pub(super) async fn run(args: &VerifyArgs) -> Result<Exit> {
+    let spec = spec_unless_roles_given(&args.config, &args.roles, "verify")?;
+    let mut target = if let Some(spec) = spec {
+        let mut target = VerifyTarget::from_spec(&spec);
+        if !args.roles.is_empty() {
+            target.roles = args.roles.clone();
+        }
+        target
+    } else {
+        VerifyTarget {
+            roles: args.roles.clone(),
+            tables: Default::default(),
+            only: Vec::new(),
+            tenant_column: args.tenant_column.clone(),
+            binding: Binding {
+                source: match &args.jwt_claim {
+                    Some(claim) => TenantSource::JwtClaim {
+                        claims_setting: args.claims_setting.clone(),
+                        claim: claim.clone(),
+                    },
+                    None => TenantSource::Setting(args.setting.clone()),
+                },
+            },
+            when_unbound: args.when_unbound,
+        }
+    };
+    target.only = args.tables.clone();
+    let mut conn = connect(&args.database_url).await?;
+    let matrix = run_verify(&mut conn, &target).await?;
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Json => crate::verify::report::write_json(&mut out, &matrix)?,
+        Format::Text => crate::verify::report::write_table(&mut out, &matrix, color_stdout())?,
+    }
+    Ok(verify_exit(&matrix, args.strict))
+}
+
+/// The verify run check and migrate-existing share: a progress bar while it
+/// runs, its warning on stderr after.
+pub(super) async fn run_verify(conn: &mut PgConnection, target: &VerifyTarget) -> Result<Matrix> {
+    let mut bar = ProgressBar::new("verify");
+    let matrix = crate::verify::verify(conn, target, &mut |done, total, object| {
+        bar.show(done, total, object)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::verify::report::write_warning(&mut std::io::stderr().lock(), &matrix)?;
+    Ok(matrix)
+}
+
+pub(super) fn verify_exit(matrix: &Matrix, strict: bool) -> Exit {
+    if matrix.summary.leaks > 0 || (strict && matrix.summary.not_proven > 0) {
+        Exit::Attention
+    } else {
+        Exit::Success
+    }
+}
