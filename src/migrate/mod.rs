@@ -17,6 +17,8 @@
 //! Brief-lock DDL runs with a short lock_timeout and is retried, so it never
 //! queues in front of the application's queries for long.
 
+mod visibility;
+
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -394,6 +396,7 @@ pub async fn dry_run(
     request: &Request,
 ) -> Result<Vec<Step>, MigrateError> {
     let s = subject(conn, spec, request).await?;
+    visibility::check(conn, &s).await?;
     let st = statements(&s);
     let null_rows = if s.has_column {
         count_null(conn, &s).await?
@@ -507,6 +510,7 @@ pub async fn prepare_table(
 ) -> Result<Summary, MigrateError> {
     let started = Instant::now();
     let s = subject(conn, spec, request).await?;
+    visibility::check(conn, &s).await?;
     let st = statements(&s);
     let mut summary = Summary::default();
 
@@ -690,8 +694,33 @@ async fn backfill(
             .fetch_optional(&mut *conn)
             .await
             .map_err(db("reading progress"))?;
-    if last.is_some() {
-        progress("resuming the backfill where the last run stopped");
+    if let Some(position) = &last {
+        // A stored position is a hint, not a fact: rows before it that still
+        // lack a tenant (a derivation that failed, since fixed) are redone.
+        let behind = Sql::new("SELECT EXISTS (SELECT 1 FROM ")
+            .qname(s.table())
+            .push(" AS x WHERE x.")
+            .ident(s.column())
+            .push(" IS NULL AND x.")
+            .ident(&s.key)
+            .push(" <= (SELECT r.")
+            .ident(&s.key)
+            .push(" FROM ")
+            .sql(&Sql::json_row(s.table()))
+            .push("))");
+        let redo: bool = sqlx::query_scalar(behind.to_query())
+            .bind(position.to_string())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db("checking the rows before the stored position"))?;
+        if redo {
+            progress(
+                "rows before the stored position still lack a tenant: the backfill starts again from the first row",
+            );
+            last = None;
+        } else {
+            progress("resuming the backfill where the last run stopped");
+        }
     }
     let batch = |from_start: bool| {
         // Both forms take the same three parameters ($1 is '' at the start).
