@@ -37,6 +37,9 @@ pub struct Settings {
     pub prune: bool,
     /// `--prune` may run with a spec that declares no tenant tables.
     pub allow_empty: bool,
+    /// Migrations may change data that row-level security narrows for the
+    /// connecting role (see `migrations::check_filtered_dml`).
+    pub allow_rls_filtered_migrations: bool,
     /// How long a DDL statement may wait for its table lock, e.g. `5s`.
     pub lock_timeout: String,
 }
@@ -181,6 +184,10 @@ async fn prepare(
         }
         pending
     } else {
+        if !settings.allow_rls_filtered_migrations {
+            let pending = migrations::pending(conn, &found).await?;
+            migrations::check_filtered_dml(conn, &settings.migrations_dir, &pending).await?;
+        }
         migrations::run(conn, &found).await?
     };
 

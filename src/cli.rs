@@ -160,6 +160,12 @@ pub struct DatabaseArgs {
     /// would otherwise remove the tenant isolation everywhere.
     #[arg(long)]
     pub allow_empty: bool,
+    /// Run migrations whose INSERT … SELECT, UPDATE, DELETE or MERGE touch tables where
+    /// row-level security applies to the connecting role (they change only the rows a
+    /// policy admits): refused without this flag, since such a migration "succeeds" on
+    /// zero rows.
+    #[arg(long)]
+    pub allow_rls_filtered_migrations: bool,
 }
 
 #[derive(Debug, Args)]

@@ -37,6 +37,7 @@ pub(super) fn apply_settings(args: &DatabaseArgs) -> Settings {
         migrations_required,
         prune: args.prune,
         allow_empty: args.allow_empty,
+        allow_rls_filtered_migrations: args.allow_rls_filtered_migrations,
         lock_timeout: args.lock_timeout.clone(),
     }
 }

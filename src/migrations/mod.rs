@@ -8,6 +8,7 @@
 //! that, every file is read with PostgreSQL's grammar and refused if it would
 //! end the transaction (see `transaction_control`).
 
+mod rls_filtered_dml;
 mod transaction_control;
 
 pub use transaction_control::Refused;
@@ -78,6 +79,16 @@ pub enum MigrationError {
     Run(String),
     #[error("{0}\nNothing was run.")]
     Refused(Box<Refused>),
+    #[error(
+        "{file}:{line}: this {kind} touches {tables}, where row-level security applies to {user} (neither superuser nor BYPASSRLS, and the table is FORCEd or not its own): it would silently change only the rows a policy admits, likely none.\nFixes: bind a tenant inside the migration (SELECT set_config('app.current_tenant_id', '…', true)), run apply as a role that bypasses RLS, or pass --allow-rls-filtered-migrations if the filtering is intended.\nNothing was run."
+    )]
+    FilteredByRls {
+        file: String,
+        line: usize,
+        kind: &'static str,
+        tables: String,
+        user: String,
+    },
     #[error("cannot read migration {file}: {message}")]
     Read { file: String, message: String },
     #[error("{0}")]
@@ -157,6 +168,61 @@ pub async fn pending(
         .filter(|m| !applied.contains(&m.version()))
         .map(|m| format!("V{}__{}", m.version(), m.name()))
         .collect())
+}
+
+/// Refuses a pending migration whose data changes row-level security would
+/// narrow for the connecting role (see `rls_filtered_dml`). Reads only.
+pub async fn check_filtered_dml(
+    conn: &mut PgConnection,
+    dir: &Path,
+    pending: &[String],
+) -> Result<(), MigrationError> {
+    if pending.is_empty() || !dir.exists() {
+        return Ok(());
+    }
+    let files = refinery_core::find_migration_files(dir, refinery_core::MigrationType::Sql)
+        .map_err(|source| MigrationError::Load {
+            dir: dir.display().to_string(),
+            source,
+        })?;
+    for path in files {
+        let stem = path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let Ok((_, version, name)) = refinery_core::parse_migration_name(&stem) else {
+            continue;
+        };
+        if !pending.contains(&format!("V{version}__{name}")) {
+            continue;
+        }
+        let shown = dir.join(path.file_name().unwrap_or_default());
+        let sql = std::fs::read_to_string(&path).map_err(|e| MigrationError::Read {
+            file: shown.display().to_string(),
+            message: e.to_string(),
+        })?;
+        for dml in rls_filtered_dml::statements(&shown, &sql) {
+            let (user, filtered): (String, Vec<String>) = sqlx::query_as(
+                "SELECT current_user::text,
+                        ARRAY(SELECT t FROM unnest($1::text[]) AS t
+                               WHERE pg_catalog.row_security_active(pg_catalog.to_regclass(t)))",
+            )
+            .bind(&dml.tables)
+            .fetch_one(&mut *conn)
+            .await?;
+            if !filtered.is_empty() {
+                return Err(MigrationError::FilteredByRls {
+                    file: dml.file.display().to_string(),
+                    line: dml.line,
+                    kind: dml.kind,
+                    tables: filtered.join(", "),
+                    user,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// refinery's error with the database's own message underneath.
