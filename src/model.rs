@@ -181,6 +181,9 @@ pub struct Table {
     pub rls_enabled: bool,
     pub rls_forced: bool,
     pub policies: BTreeMap<String, Policy>,
+    /// Desired only: which of `policies` is the generated tenant policy
+    /// (its name comes from the spec's `policy_name`).
+    pub tenant_policy: Option<String>,
     pub indexes: Vec<Index>,
     /// Table privileges by grantee. Desired: only the spec's roles.
     pub grants: BTreeMap<String, BTreeSet<Privilege>>,

@@ -28,6 +28,7 @@ mod read_only_commands_change_nothing;
 mod roles_for_a_managed_cloud_admin;
 mod secrets_are_never_printed;
 mod spec_expressions_cannot_inject;
+mod tenant_policies_named_by_the_spec;
 mod verify;
 mod verify_as_a_managed_admin;
 mod verify_warns_when_it_proves_little;
