@@ -54,6 +54,8 @@ pub enum ApplyError {
     #[error("{0}")]
     Normalize(#[from] NormalizeError),
     #[error("{0}")]
+    AdoptedFunction(#[from] crate::adopted_function::AdoptedFunctionError),
+    #[error("{0}")]
     Password(#[from] PasswordError),
     #[error("{0}")]
     ReadOnly(String),
@@ -194,6 +196,8 @@ async fn prepare(
     let (narrowed, waiting) = convergeable_now(spec, &snapshot.state);
     let spec = &crate::children::cover_children(&narrowed, &snapshot.state);
     crate::references::check(spec, &snapshot)?;
+    // Before normalize, whose policies on temporary tables call it.
+    crate::adopted_function::check(conn, spec).await?;
 
     let desired = desired_state(spec);
     let normalized = normalize(
