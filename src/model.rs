@@ -15,6 +15,11 @@ pub struct State {
     /// (role, schema) pairs where the role has USAGE, by grant or through PUBLIC.
     pub schema_usage: BTreeSet<(String, String)>,
     pub function: Option<ContextFunction>,
+    /// Live only, when the context function does not exist: the roles that
+    /// may execute it once the connecting role creates it, as its default
+    /// privileges (`ALTER DEFAULT PRIVILEGES … ON FUNCTIONS`) decide. `None`
+    /// is PostgreSQL's built-in default: PUBLIC.
+    pub new_function_executors: Option<BTreeSet<String>>,
     pub tables: BTreeMap<QualifiedName, Table>,
 }
 

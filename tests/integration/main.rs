@@ -21,6 +21,7 @@ mod context_function;
 mod ephemeral_server;
 mod migrate_existing;
 mod migrations_cannot_commit_on_their_own;
+mod one_apply_converges_with_default_privileges;
 mod partitions_are_covered_by_their_parent;
 mod plan_and_audit_on_a_read_only_server;
 mod privileged_roles_are_refused;
