@@ -57,6 +57,8 @@ pub enum ApplyError {
     #[error("{0}")]
     Normalize(#[from] NormalizeError),
     #[error("{0}")]
+    AdoptedFunction(#[from] crate::adopted_function::AdoptedFunctionError),
+    #[error("{0}")]
     Password(#[from] PasswordError),
     #[error("{0}")]
     ReadOnly(String),
@@ -116,6 +118,9 @@ impl Outcome {
 struct Prepared {
     migrations: Vec<String>,
     statements: Vec<Statement>,
+    /// How many of `statements`, from the first, already ran in `prepare`:
+    /// the CREATE ROLEs that come before the migrations.
+    ran_before_migrations: usize,
     notices: Vec<Notice>,
     warnings: Vec<String>,
     catalog_queries: u32,
@@ -137,6 +142,7 @@ async fn prepare(
     spec: &Spec,
     settings: &Settings,
     intent: Intent,
+    progress: &mut dyn FnMut(&str),
 ) -> Result<Prepared, ApplyError> {
     if settings.prune && !settings.allow_empty && spec.tables.is_empty() {
         return Err(ApplyError::PruneWithoutTables);
@@ -162,14 +168,28 @@ async fn prepare(
     let live_roles = catalog::read_roles(conn, &role_names)
         .await
         .map_err(db("reading the roles"))?;
-    check_roles(
+    let early_role_changes = role_changes(&desired_roles, &live_roles.roles);
+    let missing_rights = check_roles(
         spec,
-        &role_changes(&desired_roles, &live_roles.roles),
+        &early_role_changes,
         &live_roles.roles,
         &live_roles.bootstrap_superuser,
         &live_roles.connecting,
         intent,
     )?;
+
+    // The declared roles exist before the migrations run, so a migration may
+    // GRANT to them. A plan creates them too (rolled back with it), unless
+    // it could not: on a read-only server, or without the rights (a warning).
+    let before_migrations = if read_only || !missing_rights.is_empty() {
+        Vec::new()
+    } else {
+        let creations: Vec<Change> = early_role_changes
+            .into_iter()
+            .filter(|c| matches!(c, Change::CreateRole { .. }))
+            .collect();
+        create_roles(conn, &creations, spec, &passwords, settings, progress).await?
+    };
 
     let migrations = if read_only {
         // Nothing can run here; pending migrations would change what the
@@ -201,6 +221,8 @@ async fn prepare(
     let (narrowed, waiting) = convergeable_now(spec, &snapshot.state);
     let spec = &crate::children::cover_children(&narrowed, &snapshot.state);
     crate::references::check(spec, &snapshot)?;
+    // Before normalize, whose policies on temporary tables call it.
+    crate::adopted_function::check(conn, spec).await?;
 
     let desired = desired_state(spec);
     let normalized = normalize(
@@ -231,14 +253,59 @@ async fn prepare(
     )?;
     choose_index_builds(conn, &mut result.changes, &snapshot.state).await?;
     result.notices.extend(waiting);
+    let ran_before_migrations = before_migrations.len();
+    let mut statements = before_migrations;
+    statements.extend(render(&result.changes, &passwords)?);
     Ok(Prepared {
         migrations,
-        statements: render(&result.changes, &passwords)?,
+        statements,
+        ran_before_migrations,
         notices: result.notices,
         warnings,
         catalog_queries: snapshot.queries,
         normalized: normalized.keyed,
     })
+}
+
+/// Runs the CREATE ROLE of each of `creations`; returns their statements.
+/// A plan shows each with its password masked and runs it without one.
+async fn create_roles(
+    conn: &mut PgConnection,
+    creations: &[Change],
+    spec: &Spec,
+    passwords: &Passwords,
+    settings: &Settings,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<Statement>, ApplyError> {
+    let statements = render(creations, passwords)?;
+    let total = statements.len();
+    for (i, statement) in statements.iter().enumerate() {
+        let Some(role) = &statement.creates_role else {
+            continue;
+        };
+        let run = match passwords {
+            Passwords::FromEnvironment => statement.clone(),
+            Passwords::Masked => {
+                let without_password = Role {
+                    password_env: None,
+                    ..role.clone()
+                };
+                let change = Change::CreateRole {
+                    role: without_password,
+                };
+                render(&[change], passwords)?.remove(0)
+            }
+        };
+        if let Err(failure) = create_role(conn, &run, role, spec, progress).await {
+            return Err(match failure {
+                Failure::Database(error) => {
+                    statement_error(i + 1, total, statement, &error, &settings.lock_timeout)
+                }
+                Failure::Refused(error) => error,
+            });
+        }
+    }
+    Ok(statements)
 }
 
 /// Refuses privileged declared roles; returns, for a plan, the role changes
@@ -366,7 +433,7 @@ pub async fn plan(
     settings: &Settings,
 ) -> Result<Outcome, ApplyError> {
     let mut tx = conn.begin().await.map_err(db("starting a transaction"))?;
-    let prepared = prepare(&mut tx, spec, settings, Intent::Plan).await;
+    let prepared = prepare(&mut tx, spec, settings, Intent::Plan, &mut |_| {}).await;
     tx.rollback().await.map_err(db("rolling back the plan"))?;
     Ok(outcome(&prepared?, spec, 0))
 }
@@ -430,7 +497,7 @@ async fn apply_locked(
             "this server is read-only (a hot standby, or a read-only transaction for this credential): apply must run against the primary with a role that can change it".into(),
         ));
     }
-    let prepared = match prepare(&mut tx, spec, settings, Intent::Apply).await {
+    let prepared = match prepare(&mut tx, spec, settings, Intent::Apply, progress).await {
         Ok(p) => p,
         Err(e) => {
             tx.rollback().await.map_err(db("rolling back"))?;
@@ -445,7 +512,8 @@ async fn apply_locked(
         .iter()
         .partition(|s| !s.outside_transaction);
     let total = prepared.statements.len();
-    for (i, statement) in inside.iter().enumerate() {
+    let skip = prepared.ran_before_migrations;
+    for (i, statement) in inside.iter().enumerate().skip(skip) {
         let result = match &statement.creates_role {
             Some(role) => create_role(&mut tx, statement, role, spec, progress).await,
             None => sqlx::query(statement.sql.to_query())

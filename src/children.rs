@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use crate::model::State;
 use crate::quote::QualifiedName;
-use crate::spec::{Spec, TableSpec};
+use crate::spec::{Spec, TableSpec, policy_name_for};
 
 /// `spec` with an entry for every live child of a declared table.
 pub fn cover_children(spec: &Spec, live: &State) -> Spec {
@@ -33,9 +33,17 @@ pub fn cover_children(spec: &Spec, live: &State) -> Spec {
         } else {
             ancestor.index_columns.clone()
         };
+        // `{table}` in the policy name stands for the child's own name, unless
+        // that makes a name PostgreSQL would truncate: then the parent's.
+        let policy_name = if policy_name_for(&ancestor.policy_name, &name.name).len() > 63 {
+            ancestor.tenant_policy()
+        } else {
+            ancestor.policy_name.clone()
+        };
         covered.tables.push(TableSpec {
             name: name.clone(),
             index_columns,
+            policy_name,
             ..ancestor.clone()
         });
         for policy in &mut covered.policies {

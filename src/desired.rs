@@ -37,12 +37,19 @@ pub fn desired_state(spec: &Spec) -> State {
         );
     }
 
-    let function = context_function(&spec.tenancy, &runtime);
-    state.schemas.insert(function.name.schema.clone());
-    for role in &runtime {
-        state
-            .schema_usage
-            .insert((role.clone(), function.name.schema.clone()));
+    // An adopted function (`managed: false`) is the database's own: rlsctl
+    // neither creates it nor grants anything on it or its schema.
+    let function = spec
+        .tenancy
+        .function_managed
+        .then(|| context_function(&spec.tenancy, &runtime));
+    if let Some(function) = &function {
+        state.schemas.insert(function.name.schema.clone());
+        for role in &runtime {
+            state
+                .schema_usage
+                .insert((role.clone(), function.name.schema.clone()));
+        }
     }
 
     for table_spec in &spec.tables {
@@ -56,15 +63,17 @@ pub fn desired_state(spec: &Spec) -> State {
         };
 
         let tenant_check = tenant_predicate(&table_spec.column, &spec.tenancy);
+        let tenant_policy = table_spec.tenant_policy();
         add_policy(
             &mut table,
-            TENANT_POLICY,
+            &tenant_policy,
             Command::All,
             true,
             runtime.clone(),
             Some(tenant_check.clone()),
             Some(tenant_check),
         );
+        table.tenant_policy = Some(tenant_policy);
 
         let runtime_privileges: BTreeSet<Privilege> = table_spec
             .commands
@@ -147,7 +156,7 @@ pub fn desired_state(spec: &Spec) -> State {
         }
         state.tables.insert(name, table);
     }
-    state.function = Some(function);
+    state.function = function;
     state
 }
 

@@ -238,7 +238,9 @@ pub fn diff(
     changes.extend(role_changes(&desired.roles, &live.roles));
 
     if let Some(function) = &desired.function {
-        // A new function is executable by PUBLIC until revoked.
+        // A new function is executable by PUBLIC until revoked, unless
+        // default privileges say otherwise (Supabase grants EXECUTE on every
+        // new function to its API roles): revoked in the same apply.
         let live_executors = match &live.function {
             Some(current) => {
                 if !current.same_definition(function) {
@@ -252,7 +254,9 @@ pub fn diff(
                 changes.push(Change::ReplaceFunction {
                     function: function.clone(),
                 });
-                BTreeSet::from(["PUBLIC".to_string()])
+                live.new_function_executors
+                    .clone()
+                    .unwrap_or_else(|| BTreeSet::from(["PUBLIC".to_string()]))
             }
         };
         for role in live_executors.difference(&function.executors) {
@@ -533,6 +537,27 @@ mod tests {
         ] {
             assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
         }
+    }
+
+    #[test]
+    fn a_new_function_loses_what_default_privileges_would_grant_it() {
+        let d = desired();
+        let mut live = converged(&d);
+        live.function = None;
+        live.new_function_executors = Some(BTreeSet::from(["anon".into(), "app".into()]));
+        let out = diff(
+            &d,
+            &live,
+            &Normalized::default(),
+            "tenant_id",
+            Options::default(),
+        );
+        let kinds: Vec<_> = out.changes.iter().map(Change::kind).collect();
+        assert_eq!(kinds, ["replace_function", "revoke_execute"], "{out:?}");
+        assert!(
+            matches!(&out.changes[1], Change::RevokeExecute { role, .. } if role == "anon"),
+            "{out:?}"
+        );
     }
 
     #[test]

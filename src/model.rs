@@ -15,6 +15,11 @@ pub struct State {
     /// (role, schema) pairs where the role has USAGE, by grant or through PUBLIC.
     pub schema_usage: BTreeSet<(String, String)>,
     pub function: Option<ContextFunction>,
+    /// Live only, when the context function does not exist: the roles that
+    /// may execute it once the connecting role creates it, as its default
+    /// privileges (`ALTER DEFAULT PRIVILEGES … ON FUNCTIONS`) decide. `None`
+    /// is PostgreSQL's built-in default: PUBLIC.
+    pub new_function_executors: Option<BTreeSet<String>>,
     pub tables: BTreeMap<QualifiedName, Table>,
 }
 
@@ -181,6 +186,9 @@ pub struct Table {
     pub rls_enabled: bool,
     pub rls_forced: bool,
     pub policies: BTreeMap<String, Policy>,
+    /// Desired only: which of `policies` is the generated tenant policy
+    /// (its name comes from the spec's `policy_name`).
+    pub tenant_policy: Option<String>,
     pub indexes: Vec<Index>,
     /// Table privileges by grantee. Desired: only the spec's roles.
     pub grants: BTreeMap<String, BTreeSet<Privilege>>,

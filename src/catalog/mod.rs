@@ -386,6 +386,10 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
     if let Some(function) = &scope.function {
         count();
         state.function = read_function(conn, function).await?;
+        if state.function.is_none() {
+            count();
+            state.new_function_executors = new_function_executors(conn, &function.schema).await?;
+        }
     }
 
     Ok(Snapshot {
@@ -436,6 +440,41 @@ async fn read_function(
             executors: executors.into_iter().collect::<BTreeSet<_>>(),
         },
     ))
+}
+
+/// Who may execute a function `current_user` creates in `schema`, as
+/// PostgreSQL computes a new object's privileges: the role's global default
+/// privileges for functions, else the built-in default (PUBLIC), plus its
+/// default privileges in that schema. `None` when no default privileges
+/// apply, which means PUBLIC.
+async fn new_function_executors(
+    conn: &mut PgConnection,
+    schema: &str,
+) -> Result<Option<BTreeSet<String>>, sqlx::Error> {
+    let (any, executors): (bool, Vec<String>) = sqlx::query_as(
+        "WITH me AS (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user),
+              defaults AS (
+                SELECT d.defaclnamespace = 0 AS global, d.defaclacl
+                  FROM pg_catalog.pg_default_acl d
+                  JOIN me ON d.defaclrole = me.oid
+                  LEFT JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace
+                 WHERE d.defaclobjtype = 'f' AND (d.defaclnamespace = 0 OR n.nspname = $1)),
+              acls AS (
+                SELECT coalesce((SELECT defaclacl FROM defaults WHERE global),
+                                pg_catalog.acldefault('f', (SELECT oid FROM me))) AS acl
+                UNION ALL
+                SELECT defaclacl FROM defaults WHERE NOT global)
+         SELECT EXISTS (SELECT 1 FROM defaults),
+                ARRAY(SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                                           ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
+                        FROM acls, pg_catalog.aclexplode(acls.acl) a
+                       WHERE a.privilege_type = 'EXECUTE'
+                         AND a.grantee <> (SELECT oid FROM me))",
+    )
+    .bind(schema)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(any.then(|| executors.into_iter().collect()))
 }
 
 /// Which of `tables` hold data. Kept apart from [`read`] because measuring a

@@ -147,7 +147,8 @@ fn group(desired: &State, live: &State, tenant_column: &str) -> Shapes {
         for policy in table.policies.values() {
             for expression in policy.using.iter().chain(policy.with_check.iter()) {
                 let simple_type = column_type.as_deref().and_then(type_sql).is_some();
-                let shape = match (&column_type, is_generated(&policy.name) && simple_type) {
+                let generated = table.tenant_policy.as_ref() == Some(&policy.name);
+                let shape = match (&column_type, generated && simple_type) {
                     (Some(ty), true) => Shape::TenantColumn(tenant_column.into(), ty.clone()),
                     _ => Shape::CopyOf(name.clone()),
                 };
@@ -276,10 +277,6 @@ async fn create_all(
             })?;
     }
     Ok(())
-}
-
-fn is_generated(policy: &str) -> bool {
-    policy == crate::spec::TENANT_POLICY
 }
 
 /// The tenant column types a one-column temporary table can declare; other

@@ -38,8 +38,57 @@ pub struct TenancyDoc {
     #[serde(rename = "type")]
     pub column_type: Option<TenantType>,
     pub source: Option<Spanned<SourceDoc>>,
-    pub function: Option<Spanned<String>>,
+    pub function: Option<Spanned<FunctionDoc>>,
     pub when_unbound: Option<WhenUnbound>,
+    /// The tenant policy's name; `{table}` stands for each table's name.
+    pub policy_name: Option<Spanned<String>>,
+}
+
+/// The context function: just its name (`rls.current_tenant_id`), or a map
+/// `{ name: app.current_tenant, managed: false }` for a function the
+/// database already has and rlsctl only checks.
+#[derive(Debug)]
+pub struct FunctionDoc {
+    /// The map form's `name`, with its own position.
+    pub name: Option<Spanned<String>>,
+    /// The plain form: the position is the whole value's.
+    pub bare_name: Option<String>,
+    pub managed: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FunctionMap {
+    name: Spanned<String>,
+    managed: Option<bool>,
+}
+
+impl<'de> Deserialize<'de> for FunctionDoc {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FunctionVisitor;
+        impl<'de> Visitor<'de> for FunctionVisitor {
+            type Value = FunctionDoc;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a function name such as `rls.current_tenant_id`, or a map with `name` and optional `managed`")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<FunctionDoc, E> {
+                Ok(FunctionDoc {
+                    name: None,
+                    bare_name: Some(name.to_string()),
+                    managed: None,
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FunctionDoc, A::Error> {
+                let m = FunctionMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(FunctionDoc {
+                    name: Some(m.name),
+                    bare_name: None,
+                    managed: m.managed,
+                })
+            }
+        }
+        deserializer.deserialize_any(FunctionVisitor)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -109,6 +158,7 @@ pub struct TableDoc {
     pub commands: Option<Vec<Command>>,
     pub index: Vec<Spanned<String>>,
     pub backfill: Option<Spanned<BackfillDoc>>,
+    pub policy_name: Option<Spanned<String>>,
 }
 
 /// How `migrate-existing` derives the tenant of rows that predate the column.
@@ -133,6 +183,7 @@ struct TableMap {
     #[serde(default)]
     index: Vec<Spanned<String>>,
     backfill: Option<Spanned<BackfillDoc>>,
+    policy_name: Option<Spanned<String>>,
 }
 
 impl<'de> Deserialize<'de> for TableDoc {
@@ -141,7 +192,7 @@ impl<'de> Deserialize<'de> for TableDoc {
         impl<'de> Visitor<'de> for TableVisitor {
             type Value = TableDoc;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a table name, or a map with `name` and optional `schema`, `column`, `commands`, `index`, `backfill`")
+                f.write_str("a table name, or a map with `name` and optional `schema`, `column`, `commands`, `index`, `backfill`, `policy_name`")
             }
             fn visit_str<E: de::Error>(self, name: &str) -> Result<TableDoc, E> {
                 Ok(TableDoc {
@@ -159,6 +210,7 @@ impl<'de> Deserialize<'de> for TableDoc {
                     commands: m.commands,
                     index: m.index,
                     backfill: m.backfill,
+                    policy_name: m.policy_name,
                 })
             }
         }

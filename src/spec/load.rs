@@ -7,14 +7,14 @@ use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
 use super::document::{
-    BackfillDoc, Command, CrossTenantDoc, Document, PolicyDoc, RoleDoc, SourceDoc, TableDoc,
-    TenancyDoc, TenantType, WhenUnbound,
+    BackfillDoc, Command, CrossTenantDoc, Document, FunctionDoc, PolicyDoc, RoleDoc, SourceDoc,
+    TableDoc, TenancyDoc, TenantType, WhenUnbound,
 };
 use super::files::read_spec_file;
 use super::lines::Lines;
 use super::{
     AcceptedFinding, Backfill, CrossTenantPredicate, Expression, Origin, PolicySpec, RoleSpec,
-    Spec, SpecError, TableSpec, Tenancy, TenantSource,
+    Spec, SpecError, TABLE_PLACEHOLDER, TableSpec, Tenancy, TenantSource, policy_name_for,
 };
 use crate::quote::QualifiedName;
 
@@ -22,7 +22,8 @@ use crate::quote::QualifiedName;
 /// them instead, so the name in the spec is the name in the catalog.
 const MAX_IDENTIFIER_BYTES: usize = 63;
 
-/// The generated policies' names, reserved so an extra policy cannot take them.
+/// The generated policies' names, reserved so an extra policy cannot take
+/// them. The tenant policy's is the default of `tenancy.policy_name`.
 pub const TENANT_POLICY: &str = "tenant_isolation";
 pub const CROSS_TENANT_PREFIX: &str = "cross_tenant_";
 
@@ -124,6 +125,8 @@ struct PendingPolicy {
 #[derive(Default)]
 struct Builder {
     tenancy: Option<(Tenancy, Origin)>,
+    /// Where `tenancy.policy_name` is written, for errors about its result.
+    policy_name_origin: Option<Origin>,
     roles: Vec<RoleSpec>,
     tables: Vec<TableSpec>,
     policy_docs: Vec<PendingPolicy>,
@@ -231,6 +234,7 @@ impl Builder {
                     format!("`tenancy` is declared twice (first at {first})"),
                 ));
             }
+            self.policy_name_origin = tenancy.value.policy_name.as_ref().map(|p| at.at(p));
             self.tenancy = Some((tenancy_from(&at, tenancy.value)?, origin));
         }
         for role in doc.roles {
@@ -281,6 +285,11 @@ impl Builder {
                 table.column = tenancy.column.clone();
             }
             table.index_columns.insert(0, table.column.clone());
+            if table.policy_name.is_empty() {
+                table.policy_name = tenancy.policy_name.clone();
+                let origin = self.policy_name_origin.as_ref().unwrap_or(&table.origin);
+                check_tenant_policy_name(table).map_err(|m| SpecError::at(origin, m))?;
+            }
         }
         check_unique(
             tables.iter().map(|t| (t.name.to_string(), &t.origin)),
@@ -307,7 +316,7 @@ impl Builder {
         for pending in self.policy_docs {
             policies.push(policy_from(pending, &declared)?);
         }
-        check_policy_names(&policies, &self.roles, &self.cross_tenant)?;
+        check_policy_names(&tables, &policies, &self.roles, &self.cross_tenant)?;
 
         Ok(Spec {
             tenancy,
@@ -340,20 +349,39 @@ fn check_unique<'a>(
 
 /// Policy names are per table; generated names must not be taken by extras.
 fn check_policy_names(
+    tables: &[TableSpec],
     policies: &[PolicySpec],
     roles: &[RoleSpec],
     predicates: &[CrossTenantPredicate],
 ) -> Result<(), SpecError> {
-    let mut generated: BTreeSet<String> = BTreeSet::from([TENANT_POLICY.to_string()]);
+    let mut generated: BTreeSet<String> = BTreeSet::new();
     for role in roles.iter().filter(|r| r.cross_tenant.is_some()) {
         generated.insert(format!("{CROSS_TENANT_PREFIX}{}", role.name));
     }
     for predicate in predicates {
         generated.insert(format!("{CROSS_TENANT_PREFIX}{}", predicate.name));
     }
+    let mut tenant_policies: BTreeMap<&QualifiedName, String> = BTreeMap::new();
+    for table in tables {
+        let name = table.tenant_policy();
+        if generated.contains(&name) {
+            return Err(SpecError::at(
+                &table.origin,
+                format!(
+                    "the tenant policy of table {} would be named `{name}`, which a cross_tenant policy uses; choose another `policy_name`",
+                    table.name
+                ),
+            ));
+        }
+        tenant_policies.insert(&table.name, name);
+    }
     let mut seen: BTreeMap<(QualifiedName, String), &Origin> = BTreeMap::new();
     for policy in policies {
-        if generated.contains(&policy.name) {
+        let takes_tenant_policy = policy
+            .tables
+            .iter()
+            .any(|t| tenant_policies.get(t) == Some(&policy.name));
+        if generated.contains(&policy.name) || takes_tenant_policy {
             return Err(SpecError::at(
                 &policy.origin,
                 format!(
@@ -385,8 +413,29 @@ fn tenancy_defaults() -> Tenancy {
         column_type: TenantType::Uuid,
         source: TenantSource::Setting("app.current_tenant_id".into()),
         function: QualifiedName::new("rls", "current_tenant_id"),
+        function_managed: true,
         when_unbound: WhenUnbound::Deny,
+        policy_name: TENANT_POLICY.to_string(),
     }
+}
+
+/// A tenant policy name or pattern: `{table}` is its only placeholder.
+fn check_policy_pattern(pattern: &str) -> Result<(), String> {
+    if pattern.replace(TABLE_PLACEHOLDER, "").contains(['{', '}']) {
+        return Err(format!(
+            "`{pattern}`: the only placeholder a policy name may contain is `{TABLE_PLACEHOLDER}`"
+        ));
+    }
+    // The shortest table name a pattern can meet.
+    check_identifier(&policy_name_for(pattern, "t"), "the tenant policy name")
+}
+
+/// The table's tenant policy name, once its pattern meets the table's name.
+fn check_tenant_policy_name(table: &TableSpec) -> Result<(), String> {
+    check_identifier(
+        &table.tenant_policy(),
+        &format!("the tenant policy name of table {}", table.name),
+    )
 }
 
 fn tenancy_from(at: &Locator, doc: TenancyDoc) -> Result<Tenancy, SpecError> {
@@ -399,22 +448,18 @@ fn tenancy_from(at: &Locator, doc: TenancyDoc) -> Result<Tenancy, SpecError> {
         None => defaults.source,
         Some(source) => source_from(at, &source)?,
     };
-    let function = match &doc.function {
-        None => defaults.function,
-        Some(f) => {
-            let (schema, name) =
-                split_qualified(&f.value, "").map_err(|m| SpecError::at(&at.at(f), m))?;
-            if schema.is_empty() {
-                return Err(SpecError::at(
-                    &at.at(f),
-                    "the context function needs a schema, e.g. `rls.current_tenant_id`",
-                ));
-            }
-            for part in [&schema, &name] {
-                check_identifier(part, "the context function name")
-                    .map_err(|m| SpecError::at(&at.at(f), m))?;
-            }
-            QualifiedName::new(schema, name)
+    let (function, function_managed) = match &doc.function {
+        None => (defaults.function, defaults.function_managed),
+        Some(f) => (
+            function_name(at, f)?,
+            f.value.managed.unwrap_or(defaults.function_managed),
+        ),
+    };
+    let policy_name = match &doc.policy_name {
+        None => defaults.policy_name,
+        Some(p) => {
+            check_policy_pattern(&p.value).map_err(|m| SpecError::at(&at.at(p), m))?;
+            p.value.clone()
         }
     };
     Ok(Tenancy {
@@ -422,8 +467,35 @@ fn tenancy_from(at: &Locator, doc: TenancyDoc) -> Result<Tenancy, SpecError> {
         column_type: doc.column_type.unwrap_or(defaults.column_type),
         source,
         function,
+        function_managed,
         when_unbound: doc.when_unbound.unwrap_or(defaults.when_unbound),
+        policy_name,
     })
+}
+
+fn function_name(at: &Locator, doc: &Spanned<FunctionDoc>) -> Result<QualifiedName, SpecError> {
+    let (text, origin) = match (&doc.value.bare_name, &doc.value.name) {
+        (Some(bare), _) => (bare, at.at(doc)),
+        (None, Some(name)) => (&name.value, at.at(name)),
+        (None, None) => {
+            return Err(SpecError::at(
+                &at.at(doc),
+                "the context function needs a `name`",
+            ));
+        }
+    };
+    let (schema, name) = split_qualified(text, "").map_err(|m| SpecError::at(&origin, m))?;
+    if schema.is_empty() {
+        return Err(SpecError::at(
+            &origin,
+            "the context function needs a schema, e.g. `rls.current_tenant_id`",
+        ));
+    }
+    for part in [&schema, &name] {
+        check_identifier(part, "the context function name")
+            .map_err(|m| SpecError::at(&origin, m))?;
+    }
+    Ok(QualifiedName::new(schema, name))
 }
 
 fn source_from(at: &Locator, source: &Spanned<SourceDoc>) -> Result<TenantSource, SpecError> {
@@ -579,14 +651,21 @@ fn table_from(at: &Locator, table: Spanned<TableDoc>) -> Result<TableSpec, SpecE
         .as_ref()
         .map(|b| backfill_from(at, b))
         .transpose()?;
-    Ok(TableSpec {
+    let mut table = TableSpec {
         name,
         column,
         commands,
         index_columns,
         backfill,
+        policy_name: String::new(), // the tenancy's unless set here; see `finish`
         origin,
-    })
+    };
+    if let Some(p) = &doc.policy_name {
+        check_policy_pattern(&p.value).map_err(|m| SpecError::at(&at.at(p), m))?;
+        table.policy_name = p.value.clone();
+        check_tenant_policy_name(&table).map_err(|m| SpecError::at(&at.at(p), m))?;
+    }
+    Ok(table)
 }
 
 fn backfill_from(at: &Locator, doc: &Spanned<BackfillDoc>) -> Result<Backfill, SpecError> {
@@ -843,6 +922,87 @@ mod tests {
     fn cross_tenant_exceptions_need_a_reason() {
         let err = parse("roles:\n  - name: a\n  - name: bi\n    cross_tenant: read\n").unwrap_err();
         assert!(err.message.contains("reason"), "{err}");
+    }
+
+    #[test]
+    fn the_tenant_policy_is_named_by_the_tenancy_pattern_or_the_tables_own_name() {
+        let spec = parse(
+            "tenancy:\n  policy_name: \"{table}_tenant_policy\"\nroles:\n  - name: a\ntables:\n  - projects\n  - { name: tasks, policy_name: tasks_isolation }\n  - { name: notes, policy_name: \"rls_{table}\" }\n",
+        )
+        .unwrap();
+        let names: Vec<String> = spec.tables.iter().map(TableSpec::tenant_policy).collect();
+        assert_eq!(
+            names,
+            ["projects_tenant_policy", "tasks_isolation", "rls_notes"]
+        );
+        assert_eq!(
+            parse(MINIMAL).unwrap().tables[0].tenant_policy(),
+            TENANT_POLICY
+        );
+    }
+
+    #[test]
+    fn a_tenant_policy_name_past_63_bytes_is_refused_where_it_is_written() {
+        let long = "t".repeat(50);
+        // The tenancy pattern is in another file than the table in real
+        // specs too: the error points at the pattern, naming the table.
+        let err = parse(&format!(
+            "tenancy:\n  policy_name: \"{{table}}_tenant_policy\"\nroles:\n  - name: a\ntables:\n  - {long}\n"
+        ))
+        .unwrap_err();
+        let origin = err.origin.clone().expect("located");
+        assert_eq!((origin.line, origin.column), (2, 16), "{err}");
+        assert!(err.message.contains("63 bytes"), "{err}");
+        assert!(err.message.contains(&long), "{err}");
+
+        let err = parse(&format!(
+            "roles:\n  - name: a\ntables:\n  - {{ name: {long}, policy_name: \"{{table}}_isolation_policy\" }}\n"
+        ))
+        .unwrap_err();
+        let origin = err.origin.clone().expect("located");
+        assert_eq!(origin.line, 4, "{err}");
+        assert!(origin.column > 60, "{err}");
+        assert!(err.message.contains("63 bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_policy_name_pattern_takes_no_other_placeholder() {
+        let err =
+            parse("tenancy:\n  policy_name: \"{tabel}_p\"\nroles:\n  - name: a\n").unwrap_err();
+        assert_eq!(err.origin.as_ref().map(|o| o.line), Some(2), "{err}");
+        assert!(err.message.contains("{table}"), "{err}");
+    }
+
+    #[test]
+    fn an_extra_policy_cannot_take_its_tables_tenant_policy_name() {
+        let text = "tenancy:\n  policy_name: \"{table}_rls\"\nroles:\n  - name: a\ntables:\n  - projects\npolicies:\n  - name: projects_rls\n    tables: [projects]\n    using: \"true\"\n";
+        let err = parse(text).unwrap_err();
+        assert!(err.message.contains("one rlsctl generates"), "{err}");
+        // The default name is free where a table's tenant policy is named otherwise.
+        let text = text.replace("name: projects_rls", "name: tenant_isolation");
+        assert!(parse(&text).is_ok());
+    }
+
+    #[test]
+    fn an_adopted_context_function_is_written_as_a_map_with_managed_false() {
+        let spec = parse(
+            "tenancy:\n  function: { name: app.current_tenant, managed: false }\nroles:\n  - name: a\n",
+        )
+        .unwrap();
+        assert_eq!(
+            spec.tenancy.function,
+            QualifiedName::new("app", "current_tenant")
+        );
+        assert!(!spec.tenancy.function_managed);
+        assert!(parse(MINIMAL).unwrap().tenancy.function_managed);
+        let err = parse(
+            "tenancy:\n  function:\n    name: app.current_tenant\n    manage: false\nroles:\n  - name: a\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.origin.as_ref().map(|o| o.line), Some(4), "{err}");
+        let err = parse("tenancy:\n  function: { name: current_tenant }\nroles:\n  - name: a\n")
+            .unwrap_err();
+        assert!(err.message.contains("needs a schema"), "{err}");
     }
 
     #[test]

@@ -39,7 +39,12 @@ pub struct Tenancy {
     pub column_type: TenantType,
     pub source: TenantSource,
     pub function: QualifiedName,
+    /// False for a context function the database already has: rlsctl then
+    /// checks it instead of creating, replacing or granting it.
+    pub function_managed: bool,
     pub when_unbound: WhenUnbound,
+    /// The tenant policy's name; `{table}` stands for each table's name.
+    pub policy_name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,8 +78,25 @@ pub struct TableSpec {
     pub index_columns: Vec<String>,
     /// How `migrate-existing` fills the tenant column of existing rows.
     pub backfill: Option<Backfill>,
+    /// The tenant policy's name, `{table}` standing for the table's name:
+    /// the table's own `policy_name`, else the tenancy's.
+    pub policy_name: String,
     pub origin: Origin,
 }
+
+impl TableSpec {
+    /// The name of this table's tenant policy.
+    pub fn tenant_policy(&self) -> String {
+        policy_name_for(&self.policy_name, &self.name.name)
+    }
+}
+
+/// `pattern` with `{table}` replaced by `table`.
+pub fn policy_name_for(pattern: &str, table: &str) -> String {
+    pattern.replace(TABLE_PLACEHOLDER, table)
+}
+
+const TABLE_PLACEHOLDER: &str = "{table}";
 
 /// How existing rows get their tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
