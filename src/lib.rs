@@ -28,4 +28,5 @@ pub mod role_guard;
 pub mod role_rights;
 pub mod scram;
 pub mod spec;
+pub mod sql_tree;
 pub mod verify;

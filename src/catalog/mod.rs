@@ -144,6 +144,7 @@ macro_rules! user_schemas {
 // After the macro: the posture and column queries use it too.
 mod columns;
 mod posture;
+pub mod row_security;
 pub use columns::{Column, read_columns};
 pub use posture::{ForeignKey, Function, Posture, Schema, Trigger, UniqueKey, View, read_posture};
 

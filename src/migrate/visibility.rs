@@ -11,11 +11,10 @@
 //! all. None derivable from a non-empty sample is a refusal naming the
 //! tables, the role and the fixes, before anything changes.
 
-use pg_query::NodeRef;
 use sqlx::PgConnection;
 
 use super::{MigrateError, Subject, db};
-use crate::quote::{Sql, ident};
+use crate::quote::Sql;
 
 /// Rows sampled to tell "RLS hides the parents" from "some rows lack a parent".
 const SAMPLE: i64 = 100;
@@ -25,17 +24,11 @@ pub(super) async fn check(conn: &mut PgConnection, s: &Subject<'_>) -> Result<()
     if sources.is_empty() {
         return Ok(());
     }
-    let (user, hidden): (String, Vec<String>) = sqlx::query_as(
-        "SELECT current_user::text,
-                ARRAY(SELECT t FROM unnest($1::text[]) AS t
-                       WHERE pg_catalog.row_security_active(pg_catalog.to_regclass(t)))",
-    )
-    .bind(&sources)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db(
-        "asking whether row security applies to the backfill's sources",
-    ))?;
+    let (user, hidden) = crate::catalog::row_security::active_for_current_user(conn, &sources)
+        .await
+        .map_err(db(
+            "asking whether row security applies to the backfill's sources",
+        ))?;
     if hidden.is_empty() {
         return Ok(());
     }
@@ -75,19 +68,7 @@ fn sources(derivation: &Sql) -> Vec<String> {
     else {
         return Vec::new();
     };
-    let mut out: Vec<String> = parsed
-        .protobuf
-        .nodes()
-        .into_iter()
-        .filter_map(|(node, ..)| match node {
-            NodeRef::RangeVar(v) if v.schemaname.is_empty() => Some(ident(&v.relname)),
-            NodeRef::RangeVar(v) => Some(format!("{}.{}", ident(&v.schemaname), ident(&v.relname))),
-            _ => None,
-        })
-        .collect();
-    out.sort();
-    out.dedup();
-    out
+    crate::sql_tree::relations(parsed.protobuf.nodes().into_iter().map(|(node, ..)| node))
 }
 
 #[cfg(test)]

@@ -100,22 +100,34 @@ pub fn load(dir: &Path, required: bool) -> Result<Vec<Migration>, MigrationError
     if !dir.exists() && !required {
         return Ok(Vec::new());
     }
-    let load_error = |source| MigrationError::Load {
-        dir: dir.display().to_string(),
-        source,
-    };
-    let files = refinery_core::find_migration_files(dir, refinery_core::MigrationType::Sql)
-        .map_err(load_error)?;
-    for path in files {
-        let shown = dir.join(path.file_name().unwrap_or_default());
-        let sql = std::fs::read_to_string(&path).map_err(|e| MigrationError::Read {
-            file: shown.display().to_string(),
-            message: e.to_string(),
-        })?;
+    for (shown, sql) in files(dir)? {
         transaction_control::check(&shown, &sql)
             .map_err(|refused| MigrationError::Refused(Box::new(refused)))?;
     }
-    refinery::load_sql_migrations(dir).map_err(load_error)
+    refinery::load_sql_migrations(dir).map_err(|source| MigrationError::Load {
+        dir: dir.display().to_string(),
+        source,
+    })
+}
+
+/// Each migration file of `dir` (as refinery finds them), named as the user
+/// wrote the folder, with its text.
+fn files(dir: &Path) -> Result<Vec<(std::path::PathBuf, String)>, MigrationError> {
+    let found = refinery_core::find_migration_files(dir, refinery_core::MigrationType::Sql)
+        .map_err(|source| MigrationError::Load {
+            dir: dir.display().to_string(),
+            source,
+        })?;
+    found
+        .map(|path| {
+            let shown = dir.join(path.file_name().unwrap_or_default());
+            let sql = std::fs::read_to_string(&path).map_err(|e| MigrationError::Read {
+                file: shown.display().to_string(),
+                message: e.to_string(),
+            })?;
+            Ok((shown, sql))
+        })
+        .collect()
 }
 
 /// Runs the pending migrations on `conn` (inside the caller's transaction);
@@ -180,13 +192,8 @@ pub async fn check_filtered_dml(
     if pending.is_empty() || !dir.exists() {
         return Ok(());
     }
-    let files = refinery_core::find_migration_files(dir, refinery_core::MigrationType::Sql)
-        .map_err(|source| MigrationError::Load {
-            dir: dir.display().to_string(),
-            source,
-        })?;
-    for path in files {
-        let stem = path
+    for (shown, sql) in files(dir)? {
+        let stem = shown
             .file_stem()
             .unwrap_or_default()
             .to_string_lossy()
@@ -197,20 +204,9 @@ pub async fn check_filtered_dml(
         if !pending.contains(&format!("V{version}__{name}")) {
             continue;
         }
-        let shown = dir.join(path.file_name().unwrap_or_default());
-        let sql = std::fs::read_to_string(&path).map_err(|e| MigrationError::Read {
-            file: shown.display().to_string(),
-            message: e.to_string(),
-        })?;
         for dml in rls_filtered_dml::statements(&shown, &sql) {
-            let (user, filtered): (String, Vec<String>) = sqlx::query_as(
-                "SELECT current_user::text,
-                        ARRAY(SELECT t FROM unnest($1::text[]) AS t
-                               WHERE pg_catalog.row_security_active(pg_catalog.to_regclass(t)))",
-            )
-            .bind(&dml.tables)
-            .fetch_one(&mut *conn)
-            .await?;
+            let (user, filtered) =
+                crate::catalog::row_security::active_for_current_user(conn, &dml.tables).await?;
             if !filtered.is_empty() {
                 return Err(MigrationError::FilteredByRls {
                     file: dml.file.display().to_string(),

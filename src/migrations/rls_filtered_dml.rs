@@ -17,8 +17,6 @@ use std::path::PathBuf;
 use pg_query::NodeRef;
 use pg_query::protobuf::node::Node as N;
 
-use crate::quote::ident;
-
 /// One data-changing statement of a migration and the tables it touches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dml {
@@ -60,19 +58,7 @@ pub fn statements(file: &std::path::Path, sql: &str) -> Vec<Dml> {
             N::CreateTableAsStmt(_) => "CREATE TABLE … AS",
             _ => continue,
         };
-        let mut tables: Vec<String> = node
-            .nodes()
-            .into_iter()
-            .filter_map(|(n, ..)| match n {
-                NodeRef::RangeVar(v) if v.schemaname.is_empty() => Some(ident(&v.relname)),
-                NodeRef::RangeVar(v) => {
-                    Some(format!("{}.{}", ident(&v.schemaname), ident(&v.relname)))
-                }
-                _ => None,
-            })
-            .collect();
-        tables.sort();
-        tables.dedup();
+        let tables = crate::sql_tree::relations(node.nodes().into_iter().map(|(n, ..)| n));
         let offset = raw.stmt_location.max(0) as usize;
         let line = sql[..offset.min(sql.len())].matches('\n').count()
             + 1

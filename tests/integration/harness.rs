@@ -388,6 +388,28 @@ pub fn simple_spec(role: &str, tables: &[&str]) -> String {
     yaml
 }
 
+/// projects and tasks for `role`, a cross-tenant reader, and a restrictive
+/// extra policy whose USING is `archived`.
+pub fn spec_with_reader(role: &str, reader: &str, archived: &str) -> String {
+    format!(
+        "roles:
+  - name: {role}
+  - name: {reader}
+    cross_tenant: read
+    reason: Reports across customers.
+tables:
+  - projects
+  - {{ name: tasks, commands: [select, insert] }}
+policies:
+  - name: archived_read_only
+    tables: [projects]
+    command: update
+    kind: restrictive
+    using: {archived}
+"
+    )
+}
+
 pub const PROJECTS: &str = "CREATE TABLE projects (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     tenant_id uuid NOT NULL,

@@ -6,28 +6,8 @@
 
 use serde_json::Value;
 
-use crate::harness::{PROJECTS, TestDb, unique};
+use crate::harness::{PROJECTS, TestDb, spec_with_reader, unique};
 use crate::replica::replica;
-
-fn spec(role: &str, reader: &str, archived: &str) -> String {
-    format!(
-        "roles:
-  - name: {role}
-  - name: {reader}
-    cross_tenant: read
-    reason: Reports across customers.
-tables:
-  - projects
-  - {{ name: tasks, commands: [select, insert] }}
-policies:
-  - name: archived_read_only
-    tables: [projects]
-    command: update
-    kind: restrictive
-    using: {archived}
-"
-    )
-}
 
 /// Runs `rlsctl ARGS --database-url URL` in the project folder.
 fn rlsctl_at(db: &TestDb, url: &str, args: &[&str]) -> crate::harness::Run {
@@ -58,7 +38,7 @@ async fn applied_and_drifted() -> (TestDb, String, String) {
     let db = TestDb::new().await;
     let (role, reader) = (unique("app"), unique("reader"));
     db.migration("V1__schema.sql", PROJECTS);
-    db.spec(&spec(&role, &reader, "NOT archived"));
+    db.spec(&spec_with_reader(&role, &reader, "NOT archived"));
     db.rlsctl(&["apply"]).success();
     db.execute(
         "ALTER TABLE tasks NO FORCE ROW LEVEL SECURITY;
@@ -105,7 +85,7 @@ async fn plan_and_audit_on_a_hot_standby_match_the_primary() {
     assert!(refused.stderr.contains("read-only"), "{}", refused.stderr);
 
     // An expression changed since the last apply cannot be normalised there.
-    db.spec(&spec(&role, &reader, "archived IS NOT TRUE"));
+    db.spec(&spec_with_reader(&role, &reader, "archived IS NOT TRUE"));
     let changed = rlsctl_at(&db, &standby_url, &["plan"]).failure();
     assert!(
         changed.stderr.contains("archived_read_only")
@@ -116,7 +96,7 @@ async fn plan_and_audit_on_a_hot_standby_match_the_primary() {
     db.rlsctl(&["plan"]).success();
 
     // Pending migrations cannot be run there either.
-    db.spec(&spec(&role, &reader, "NOT archived"));
+    db.spec(&spec_with_reader(&role, &reader, "NOT archived"));
     db.migration("V2__more.sql", "CREATE TABLE notes (id int);");
     let pending = rlsctl_at(&db, &standby_url, &["plan"]).failure();
     assert!(pending.stderr.contains("V2__more"), "{}", pending.stderr);

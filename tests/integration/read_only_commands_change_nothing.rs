@@ -3,7 +3,7 @@
 //! and after, on a database that is converged, one that is not, and one with
 //! migrations still pending.
 
-use crate::harness::{PROJECTS, TestDb, unique};
+use crate::harness::{PROJECTS, TestDb, spec_with_reader, unique};
 
 /// Runs each read-only command and asserts the database is untouched.
 async fn assert_read_only(db: &TestDb, roles: &[&str]) {
@@ -47,32 +47,12 @@ async fn assert_read_only(db: &TestDb, roles: &[&str]) {
     }
 }
 
-fn spec(role: &str, reader: &str) -> String {
-    format!(
-        "roles:
-  - name: {role}
-  - name: {reader}
-    cross_tenant: read
-    reason: Reports across customers.
-tables:
-  - projects
-  - {{ name: tasks, commands: [select, insert] }}
-policies:
-  - name: archived_read_only
-    tables: [projects]
-    command: update
-    kind: restrictive
-    using: NOT archived
-"
-    )
-}
-
 #[tokio::test]
 async fn read_only_commands_leave_a_converged_database_untouched() {
     let db = TestDb::new().await;
     let (role, reader) = (unique("app"), unique("reader"));
     db.migration("V1__schema.sql", PROJECTS);
-    db.spec(&spec(&role, &reader));
+    db.spec(&spec_with_reader(&role, &reader, "NOT archived"));
     db.rlsctl(&["apply"]).success();
     db.execute(
         "INSERT INTO projects (tenant_id, name) SELECT gen_random_uuid(), 'p' || g FROM generate_series(1, 20) g",
@@ -87,7 +67,7 @@ async fn read_only_commands_leave_an_unconverged_database_with_pending_migration
     let (role, reader) = (unique("app"), unique("reader"));
     // Applied once, then drifted by hand, then a new migration arrives.
     db.migration("V1__schema.sql", PROJECTS);
-    db.spec(&spec(&role, &reader));
+    db.spec(&spec_with_reader(&role, &reader, "NOT archived"));
     db.rlsctl(&["apply"]).success();
     db.execute(
         "ALTER TABLE projects NO FORCE ROW LEVEL SECURITY;
