@@ -140,6 +140,17 @@ impl TestDb {
         (db, role)
     }
 
+    /// PROJECTS applied for a fresh runtime role and a cross-tenant reader,
+    /// with a restrictive extra policy (`spec_with_reader`): returns both roles.
+    pub async fn applied_with_reader() -> (TestDb, String, String) {
+        let db = TestDb::new().await;
+        let (role, reader) = (unique("app"), unique("reader"));
+        db.migration("V1__schema.sql", PROJECTS);
+        db.spec(&spec_with_reader(&role, &reader, "NOT archived"));
+        db.rlsctl(&["apply"]).success();
+        (db, role, reader)
+    }
+
     /// A database with the repo's own policies/ and migrations/. Its role
     /// names are fixed (app_user…): only one test may use this.
     pub async fn with_repo_project() -> TestDb {

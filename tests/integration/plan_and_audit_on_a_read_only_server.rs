@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{PROJECTS, TestDb, spec_with_reader, unique};
+use crate::harness::{TestDb, spec_with_reader};
 use crate::replica::replica;
 
 /// Runs `rlsctl ARGS --database-url URL` in the project folder.
@@ -35,11 +35,7 @@ fn findings(run: &crate::harness::Run) -> Vec<Value> {
 /// A database applied once and then drifted by hand, so plan has statements
 /// and audit has findings.
 async fn applied_and_drifted() -> (TestDb, String, String) {
-    let db = TestDb::new().await;
-    let (role, reader) = (unique("app"), unique("reader"));
-    db.migration("V1__schema.sql", PROJECTS);
-    db.spec(&spec_with_reader(&role, &reader, "NOT archived"));
-    db.rlsctl(&["apply"]).success();
+    let (db, role, reader) = TestDb::applied_with_reader().await;
     db.execute(
         "ALTER TABLE tasks NO FORCE ROW LEVEL SECURITY;
          ALTER POLICY archived_read_only ON projects USING (true);",

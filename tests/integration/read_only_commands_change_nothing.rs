@@ -3,7 +3,7 @@
 //! and after, on a database that is converged, one that is not, and one with
 //! migrations still pending.
 
-use crate::harness::{PROJECTS, TestDb, spec_with_reader, unique};
+use crate::harness::TestDb;
 
 /// Runs each read-only command and asserts the database is untouched.
 async fn assert_read_only(db: &TestDb, roles: &[&str]) {
@@ -49,11 +49,7 @@ async fn assert_read_only(db: &TestDb, roles: &[&str]) {
 
 #[tokio::test]
 async fn read_only_commands_leave_a_converged_database_untouched() {
-    let db = TestDb::new().await;
-    let (role, reader) = (unique("app"), unique("reader"));
-    db.migration("V1__schema.sql", PROJECTS);
-    db.spec(&spec_with_reader(&role, &reader, "NOT archived"));
-    db.rlsctl(&["apply"]).success();
+    let (db, role, reader) = TestDb::applied_with_reader().await;
     db.execute(
         "INSERT INTO projects (tenant_id, name) SELECT gen_random_uuid(), 'p' || g FROM generate_series(1, 20) g",
     )
@@ -63,12 +59,8 @@ async fn read_only_commands_leave_a_converged_database_untouched() {
 
 #[tokio::test]
 async fn read_only_commands_leave_an_unconverged_database_with_pending_migrations_untouched() {
-    let db = TestDb::new().await;
-    let (role, reader) = (unique("app"), unique("reader"));
     // Applied once, then drifted by hand, then a new migration arrives.
-    db.migration("V1__schema.sql", PROJECTS);
-    db.spec(&spec_with_reader(&role, &reader, "NOT archived"));
-    db.rlsctl(&["apply"]).success();
+    let (db, role, reader) = TestDb::applied_with_reader().await;
     db.execute(
         "ALTER TABLE projects NO FORCE ROW LEVEL SECURITY;
          CREATE POLICY open_door ON projects USING (true);
