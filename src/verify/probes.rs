@@ -67,6 +67,14 @@ impl Stop {
 /// and a generated column that cannot be set.
 const REFUSALS: [&str; 3] = ["42501", "44000", "428C9"];
 
+/// SQLSTATEs of a policy or context function that fails closed by raising
+/// while no tenant is bound: invalid input (`''::uuid` after a RESET),
+/// an unrecognised parameter (`current_setting('x')` never set), invalid
+/// parameter value, a NULL where none is allowed, a custom RAISE. With no
+/// tenant bound, the statement did not complete, so nothing leaked: a
+/// refusal. With a tenant bound they mean the probe itself failed.
+const FAILS_CLOSED_WHEN_UNBOUND: [&str; 5] = ["22P02", "42704", "22023", "22004", "P0001"];
+
 /// The targeted forms find a row by its exact place (any table, any key).
 const LOCATED_AT_1: &str = " WHERE x.tableoid = $1::oid AND x.ctid = $2::tid";
 const LOCATED_AT_2: &str = " WHERE x.tableoid = $2::oid AND x.ctid = $3::tid";
@@ -184,6 +192,14 @@ impl Probing<'_> {
                 match code {
                     Some(code) if REFUSALS.contains(&code.as_str()) => {
                         Ok(Attempt::Stopped(Stop::Refused(message)))
+                    }
+                    Some(code)
+                        if tenant.is_none()
+                            && FAILS_CLOSED_WHEN_UNBOUND.contains(&code.as_str()) =>
+                    {
+                        Ok(Attempt::Stopped(Stop::Refused(format!(
+                            "fails closed by raising: {message}"
+                        ))))
                     }
                     Some(_) => Ok(Attempt::Stopped(Stop::Failed(message))),
                     None => Err(VerifyError::Database {

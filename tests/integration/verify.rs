@@ -362,3 +362,41 @@ async fn parents_are_made_through_foreign_keys_and_unmakeable_rows_are_not_prove
         run.stdout
     );
 }
+
+/// A correct hand-written policy that fails closed by raising when no tenant
+/// is bound (`current_setting` without missing_ok, `''::uuid`) is a refusal:
+/// `--strict` passes. A policy that opens when unbound is still a LEAK.
+#[tokio::test]
+async fn a_policy_that_raises_when_unbound_is_refused_not_unproven() {
+    let (db, role) = applied_projects().await;
+    for table in ["projects", "tasks"] {
+        db.execute(&format!(
+            "DROP POLICY tenant_isolation ON {table};
+             CREATE POLICY tenant_isolation ON {table} TO {role}
+               USING (tenant_id = current_setting('app.current_tenant_id')::uuid)
+               WITH CHECK (tenant_id = current_setting('app.current_tenant_id')::uuid);"
+        ))
+        .await;
+    }
+    let (code, matrix) = verify(&db, &["--strict"]);
+    assert_eq!(code, 0, "{matrix:#}");
+    for probe in ["unbound-read", "unbound-write"] {
+        assert_eq!(verdict(&matrix, "public.projects", probe), "PROVEN");
+    }
+    let detail = matrix["objects"][0]["cells"]["unbound-read"]["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(detail.contains("fails closed"), "{detail}");
+
+    db.execute(&format!(
+        "DROP POLICY tenant_isolation ON projects;
+         CREATE POLICY tenant_isolation ON projects TO {role}
+           USING (coalesce(current_setting('app.current_tenant_id', true), '') = ''
+                  OR tenant_id = nullif(current_setting('app.current_tenant_id', true), '')::uuid);"
+    ))
+    .await;
+    let (code, matrix) = verify(&db, &[]);
+    assert_eq!(code, 2);
+    assert_eq!(verdict(&matrix, "public.projects", "unbound-read"), "LEAK");
+}
