@@ -86,7 +86,7 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
     let snapshot = catalog::read(conn, &scope)
         .await
         .map_err(db("reading the catalog"))?;
-    let posture = catalog::read_posture(conn)
+    let posture = catalog::read_posture(conn, snapshot.connecting.server_version_num)
         .await
         .map_err(db("reading the catalog"))?;
 
@@ -184,7 +184,7 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
             member_of: posture
                 .memberships
                 .get(&r.name)
-                .map(|m| m.iter().cloned().collect())
+                .map(|m| m.keys().cloned().collect())
                 .unwrap_or_default(),
         })
         .collect();
