@@ -687,3 +687,20 @@ async fn runtime_owns_tenant_table_names_the_membership_path() {
         assert_eq!(found_text(&closed, id, table), None, "{closed:#?}");
     }
 }
+
+/// PostgreSQL 17's MAINTAIN lets a runtime role lock every tenant out of a
+/// table: audit reports it like TRIGGER and REFERENCES.
+#[tokio::test]
+async fn maintain_on_a_tenant_table_is_an_excess_privilege() {
+    let db = TestDb::new().await;
+    if db.server_version().await < 170000 {
+        eprintln!("PostgreSQL before 17: no MAINTAIN privilege; skipped");
+        return;
+    }
+    let findings = findings_with_text("GRANT MAINTAIN ON projects TO {r}").await;
+    assert_eq!(
+        found_text(&findings, "EXCESS_TABLE_PRIVILEGE", "table public.projects").as_deref(),
+        Some("{r} holds MAINTAIN on it"),
+        "{findings:#?}"
+    );
+}
