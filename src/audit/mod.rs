@@ -103,6 +103,8 @@ pub struct Context<'a> {
     pub tenant_settings: Vec<String>,
     /// Policy expressions read as trees, each distinct one once.
     pub expressions: expression_tree::Analyses,
+    /// The day of the audit (UTC), for dates such as a major's end of life.
+    pub today: time::Date,
 }
 
 impl Context<'_> {

@@ -115,6 +115,7 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
         context_function: Some(target.context_function.clone()),
         tenant_settings: target.tenant_settings.clone(),
         expressions: Default::default(),
+        today: OffsetDateTime::now_utc().date(),
     };
 
     let mut exceptions = Vec::new();
