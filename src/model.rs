@@ -126,10 +126,14 @@ pub enum Privilege {
     Truncate,
     References,
     Trigger,
+    /// PostgreSQL 17+: VACUUM, ANALYZE, CLUSTER, REFRESH MATERIALIZED VIEW,
+    /// REINDEX and LOCK TABLE. Only ever read from a 17+ catalog (rlsctl never
+    /// grants it), so a statement naming it only reaches a server that knows it.
+    Maintain,
 }
 
 impl Privilege {
-    pub const ALL: [Privilege; 7] = [
+    pub const ALL: [Privilege; 8] = [
         Privilege::Select,
         Privilege::Insert,
         Privilege::Update,
@@ -137,6 +141,7 @@ impl Privilege {
         Privilege::Truncate,
         Privilege::References,
         Privilege::Trigger,
+        Privilege::Maintain,
     ];
 
     pub fn from_catalog(name: &str) -> Option<Privilege> {
@@ -148,6 +153,7 @@ impl Privilege {
             "TRUNCATE" => Privilege::Truncate,
             "REFERENCES" => Privilege::References,
             "TRIGGER" => Privilege::Trigger,
+            "MAINTAIN" => Privilege::Maintain,
             _ => return None,
         })
     }
@@ -161,6 +167,7 @@ impl Privilege {
             Privilege::Truncate => "TRUNCATE",
             Privilege::References => "REFERENCES",
             Privilege::Trigger => "TRIGGER",
+            Privilege::Maintain => "MAINTAIN",
         }
     }
 

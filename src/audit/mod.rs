@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::catalog::{Posture, Schema, Snapshot};
+use crate::catalog::{Path, Posture, Schema, Snapshot};
 use crate::model::{Policy, Privilege, Table};
 use crate::quote::QualifiedName;
 
@@ -103,6 +103,8 @@ pub struct Context<'a> {
     pub tenant_settings: Vec<String>,
     /// Policy expressions read as trees, each distinct one once.
     pub expressions: expression_tree::Analyses,
+    /// The day of the audit (UTC), for dates such as a major's end of life.
+    pub today: time::Date,
 }
 
 impl Context<'_> {
@@ -116,9 +118,21 @@ impl Context<'_> {
             .filter_map(|(name, column)| Some((self.table(name)?, column.as_str())))
     }
 
-    /// `role` and every role it can act as (membership, transitively).
+    /// `role` and every role it can act as (membership, transitively):
+    /// inheriting rights, or by `SET ROLE` where the membership allows it.
     pub fn reach(&self, role: &str) -> BTreeSet<String> {
         self.posture.reach(role)
+    }
+
+    /// Every role `role` can act as, with how (see `Posture::paths`).
+    pub fn paths(&self, role: &str) -> BTreeMap<String, Path> {
+        self.posture.paths(role)
+    }
+
+    /// `role` and the roles it may `SET ROLE` to: the only way to take on
+    /// another role's SUPERUSER or BYPASSRLS, which are never inherited.
+    pub fn can_set_role(&self, role: &str) -> BTreeSet<String> {
+        self.posture.can_set_role(role)
     }
 
     /// Superuser or BYPASSRLS: never subject to any policy.
@@ -132,9 +146,9 @@ impl Context<'_> {
 
     /// Whether `role` reads `table` without its policies (bypass, or owner without FORCE).
     pub fn reads_past_policies(&self, role: &str, table: &Table) -> bool {
-        self.reach(role).iter().any(|r| {
-            self.bypasses(r) || (r == &table.owner && !(table.rls_enabled && table.rls_forced))
-        }) || !table.rls_enabled
+        !table.rls_enabled
+            || self.can_set_role(role).iter().any(|r| self.bypasses(r))
+            || (!table.rls_forced && self.reach(role).contains(&table.owner))
     }
 
     /// Whether a grant list (or a policy's TO list) includes a runtime role.
@@ -167,7 +181,8 @@ impl Context<'_> {
         let mut out = BTreeSet::new();
         for role in &self.runtime_roles {
             let reach = self.reach(role);
-            if reach.contains(&table.owner) || reach.iter().any(|r| self.superuser(r)) {
+            let superuser = self.can_set_role(role).iter().any(|r| self.superuser(r));
+            if superuser || reach.contains(&table.owner) {
                 return Privilege::ALL.into_iter().collect();
             }
             for (grantee, privileges) in table.grants.iter().chain(columns.into_iter().flatten()) {
@@ -185,10 +200,10 @@ impl Context<'_> {
     pub fn runtime_creatable_schemas(&self) -> Vec<CreateRight<'_>> {
         let mut out = Vec::new();
         for role in &self.runtime_roles {
-            let reach = self.reach(role);
-            if reach.iter().any(|r| self.superuser(r)) {
+            if self.can_set_role(role).iter().any(|r| self.superuser(r)) {
                 continue;
             }
+            let reach = self.reach(role);
             for schema in &self.posture.schemas {
                 if let Some(via) = schema.creator_among(&reach) {
                     out.push(CreateRight {

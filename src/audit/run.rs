@@ -86,7 +86,7 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
     let snapshot = catalog::read(conn, &scope)
         .await
         .map_err(db("reading the catalog"))?;
-    let posture = catalog::read_posture(conn)
+    let posture = catalog::read_posture(conn, snapshot.connecting.server_version_num)
         .await
         .map_err(db("reading the catalog"))?;
 
@@ -115,6 +115,7 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
         context_function: Some(target.context_function.clone()),
         tenant_settings: target.tenant_settings.clone(),
         expressions: Default::default(),
+        today: OffsetDateTime::now_utc().date(),
     };
 
     let mut exceptions = Vec::new();
@@ -184,7 +185,7 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
             member_of: posture
                 .memberships
                 .get(&r.name)
-                .map(|m| m.iter().cloned().collect())
+                .map(|m| m.keys().cloned().collect())
                 .unwrap_or_default(),
         })
         .collect();

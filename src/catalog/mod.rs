@@ -146,7 +146,10 @@ mod columns;
 mod posture;
 pub mod row_security;
 pub use columns::{Column, read_columns};
-pub use posture::{ForeignKey, Function, Posture, Schema, Trigger, UniqueKey, View, read_posture};
+pub use posture::{
+    ForeignKey, Function, MEMBERSHIP_OPTIONS_FROM, MembershipOptions, Path, Posture, Schema,
+    Trigger, UniqueKey, View, read_posture,
+};
 
 pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sqlx::Error> {
     let mut queries = 0u32;

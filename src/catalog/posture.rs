@@ -12,8 +12,8 @@ use crate::quote::QualifiedName;
 
 #[derive(Debug, Clone, Default)]
 pub struct Posture {
-    /// member → the roles it is granted (directly).
-    pub memberships: BTreeMap<String, BTreeSet<String>>,
+    /// member → the roles it is granted (directly), with what each grant allows.
+    pub memberships: BTreeMap<String, BTreeMap<String, MembershipOptions>>,
     /// `ALTER ROLE/DATABASE … SET name = value` defaults: (role, database, name, value).
     pub settings: Vec<(Option<String>, Option<String>, String, String)>,
     pub views: Vec<View>,
@@ -40,19 +40,98 @@ pub struct Posture {
     pub queries: u32,
 }
 
+/// What one membership lets its member do. PostgreSQL 16 stores both per
+/// grant (`GRANT … WITH INHERIT …, SET …`); before 16 every membership allows
+/// `SET ROLE` and passes rights on when the member has the INHERIT attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MembershipOptions {
+    /// The member holds the role's privileges without `SET ROLE`.
+    pub inherit: bool,
+    /// The member may `SET ROLE` to the role.
+    pub set: bool,
+}
+
+/// How a role comes to act with another role's rights.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Path {
+    /// It is that role.
+    Itself,
+    /// Through memberships with INHERIT: the rights are its own, no `SET ROLE` needed.
+    Inherits,
+    /// After `SET ROLE` to this role (memberships with SET), which is or inherits the other.
+    SetRole(String),
+}
+
+impl Path {
+    /// `role` reaching `target` this way, in words for a finding.
+    pub fn describe(&self, role: &str, target: &str) -> String {
+        match self {
+            Path::Itself => format!("{role} is {target}"),
+            Path::Inherits => {
+                format!("{role} inherits the rights of {target} (membership with INHERIT)")
+            }
+            Path::SetRole(to) if to == target => {
+                format!("{role} can SET ROLE {target} (membership with SET)")
+            }
+            Path::SetRole(to) => format!(
+                "{role} can SET ROLE {to} (membership with SET), which inherits the rights of {target}"
+            ),
+        }
+    }
+}
+
 impl Posture {
-    /// `role` and every role it can act as (membership, transitively).
-    pub fn reach(&self, role: &str) -> BTreeSet<String> {
+    /// Roles reachable from `role` over memberships that allow `follow`.
+    fn closure(&self, role: &str, follow: fn(&MembershipOptions) -> bool) -> Vec<String> {
         let mut seen = BTreeSet::from([role.to_string()]);
-        let mut queue = vec![role.to_string()];
-        while let Some(r) = queue.pop() {
-            for granted in self.memberships.get(&r).into_iter().flatten() {
-                if seen.insert(granted.clone()) {
-                    queue.push(granted.clone());
+        let mut order = vec![role.to_string()];
+        let mut next = 0;
+        // Breadth first, so the nearest role comes first.
+        while let Some(r) = order.get(next).cloned() {
+            next += 1;
+            for (granted, options) in self.memberships.get(&r).into_iter().flatten() {
+                if follow(options) && seen.insert(granted.clone()) {
+                    order.push(granted.clone());
                 }
             }
         }
-        seen
+        order
+    }
+
+    /// `role` and the roles whose privileges it holds without `SET ROLE`.
+    pub fn inherits(&self, role: &str) -> BTreeSet<String> {
+        self.closure(role, |o| o.inherit).into_iter().collect()
+    }
+
+    /// `role` and the roles it may `SET ROLE` to, and so take on their
+    /// attributes (SUPERUSER, BYPASSRLS are never inherited).
+    pub fn can_set_role(&self, role: &str) -> BTreeSet<String> {
+        self.closure(role, |o| o.set).into_iter().collect()
+    }
+
+    /// Every role whose rights `role` can use, and how: inherited, or after
+    /// a `SET ROLE` (the nearest such role named).
+    pub fn paths(&self, role: &str) -> BTreeMap<String, Path> {
+        let mut out = BTreeMap::new();
+        for r in self.closure(role, |o| o.inherit) {
+            let path = if r == role {
+                Path::Itself
+            } else {
+                Path::Inherits
+            };
+            out.insert(r, path);
+        }
+        for to in self.closure(role, |o| o.set).into_iter().skip(1) {
+            for r in self.closure(&to, |o| o.inherit) {
+                out.entry(r).or_insert_with(|| Path::SetRole(to.clone()));
+            }
+        }
+        out
+    }
+
+    /// `role` and every role it can act as: inherited, or by `SET ROLE`.
+    pub fn reach(&self, role: &str) -> BTreeSet<String> {
+        self.paths(role).into_keys().collect()
     }
 }
 
@@ -208,18 +287,39 @@ type ConstraintRow = (
     Vec<String>,
 );
 
-pub async fn read_posture(conn: &mut PgConnection) -> Result<Posture, sqlx::Error> {
+/// `server_version_num` from which each membership grant carries its own
+/// INHERIT and SET options (`pg_auth_members.inherit_option`, `set_option`).
+pub const MEMBERSHIP_OPTIONS_FROM: u32 = 160000;
+
+/// `server_version_num` is the one the core read took (`Connecting`): it
+/// chooses the membership query, as the catalog columns differ by major.
+pub async fn read_posture(
+    conn: &mut PgConnection,
+    server_version_num: u32,
+) -> Result<Posture, sqlx::Error> {
     let mut p = Posture::default();
 
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT m.rolname::text, r.rolname::text FROM pg_catalog.pg_auth_members am
+    // On 16+ one member may hold a role through several grantors: any grant
+    // that allows an option allows it.
+    let memberships = if server_version_num >= MEMBERSHIP_OPTIONS_FROM {
+        "SELECT m.rolname::text, r.rolname::text, bool_or(am.inherit_option), bool_or(am.set_option)
+           FROM pg_catalog.pg_auth_members am
            JOIN pg_catalog.pg_roles r ON r.oid = am.roleid
-           JOIN pg_catalog.pg_roles m ON m.oid = am.member",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    for (member, role) in rows {
-        p.memberships.entry(member).or_default().insert(role);
+           JOIN pg_catalog.pg_roles m ON m.oid = am.member
+          GROUP BY m.rolname, r.rolname"
+    } else {
+        "SELECT m.rolname::text, r.rolname::text, m.rolinherit, true
+           FROM pg_catalog.pg_auth_members am
+           JOIN pg_catalog.pg_roles r ON r.oid = am.roleid
+           JOIN pg_catalog.pg_roles m ON m.oid = am.member"
+    };
+    let rows: Vec<(String, String, bool, bool)> =
+        sqlx::query_as(memberships).fetch_all(&mut *conn).await?;
+    for (member, role, inherit, set) in rows {
+        p.memberships
+            .entry(member)
+            .or_default()
+            .insert(role, MembershipOptions { inherit, set });
     }
 
     let rows: Vec<(Option<String>, Option<String>, String)> = sqlx::query_as(

@@ -275,3 +275,44 @@ async fn hostile_identifiers_are_quoted_never_executed() {
     }
     db.assert_converged();
 }
+
+/// Privileges the spec does not grant are revoked from a runtime role:
+/// TRUNCATE on every major, MAINTAIN where the server has it (17+). A
+/// statement naming MAINTAIN never reaches an older server.
+#[tokio::test]
+async fn undeclared_truncate_and_maintain_are_revoked_from_a_runtime_role() {
+    let (db, role) = TestDb::with_projects(&["projects"]).await;
+    db.rlsctl(&["apply"]).success();
+    let maintain = db.server_version().await >= 170000;
+    let extra = if maintain {
+        "TRUNCATE, MAINTAIN"
+    } else {
+        eprintln!("PostgreSQL before 17: no MAINTAIN privilege; TRUNCATE alone is tested");
+        "TRUNCATE"
+    };
+    db.execute(&format!("GRANT {extra} ON projects TO {role}"))
+        .await;
+    let planned = db
+        .rlsctl(&["plan", "--format", "json"])
+        .success()
+        .planned_sql();
+    let revoke = format!("REVOKE {extra} ON TABLE \"public\".\"projects\" FROM \"{role}\"");
+    assert!(
+        planned.iter().any(|s| s.starts_with(&revoke)),
+        "{revoke}: {planned:#?}"
+    );
+    assert!(
+        maintain || planned.iter().all(|s| !s.contains("MAINTAIN")),
+        "{planned:#?}"
+    );
+    db.rlsctl(&["apply"]).success();
+    db.assert_converged();
+    let live = db.state(&[&role]).await;
+    let grants = &live.tables[&QualifiedName::new("public", "projects")].grants[&role];
+    assert!(
+        grants
+            .iter()
+            .all(|p| !matches!(p.keyword(), "TRUNCATE" | "MAINTAIN")),
+        "{grants:?}"
+    );
+}

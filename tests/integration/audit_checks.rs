@@ -69,7 +69,11 @@ async fn audit_with_severity(breakage: &str) -> Vec<(String, String, String)> {
         "exit code with --fail-on info: {findings:?}\n{}",
         run.stderr
     );
+    // About the server, not the breakage: its own test covers it.
     findings
+        .into_iter()
+        .filter(|(id, _, _)| id != "SERVER_PAST_END_OF_LIFE")
+        .collect()
 }
 
 #[tokio::test]
@@ -560,4 +564,182 @@ async fn the_fix_for_a_bypassing_view_fits_the_servers_major() {
             "{fix}"
         );
     }
+}
+
+/// The baseline plus `breakage`, audited as `--role {r}`: (id, object, found)
+/// with the role's name written `{r}`.
+async fn findings_with_text(breakage: &str) -> Vec<(String, String, String)> {
+    let db = TestDb::new().await;
+    let role = unique("auditee");
+    db.execute(&BASELINE.replace("{r}", &role)).await;
+    db.execute(&breakage.replace("{r}", &role)).await;
+    let report = db
+        .rlsctl(&["audit", "--role", &role, "--format", "json"])
+        .json();
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let text = |k: &str| f[k].as_str().unwrap().replace(&role, "{r}");
+            (
+                f["id"].as_str().unwrap().to_string(),
+                text("object"),
+                text("found"),
+            )
+        })
+        .collect()
+}
+
+/// The `found` text of `id` on `object`, if reported.
+fn found_text(findings: &[(String, String, String)], id: &str, object: &str) -> Option<String> {
+    findings
+        .iter()
+        .find(|(i, o, _)| i == id && o == object)
+        .map(|(_, _, found)| found.clone())
+}
+
+/// PostgreSQL 16 gives each membership its own INHERIT and SET options:
+/// SUPERUSER and BYPASSRLS are never inherited, so only a membership that
+/// allows `SET ROLE` makes the runtime role privileged. Before 16 every
+/// membership allows it.
+#[tokio::test]
+async fn runtime_role_can_become_privileged_only_through_set() {
+    let db = TestDb::new().await;
+    let id = "RUNTIME_CAN_BECOME_PRIVILEGED";
+    let privileged = "CREATE ROLE {r}_ops BYPASSRLS;";
+    if db.server_version().await < 160000 {
+        let plain = findings_with_text(&format!("{privileged} GRANT {{r}}_ops TO {{r}}")).await;
+        let found = found_text(&plain, id, "role {r}").expect("a plain grant before 16");
+        assert!(found.contains("can SET ROLE {r}_ops"), "{found}");
+        eprintln!(
+            "PostgreSQL before 16: no INHERIT/SET grant options; only the plain grant is tested"
+        );
+        return;
+    }
+    let set_only = findings_with_text(&format!(
+        "{privileged} GRANT {{r}}_ops TO {{r}} WITH INHERIT FALSE, SET TRUE"
+    ))
+    .await;
+    let found = found_text(&set_only, id, "role {r}").expect("SET TRUE is a way in");
+    assert!(
+        found.contains("can SET ROLE {r}_ops (membership with SET)"),
+        "{found}"
+    );
+    for options in ["INHERIT FALSE, SET FALSE", "INHERIT TRUE, SET FALSE"] {
+        let closed = findings_with_text(&format!(
+            "{privileged} GRANT {{r}}_ops TO {{r}} WITH {options}"
+        ))
+        .await;
+        assert_eq!(
+            found_text(&closed, id, "role {r}"),
+            None,
+            "{options}: {closed:#?}"
+        );
+    }
+}
+
+/// Ownership reaches a runtime role by inheriting the owner's rights or by
+/// `SET ROLE` to it, and the finding says which; a membership with neither
+/// (16+) is no way in.
+#[tokio::test]
+async fn runtime_owns_tenant_table_names_the_membership_path() {
+    let db = TestDb::new().await;
+    let id = "RUNTIME_OWNS_TENANT_TABLE";
+    let table = "table public.projects";
+    let owner = "CREATE ROLE {r}_owner; ALTER TABLE projects OWNER TO {r}_owner;";
+    let (inherit, set_only, neither) = if db.server_version().await >= 160000 {
+        (
+            "GRANT {r}_owner TO {r} WITH INHERIT TRUE, SET FALSE",
+            "GRANT {r}_owner TO {r} WITH INHERIT FALSE, SET TRUE",
+            Some("GRANT {r}_owner TO {r} WITH INHERIT FALSE, SET FALSE"),
+        )
+    } else {
+        eprintln!(
+            "PostgreSQL before 16: INHERIT is the member's attribute and SET is always allowed"
+        );
+        (
+            "GRANT {r}_owner TO {r}",
+            "ALTER ROLE {r} NOINHERIT; GRANT {r}_owner TO {r}",
+            None,
+        )
+    };
+    let found = found_text(
+        &findings_with_text(&format!("{owner} {inherit}")).await,
+        id,
+        table,
+    )
+    .expect("inherited ownership");
+    assert!(
+        found.contains(
+            "{r} inherits the rights of {r}_owner (membership with INHERIT), which owns it"
+        ),
+        "{found}"
+    );
+    let found = found_text(
+        &findings_with_text(&format!("{owner} {set_only}")).await,
+        id,
+        table,
+    )
+    .expect("ownership by SET ROLE");
+    assert!(
+        found.contains("{r} can SET ROLE {r}_owner (membership with SET), which owns it"),
+        "{found}"
+    );
+    if let Some(neither) = neither {
+        let closed = findings_with_text(&format!("{owner} {neither}")).await;
+        assert_eq!(found_text(&closed, id, table), None, "{closed:#?}");
+    }
+}
+
+/// PostgreSQL 17's MAINTAIN lets a runtime role lock every tenant out of a
+/// table: audit reports it like TRIGGER and REFERENCES.
+#[tokio::test]
+async fn maintain_on_a_tenant_table_is_an_excess_privilege() {
+    let db = TestDb::new().await;
+    if db.server_version().await < 170000 {
+        eprintln!("PostgreSQL before 17: no MAINTAIN privilege; skipped");
+        return;
+    }
+    let findings = findings_with_text("GRANT MAINTAIN ON projects TO {r}").await;
+    assert_eq!(
+        found_text(&findings, "EXCESS_TABLE_PRIVILEGE", "table public.projects").as_deref(),
+        Some("{r} holds MAINTAIN on it"),
+        "{findings:#?}"
+    );
+}
+
+/// A major past its community end of life gets no more security fixes: an
+/// info finding, present on 13 (ended 2025-11-13), absent on a supported
+/// major such as 15 (until 2027-11-11).
+#[tokio::test]
+async fn server_past_end_of_life() {
+    let db = TestDb::new().await;
+    let major = u32::try_from(db.server_version().await / 10000).unwrap();
+    let findings = findings_with_text("").await;
+    let found = found_text(
+        &findings,
+        "SERVER_PAST_END_OF_LIFE",
+        &format!("server PostgreSQL {major}"),
+    );
+    let today = time::OffsetDateTime::now_utc().date();
+    let ended = rlsctl::audit::checks::server::end_of_life(major).is_some_and(|eol| today > eol);
+    if major == 13 {
+        let found = found.expect("13 ended in November 2025");
+        assert!(
+            found.contains("reached its community end of life on 2025-11-13"),
+            "{found}"
+        );
+    } else {
+        assert_eq!(found.is_some(), ended, "PostgreSQL {major}: {findings:#?}");
+    }
+    let explain = db
+        .offline_command(&["explain", "SERVER_PAST_END_OF_LIFE"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&explain.stdout);
+    assert!(
+        explain.status.success() && text.contains("end of life") && text.contains("Fix:"),
+        "{text}"
+    );
 }

@@ -7,6 +7,7 @@ pub mod functions;
 pub mod paths;
 pub mod policies;
 pub mod roles;
+pub mod server;
 pub mod shape;
 pub mod tables;
 
@@ -55,4 +56,5 @@ pub const ALL: &[Check] = &[
     shape::TRUNCATE_GRANTED,
     shape::EXCESS_PRIVILEGE,
     shape::DEFAULT_PRIVILEGES_TO_PUBLIC,
+    server::PAST_END_OF_LIFE,
 ];

@@ -2,6 +2,7 @@
 
 use super::Check;
 use crate::audit::{CheckInfo, Context, Finding, Severity};
+use crate::catalog::Path;
 use crate::quote::ident;
 
 pub const SUPERUSER: Check = Check {
@@ -74,18 +75,20 @@ pub const OWNS_TENANT_TABLE: Check = Check {
     run: |ctx| {
         let mut out = Vec::new();
         for role in &ctx.runtime_roles {
-            let reach = ctx.reach(role);
+            let paths = ctx.paths(role);
             for (table, _) in ctx.tenant_tables() {
-                if reach.contains(&table.owner) {
-                    let how = if &table.owner == role {
-                        "owns".to_string()
-                    } else {
-                        format!("is a member of {}, which owns", table.owner)
+                if let Some(path) = paths.get(&table.owner) {
+                    let how = match path {
+                        Path::Itself => format!("runtime role {role} owns it"),
+                        _ => format!(
+                            "runtime role {}, which owns it",
+                            path.describe(role, &table.owner)
+                        ),
                     };
                     out.push(OWNS_TENANT_TABLE.info.finding(
                         format!("table {}", table.name),
                         format!(
-                            "runtime role {role} {how} it{}",
+                            "{how}{}",
                             if table.rls_forced {
                                 ""
                             } else {
@@ -109,17 +112,21 @@ pub const CAN_BECOME_PRIVILEGED: Check = Check {
         id: "RUNTIME_CAN_BECOME_PRIVILEGED",
         severity: Severity::Error,
         title: "The runtime role can SET ROLE to a role that bypasses RLS",
-        why: "Membership lets the role run `SET ROLE` (or inherit rights): any superuser or BYPASSRLS role it reaches is one statement away.",
-        fix: "REVOKE <privileged role> FROM <runtime role>;",
+        why: "A membership that allows SET (every membership before PostgreSQL 16; `WITH SET TRUE` from 16) lets the role run `SET ROLE`: any superuser or BYPASSRLS role it can become is one statement away. SUPERUSER and BYPASSRLS are never inherited, so a membership with INHERIT but without SET does not confer them.",
+        fix: "REVOKE <privileged role> FROM <runtime role>; (on PostgreSQL 16+ at least REVOKE SET OPTION FOR <privileged role> FROM <runtime role>;)",
     },
     run: |ctx| {
         let mut out = Vec::new();
         for role in &ctx.runtime_roles {
-            for reached in ctx.reach(role) {
+            for reached in ctx.can_set_role(role) {
                 if &reached != role && ctx.bypasses(&reached) {
+                    let path = Path::SetRole(reached.clone());
                     out.push(CAN_BECOME_PRIVILEGED.info.finding(
                         format!("role {role}"),
-                        format!("{role} is a member of {reached}, which is superuser or BYPASSRLS"),
+                        format!(
+                            "{}, which is superuser or BYPASSRLS",
+                            path.describe(role, &reached)
+                        ),
                         format!("REVOKE {} FROM {};", ident(&reached), ident(role)),
                     ));
                 }

@@ -137,25 +137,32 @@ pub const EXCESS_PRIVILEGE: Check = Check {
     info: CheckInfo {
         id: "EXCESS_TABLE_PRIVILEGE",
         severity: Severity::Warning,
-        title: "The runtime role holds TRIGGER or REFERENCES on a tenant table",
-        why: "TRIGGER lets it attach code that sees other sessions' writes; REFERENCES lets it create foreign keys that probe for other tenants' keys. The application needs neither.",
-        fix: "REVOKE TRIGGER, REFERENCES ON <table> FROM <role>;",
+        title: "The runtime role holds TRIGGER, REFERENCES or MAINTAIN on a tenant table",
+        why: "TRIGGER lets it attach code that sees other sessions' writes; REFERENCES lets it create foreign keys that probe for other tenants' keys; MAINTAIN (PostgreSQL 17+) lets it LOCK TABLE, VACUUM FULL, CLUSTER or REINDEX the table, holding locks that stop every tenant's queries. The application needs none of them.",
+        fix: "REVOKE TRIGGER, REFERENCES ON <table> FROM <role>; (on PostgreSQL 17+ also MAINTAIN)",
     },
     run: |ctx| {
-        granted(ctx, &[Privilege::Trigger, Privilege::References])
-            .into_iter()
-            .map(|(table, grantee, p)| {
-                EXCESS_PRIVILEGE.info.finding(
-                    format!("table {table}"),
-                    format!("{grantee} holds {} on it", p.keyword()),
-                    format!(
-                        "REVOKE {} ON {table} FROM {};",
-                        p.keyword(),
-                        grantee_sql(&grantee)
-                    ),
-                )
-            })
-            .collect()
+        granted(
+            ctx,
+            &[
+                Privilege::Trigger,
+                Privilege::References,
+                Privilege::Maintain,
+            ],
+        )
+        .into_iter()
+        .map(|(table, grantee, p)| {
+            EXCESS_PRIVILEGE.info.finding(
+                format!("table {table}"),
+                format!("{grantee} holds {} on it", p.keyword()),
+                format!(
+                    "REVOKE {} ON {table} FROM {};",
+                    p.keyword(),
+                    grantee_sql(&grantee)
+                ),
+            )
+        })
+        .collect()
     },
 };
 
