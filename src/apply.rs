@@ -206,7 +206,20 @@ async fn prepare(
     } else {
         if !settings.allow_rls_filtered_migrations {
             let pending = migrations::pending(conn, &found).await?;
-            migrations::check_filtered_dml(conn, &settings.migrations_dir, &pending).await?;
+            // Only read-write access lets an UPDATE or DELETE reach every row.
+            let open_policies: Vec<String> = spec
+                .maintenance
+                .iter()
+                .filter(|m| m.access == crate::spec::Access::ReadWrite)
+                .map(|m| m.policy())
+                .collect();
+            migrations::check_filtered_dml(
+                conn,
+                &settings.migrations_dir,
+                &pending,
+                &open_policies,
+            )
+            .await?;
         }
         migrations::run(conn, &found).await?
     };
@@ -221,6 +234,7 @@ async fn prepare(
     let (narrowed, waiting) = convergeable_now(spec, &snapshot.state);
     let spec = &crate::children::cover_children(&narrowed, &snapshot.state);
     crate::references::check(spec, &snapshot)?;
+    crate::maintenance_guard::check(conn, spec).await?;
     // Before normalize, whose policies on temporary tables call it.
     crate::adopted_function::check(conn, spec).await?;
 

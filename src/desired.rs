@@ -108,6 +108,22 @@ pub fn desired_state(spec: &Spec) -> State {
             table.grants.insert(role.name.clone(), privileges);
         }
 
+        // The admin's declared access: a policy and nothing else. The role
+        // is the admin's own, so rlsctl neither creates it nor grants it more.
+        for maintenance in &spec.maintenance {
+            let everything = Expression::trusted("true".into());
+            let (command, check) = access_shape(maintenance.access, &everything);
+            add_policy(
+                &mut table,
+                &maintenance.policy(),
+                command,
+                true,
+                BTreeSet::from([maintenance.role.clone()]),
+                Some(everything.clone()),
+                check,
+            );
+        }
+
         for predicate in &spec.cross_tenant {
             // Wrapped in a sub-select so it runs once per statement, not per row.
             let once = Expression::trusted(format!("(SELECT ({}))", predicate.when));
@@ -328,6 +344,26 @@ mod tests {
         assert!(p.with_check.is_none());
         assert_eq!(t.grants["bi"], BTreeSet::from([Privilege::Select]));
         assert!(!t.policies[TENANT_POLICY].roles.contains("bi"));
+    }
+
+    #[test]
+    fn a_maintenance_role_gets_an_open_policy_on_every_table_and_no_grant() {
+        let s = state(
+            "roles:\n  - name: app\nmaintenance:\n  - role: admin\n    access: read_write\n    reason: backfills\n  - role: auditor\n    access: read\n    reason: checks\ntables:\n  - projects\n  - tasks\n",
+        );
+        for t in s.tables.values() {
+            let p = &t.policies["maintenance_admin"];
+            assert_eq!(p.command, Command::All);
+            assert_eq!(p.roles, BTreeSet::from(["admin".into()]));
+            assert_eq!(p.using.as_ref().unwrap().as_str(), "true");
+            assert_eq!(p.with_check.as_ref().unwrap().as_str(), "true");
+            let p = &t.policies["maintenance_auditor"];
+            assert_eq!(p.command, Command::Select);
+            assert!(p.with_check.is_none());
+            assert!(!t.grants.contains_key("admin") && !t.grants.contains_key("auditor"));
+        }
+        assert!(!s.roles.contains_key("admin"));
+        assert!(!s.schema_usage.iter().any(|(role, _)| role == "admin"));
     }
 
     #[test]

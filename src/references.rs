@@ -61,6 +61,17 @@ pub fn check(spec: &Spec, live: &Snapshot) -> Result<(), SpecError> {
             }
         }
     }
+    for maintenance in &spec.maintenance {
+        if !live.state.roles.contains_key(&maintenance.role) {
+            return Err(SpecError::at(
+                &maintenance.origin,
+                format!(
+                    "maintenance role `{}` does not exist: it is an existing admin role (often the one rlsctl connects as, here `{}`), which rlsctl neither creates nor alters",
+                    maintenance.role, live.current_user
+                ),
+            ));
+        }
+    }
     for role in &spec.roles {
         if role.name == live.current_user {
             return Err(SpecError::at(

@@ -281,6 +281,7 @@ pub fn explain(id: &str) -> Option<CheckInfo> {
         .iter()
         .map(|c| c.info)
         .chain(checks::drift::INFOS.iter().copied())
+        .chain(checks::maintenance::INFOS.iter().copied())
         .find(|info| info.id.eq_ignore_ascii_case(id))
 }
 

@@ -151,6 +151,9 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
 
     let mut findings = super::run(&ctx, &exceptions);
     findings.extend(drift);
+    if let Some(spec) = &target.spec {
+        findings.extend(checks::maintenance::findings(&ctx, spec));
+    }
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)

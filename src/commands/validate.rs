@@ -17,6 +17,7 @@ pub(super) fn run(args: &SpecArgs) -> Result<Exit> {
                 "tables": spec.tables.iter().map(|t| t.name.to_string()).collect::<Vec<_>>(),
                 "runtime_roles": runtime,
                 "policies": spec.policies.len(),
+                "maintenance_roles": spec.maintenance.iter().map(|m| m.role.as_str()).collect::<Vec<_>>(),
                 "spec_hash": spec.hash,
             })
         ),

@@ -54,7 +54,7 @@ pub(super) async fn check(conn: &mut PgConnection, s: &Subject<'_>) -> Result<()
             "the backfill of {table} derives each row's tenant from {sources}, and row-level security applies to {user} there \
 (it is neither superuser nor BYPASSRLS, and the table is FORCEd or owned by another role): it sees none of their rows, \
 so not one of {sampled} sampled row(s) gets a tenant. Nothing was changed. Run migrate-existing as a role that bypasses \
-RLS on those tables, or give {user} a policy that admits it there for the migration.",
+RLS on those tables, or declare {user}'s access under `maintenance:` (a policy that admits it to every row) and apply first.",
             table = s.table(),
             sources = hidden.join(", "),
         )));

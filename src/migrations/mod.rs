@@ -80,7 +80,7 @@ pub enum MigrationError {
     #[error("{0}\nNothing was run.")]
     Refused(Box<Refused>),
     #[error(
-        "{file}:{line}: this {kind} touches {tables}, where row-level security applies to {user} (neither superuser nor BYPASSRLS, and the table is FORCEd or not its own): it would silently change only the rows a policy admits, likely none.\nFixes: bind a tenant inside the migration (SELECT set_config('app.current_tenant_id', '…', true)), run apply as a role that bypasses RLS, or pass --allow-rls-filtered-migrations if the filtering is intended.\nNothing was run."
+        "{file}:{line}: this {kind} touches {tables}, where row-level security applies to {user} (neither superuser nor BYPASSRLS, and the table is FORCEd or not its own): it would silently change only the rows a policy admits, likely none.\nFixes: declare the admin's access (`maintenance:` with `access: read_write` and a reason, then apply once before this migration), bind a tenant inside the migration (SELECT set_config('app.current_tenant_id', '…', true)), run apply as a role that bypasses RLS, or pass --allow-rls-filtered-migrations if the filtering is intended.\nNothing was run."
     )]
     FilteredByRls {
         file: String,
@@ -183,11 +183,14 @@ pub async fn pending(
 }
 
 /// Refuses a pending migration whose data changes row-level security would
-/// narrow for the connecting role (see `rls_filtered_dml`). Reads only.
+/// narrow for the connecting role (see `rls_filtered_dml`). A table where a
+/// declared read-write maintenance policy (`open_policies`, by name) already
+/// admits the connecting role to every row is not narrowed. Reads only.
 pub async fn check_filtered_dml(
     conn: &mut PgConnection,
     dir: &Path,
     pending: &[String],
+    open_policies: &[String],
 ) -> Result<(), MigrationError> {
     if pending.is_empty() || !dir.exists() {
         return Ok(());
@@ -205,8 +208,12 @@ pub async fn check_filtered_dml(
             continue;
         }
         for dml in rls_filtered_dml::statements(&shown, &sql) {
-            let (user, filtered) =
-                crate::catalog::row_security::active_for_current_user(conn, &dml.tables).await?;
+            let (user, filtered) = crate::catalog::row_security::filtering_current_user(
+                conn,
+                &dml.tables,
+                open_policies,
+            )
+            .await?;
             if !filtered.is_empty() {
                 return Err(MigrationError::FilteredByRls {
                     file: dml.file.display().to_string(),

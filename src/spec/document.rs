@@ -20,6 +20,18 @@ pub struct Document {
     pub cross_tenant: Vec<Spanned<CrossTenantDoc>>,
     #[serde(default)]
     pub exceptions: Vec<Spanned<ExceptionDoc>>,
+    #[serde(default)]
+    pub maintenance: Vec<Spanned<MaintenanceDoc>>,
+}
+
+/// An existing admin or maintenance role's declared access to every tenant's
+/// rows (data migrations, backfills), with the reason on record.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceDoc {
+    pub role: Spanned<String>,
+    pub access: Access,
+    pub reason: Option<String>,
 }
 
 /// An audit finding the team accepts, with the reason on record.

@@ -7,14 +7,15 @@ use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
 use super::document::{
-    BackfillDoc, Command, CrossTenantDoc, Document, FunctionDoc, PolicyDoc, RoleDoc, SourceDoc,
-    TableDoc, TenancyDoc, TenantType, WhenUnbound,
+    BackfillDoc, Command, CrossTenantDoc, Document, FunctionDoc, MaintenanceDoc, PolicyDoc,
+    RoleDoc, SourceDoc, TableDoc, TenancyDoc, TenantType, WhenUnbound,
 };
 use super::files::read_spec_file;
 use super::lines::Lines;
 use super::{
-    AcceptedFinding, Backfill, CrossTenantPredicate, Expression, Origin, PolicySpec, RoleSpec,
-    Spec, SpecError, TABLE_PLACEHOLDER, TableSpec, Tenancy, TenantSource, policy_name_for,
+    AcceptedFinding, Backfill, CrossTenantPredicate, Expression, MaintenanceAccess, Origin,
+    PolicySpec, RoleSpec, Spec, SpecError, TABLE_PLACEHOLDER, TableSpec, Tenancy, TenantSource,
+    policy_name_for,
 };
 use crate::quote::QualifiedName;
 
@@ -26,6 +27,7 @@ const MAX_IDENTIFIER_BYTES: usize = 63;
 /// them. The tenant policy's is the default of `tenancy.policy_name`.
 pub const TENANT_POLICY: &str = "tenant_isolation";
 pub const CROSS_TENANT_PREFIX: &str = "cross_tenant_";
+pub const MAINTENANCE_PREFIX: &str = "maintenance_";
 
 /// Loads every `*.yaml` / `*.yml` file of `dir` (sorted by name).
 pub fn load(dir: &Path) -> Result<Spec, SpecError> {
@@ -132,6 +134,7 @@ struct Builder {
     policy_docs: Vec<PendingPolicy>,
     cross_tenant: Vec<CrossTenantPredicate>,
     exceptions: Vec<AcceptedFinding>,
+    maintenance: Vec<MaintenanceAccess>,
 }
 
 /// Turns a `Spanned` into an origin in `file`.
@@ -256,6 +259,9 @@ impl Builder {
         for predicate in doc.cross_tenant {
             self.cross_tenant.push(cross_tenant_from(&at, predicate)?);
         }
+        for entry in doc.maintenance {
+            self.maintenance.push(maintenance_from(&at, entry)?);
+        }
         for exception in doc.exceptions {
             let origin = at.at(&exception);
             if exception.value.reason.trim().is_empty() {
@@ -305,6 +311,11 @@ impl Builder {
                 .map(|c| (c.name.clone(), &c.origin)),
             "cross_tenant entry",
         )?;
+        check_unique(
+            self.maintenance.iter().map(|m| (m.role.clone(), &m.origin)),
+            "maintenance role",
+        )?;
+        check_maintenance_roles(&self.maintenance, &self.roles)?;
         if !self.roles.iter().any(|r| r.cross_tenant.is_none()) {
             return Err(SpecError::general(
                 "no runtime role is declared: add one under `roles:` (the role your application connects as), without `cross_tenant`",
@@ -316,7 +327,13 @@ impl Builder {
         for pending in self.policy_docs {
             policies.push(policy_from(pending, &declared)?);
         }
-        check_policy_names(&tables, &policies, &self.roles, &self.cross_tenant)?;
+        check_policy_names(
+            &tables,
+            &policies,
+            &self.roles,
+            &self.cross_tenant,
+            &self.maintenance,
+        )?;
 
         Ok(Spec {
             tenancy,
@@ -325,6 +342,7 @@ impl Builder {
             policies,
             cross_tenant: self.cross_tenant,
             exceptions: self.exceptions,
+            maintenance: self.maintenance,
             hash,
         })
     }
@@ -353,8 +371,10 @@ fn check_policy_names(
     policies: &[PolicySpec],
     roles: &[RoleSpec],
     predicates: &[CrossTenantPredicate],
+    maintenance: &[MaintenanceAccess],
 ) -> Result<(), SpecError> {
     let mut generated: BTreeSet<String> = BTreeSet::new();
+    generated.extend(maintenance.iter().map(MaintenanceAccess::policy));
     for role in roles.iter().filter(|r| r.cross_tenant.is_some()) {
         generated.insert(format!("{CROSS_TENANT_PREFIX}{}", role.name));
     }
@@ -368,7 +388,7 @@ fn check_policy_names(
             return Err(SpecError::at(
                 &table.origin,
                 format!(
-                    "the tenant policy of table {} would be named `{name}`, which a cross_tenant policy uses; choose another `policy_name`",
+                    "the tenant policy of table {} would be named `{name}`, which a cross_tenant or maintenance policy uses; choose another `policy_name`",
                     table.name
                 ),
             ));
@@ -805,9 +825,70 @@ fn cross_tenant_from(
     })
 }
 
+/// A maintenance role is the admin's, not the application's: were it also a
+/// runtime or cross-tenant role, its open policy would reach the application.
+fn check_maintenance_roles(
+    maintenance: &[MaintenanceAccess],
+    roles: &[RoleSpec],
+) -> Result<(), SpecError> {
+    for entry in maintenance {
+        if let Some(role) = roles.iter().find(|r| r.name == entry.role) {
+            let kind = if role.cross_tenant.is_some() {
+                "a cross_tenant role"
+            } else {
+                "a runtime role"
+            };
+            return Err(SpecError::at(
+                &entry.origin,
+                format!(
+                    "maintenance role `{}` is also declared under `roles:` (at {}) as {kind}: a maintenance role is an existing admin role the application never connects as; declare a separate role",
+                    entry.role, role.origin
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn maintenance_from(
+    at: &Locator,
+    doc: Spanned<MaintenanceDoc>,
+) -> Result<MaintenanceAccess, SpecError> {
+    let entry = at.at(&doc);
+    let doc = doc.value;
+    let role = at.identifier(&doc.role, "the maintenance role")?;
+    let origin = at.at(&doc.role);
+    let policy = format!("{MAINTENANCE_PREFIX}{role}");
+    if policy.len() > MAX_IDENTIFIER_BYTES {
+        return Err(SpecError::at(
+            &origin,
+            format!(
+                "the maintenance policy of role `{role}` would be named `{policy}`, {} bytes long; PostgreSQL names are at most {MAX_IDENTIFIER_BYTES} bytes",
+                policy.len()
+            ),
+        ));
+    }
+    let reason = doc.reason.unwrap_or_default();
+    if reason.trim().is_empty() {
+        return Err(SpecError::at(
+            &entry,
+            format!(
+                "maintenance role `{role}` reads every tenant's rows: say why with `reason:` so the exception is on record"
+            ),
+        ));
+    }
+    Ok(MaintenanceAccess {
+        role,
+        access: doc.access,
+        reason,
+        origin,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::Access;
 
     fn parse(text: &str) -> Result<Spec, SpecError> {
         load_str(Path::new("policies/app.yaml"), text)
@@ -922,6 +1003,69 @@ mod tests {
     fn cross_tenant_exceptions_need_a_reason() {
         let err = parse("roles:\n  - name: a\n  - name: bi\n    cross_tenant: read\n").unwrap_err();
         assert!(err.message.contains("reason"), "{err}");
+    }
+
+    #[test]
+    fn a_maintenance_role_is_declared_with_its_access_and_reason() {
+        let spec = parse(
+            "roles:\n  - name: app\nmaintenance:\n  - role: cloud_admin\n    access: read_write\n    reason: backfills\n",
+        )
+        .unwrap();
+        let m = &spec.maintenance[0];
+        assert_eq!(
+            (m.role.as_str(), m.access),
+            ("cloud_admin", Access::ReadWrite)
+        );
+        assert_eq!(m.policy(), "maintenance_cloud_admin");
+        assert_eq!(m.origin.to_string(), "policies/app.yaml:4:11");
+    }
+
+    #[test]
+    fn a_maintenance_role_needs_a_reason_and_an_access() {
+        let err = parse("roles:\n  - name: app\nmaintenance:\n  - role: admin\n    access: read\n")
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("policies/app.yaml:4:5: "),
+            "{err}"
+        );
+        assert!(err.message.contains("reason"), "{err}");
+        let err = parse("roles:\n  - name: app\nmaintenance:\n  - role: admin\n    reason: x\n")
+            .unwrap_err();
+        assert!(err.message.contains("access"), "{err}");
+        let err = parse(
+            "roles:\n  - name: app\nmaintenance:\n  - role: admin\n    access: write\n    reason: x\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("policies/app.yaml:5:"), "{err}");
+    }
+
+    #[test]
+    fn a_maintenance_role_cannot_be_a_runtime_or_cross_tenant_role() {
+        for role in ["app", "bi"] {
+            let err = parse(&format!(
+                "roles:\n  - name: app\n  - name: bi\n    cross_tenant: read\n    reason: r\nmaintenance:\n  - role: {role}\n    access: read\n    reason: r\n"
+            ))
+            .unwrap_err();
+            assert!(
+                err.to_string().starts_with("policies/app.yaml:7:11: ")
+                    && err.message.contains("also declared under `roles:`"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_maintenance_entry_rejects_unknown_keys_and_duplicates() {
+        let err = parse(
+            "roles:\n  - name: app\nmaintenance:\n  - role: admin\n    access: read\n    reason: r\n    grant: all\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("policies/app.yaml:7:"), "{err}");
+        let err = parse(
+            "roles:\n  - name: app\nmaintenance:\n  - role: admin\n    access: read\n    reason: r\n  - role: admin\n    access: read_write\n    reason: r\n",
+        )
+        .unwrap_err();
+        assert!(err.message.contains("duplicate maintenance role"), "{err}");
     }
 
     #[test]

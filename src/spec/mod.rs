@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 pub use document::{Access, Command, PolicyKind, TenantType, WhenUnbound};
 pub use error::{Origin, SpecError};
 pub use expression::Expression;
-pub use load::{CROSS_TENANT_PREFIX, TENANT_POLICY, load, load_str};
+pub use load::{CROSS_TENANT_PREFIX, MAINTENANCE_PREFIX, TENANT_POLICY, load, load_str};
 
 use crate::quote::QualifiedName;
 
@@ -29,6 +29,8 @@ pub struct Spec {
     pub cross_tenant: Vec<CrossTenantPredicate>,
     /// Audit findings accepted on purpose.
     pub exceptions: Vec<AcceptedFinding>,
+    /// Existing roles (the admin) that read or write every tenant's rows.
+    pub maintenance: Vec<MaintenanceAccess>,
     /// sha256 of every spec file's name and content: recorded with each apply.
     pub hash: String,
 }
@@ -128,6 +130,25 @@ pub struct CrossTenantPredicate {
     pub access: Access,
     pub reason: String,
     pub origin: Origin,
+}
+
+/// An existing role, typically the admin rlsctl connects as, that gets a
+/// policy admitting it to every tenant's rows: on managed PostgreSQL the admin
+/// is subject to the FORCEd policies and would otherwise see no row. rlsctl
+/// neither creates nor alters it, and grants it nothing beyond the policy.
+#[derive(Debug, Clone)]
+pub struct MaintenanceAccess {
+    pub role: String,
+    pub access: Access,
+    pub reason: String,
+    pub origin: Origin,
+}
+
+impl MaintenanceAccess {
+    /// The name of its policy on each tenant table.
+    pub fn policy(&self) -> String {
+        format!("{MAINTENANCE_PREFIX}{}", self.role)
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -4,6 +4,7 @@
 mod harness;
 mod replica;
 
+mod a_managed_admin_declares_its_own_data_access;
 mod adopted_context_function;
 mod apply_bad_input;
 mod apply_builds_indexes_without_blocking;

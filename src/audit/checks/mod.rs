@@ -4,6 +4,7 @@
 pub mod context_function;
 pub mod drift;
 pub mod functions;
+pub mod maintenance;
 pub mod paths;
 pub mod policies;
 pub mod roles;
