@@ -13,9 +13,9 @@ use sqlx::{Connection, PgConnection};
 const SUPERVISOR: &str = r#"
 set -u
 trap '' PIPE
-dir="$1"; port="$2"; bin="$3"; as_postgres="$4"; primary="$5"
+dir="$1"; port="$2"; bin="$3"; as_postgres="$4"; primary="$5"; basebackup="$6"
 server() { if [ "$as_postgres" = yes ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-if ! server "$bin/pg_basebackup" -h 127.0.0.1 -p "$primary" -U postgres -D "$dir/data" -R -X stream --checkpoint=fast --no-sync >"$dir/basebackup.log" 2>&1; then
+if ! server "$basebackup" -h 127.0.0.1 -p "$primary" -U postgres -D "$dir/data" -R -X stream --checkpoint=fast --no-sync >"$dir/basebackup.log" 2>&1; then
   echo "pg_basebackup failed:"; cat "$dir/basebackup.log"; rm -rf "$dir"; exit 1
 fi
 server "$bin/postgres" -D "$dir/data" -p "$port" -c listen_addresses=127.0.0.1 \
@@ -25,8 +25,9 @@ server "$bin/postgres" -D "$dir/data" -p "$port" -c listen_addresses=127.0.0.1 \
 pid=$!
 trap 'server "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 tries=0
-# A hot standby that accepts connections says "standby" in postmaster.pid.
-until [ "$(sed -n 8p "$dir/data/postmaster.pid" 2>/dev/null | tr -d ' ')" = standby ]; do
+# A hot standby that accepts connections says "ready" (or, on some majors,
+# "standby") in postmaster.pid.
+until status="$(sed -n 8p "$dir/data/postmaster.pid" 2>/dev/null | tr -d ' ')"; [ "$status" = ready ] || [ "$status" = standby ]; do
   if ! kill -0 $pid 2>/dev/null; then echo "the standby did not start:"; cat "$dir/server.log"; exit 1; fi
   tries=$((tries + 1))
   if [ $tries -gt 1200 ]; then echo "the standby did not accept connections within 60 s"; exit 1; fi
@@ -54,13 +55,23 @@ pub fn replica() -> Option<&'static Replica> {
 fn start() -> Option<Replica> {
     let primary = crate::harness::server();
     let bin = rlsctl::ephemeral::find_binaries().expect("server binaries");
-    if !bin.join("pg_basebackup").is_file() {
+    // The bin folder may hold links to the real installation (a
+    // /usr/local/bin with initdb, postgres and pg_ctl only): its
+    // pg_basebackup sits beside the real postgres.
+    let beside_postgres = std::fs::canonicalize(bin.join("postgres"))
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("pg_basebackup")));
+    let Some(basebackup) = [Some(bin.join("pg_basebackup")), beside_postgres]
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
+    else {
         eprintln!(
             "skipped: the hot-standby tests need pg_basebackup, and {} has none",
             bin.display()
         );
         return None;
-    }
+    };
     let dir = tempfile::Builder::new()
         .prefix("rlsctl-replica-")
         .tempdir()
@@ -91,6 +102,7 @@ fn start() -> Option<Replica> {
         .arg(&bin)
         .arg(if as_root { "yes" } else { "no" })
         .arg(primary.port().to_string())
+        .arg(&basebackup)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
