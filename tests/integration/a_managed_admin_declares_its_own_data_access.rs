@@ -27,15 +27,8 @@ fn spec(role: &str, maintenance: Option<&str>) -> String {
 /// A managed admin that declared itself as maintenance read_write and
 /// applied; rows of two tenants written by the application.
 async fn admin_with_maintenance_access() -> (TestDb, String, String) {
-    let admin = unique("cloud_admin");
+    let (db, admin) = TestDb::for_managed_admin().await;
     let role = unique("app");
-    let setup = TestDb::new().await;
-    setup
-        .execute(&format!(
-            "CREATE ROLE {admin} LOGIN CREATEROLE NOSUPERUSER NOBYPASSRLS"
-        ))
-        .await;
-    let db = TestDb::owned_by(&admin).await;
     db.migration("V1__schema.sql", SCHEMA);
     db.spec(&spec(&role, Some(&admin)));
     db.rlsctl_as(&admin, &["apply"]).success();

@@ -74,6 +74,17 @@ impl TestDb {
         TestDb::create("").await
     }
 
+    /// A fresh managed-cloud admin (LOGIN CREATEROLE CREATEDB, neither
+    /// superuser nor BYPASSRLS) and a database it owns; returns its name too.
+    pub async fn for_managed_admin() -> (TestDb, String) {
+        let admin = unique("cloud_admin");
+        cluster_execute(&format!(
+            "CREATE ROLE {admin} LOGIN CREATEROLE CREATEDB NOSUPERUSER NOBYPASSRLS"
+        ))
+        .await;
+        (TestDb::owned_by(&admin).await, admin)
+    }
+
     /// A database owned by `owner`, a role the test made: how a managed
     /// service (RDS, Cloud SQL…) hands a database to its non-superuser admin.
     pub async fn owned_by(owner: &str) -> TestDb {

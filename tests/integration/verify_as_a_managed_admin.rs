@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{TestDb, cluster_execute, simple_spec, unique};
+use crate::harness::{TestDb, simple_spec, unique};
 
 /// Tasks hang off projects, so probe rows need parents planted under RLS too.
 const SCHEMA: &str = "CREATE TABLE projects (
@@ -22,12 +22,7 @@ CREATE TABLE tasks (
 /// A managed admin, its database, and a fresh runtime role that the admin's
 /// own `apply` creates (with the tables, FORCEd, owned by the admin).
 async fn applied_by_a_managed_admin() -> (TestDb, String, String) {
-    let admin = unique("cloud_admin");
-    cluster_execute(&format!(
-        "CREATE ROLE {admin} LOGIN CREATEROLE CREATEDB NOSUPERUSER NOBYPASSRLS"
-    ))
-    .await;
-    let db = TestDb::owned_by(&admin).await;
+    let (db, admin) = TestDb::for_managed_admin().await;
     let role = unique("app");
     db.migration("V1__schema.sql", SCHEMA);
     db.spec(&simple_spec(&role, &["projects", "tasks"]));
