@@ -1,8 +1,8 @@
 //! Policies that widen what the runtime role can see or write.
 
 use super::Check;
-use crate::audit::expression_tree::Tenancy;
-use crate::audit::{CheckInfo, Context, Severity, mentions_column};
+use crate::audit::expression_tree::{Analysis, Tenancy};
+use crate::audit::{CheckInfo, Context, Finding, Severity, mentions_column};
 use crate::catalog::Function;
 use crate::model::{Policy, Privilege, Table};
 use crate::quote::QualifiedName;
@@ -124,6 +124,43 @@ fn tenancy<'a>(ctx: &'a Context, column: &'a str) -> Tenancy<'a> {
     }
 }
 
+/// One finding per runtime-facing permissive policy whose deciding clauses
+/// (those `keep(text, column)` accepts) have branches that `pick` selects
+/// from the expression's analysis; `says(column, branches)` describes them,
+/// one clause after another, in the finding `make` builds.
+fn tree_findings(
+    ctx: &Context,
+    keep: fn(&str, &str) -> bool,
+    pick: fn(&Analysis) -> &Vec<String>,
+    says: fn(&str, &str) -> String,
+    make: fn(&Policy, &Table, &str) -> Finding,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (t, column, p) in runtime_permissive(ctx) {
+        let tenancy = tenancy(ctx, column);
+        let found: Vec<String> = deciding_clauses(p)
+            .into_iter()
+            .filter(|(_, text)| keep(text, column))
+            .filter_map(|(clause, text)| {
+                let analysis = ctx.expressions.of(text, &tenancy);
+                let branches = pick(&analysis);
+                (!branches.is_empty()).then(|| {
+                    format!(
+                        "{clause} {text}: {}",
+                        says(column, &quoted_branches(branches))
+                    )
+                })
+            })
+            .collect();
+        if !found.is_empty() {
+            let mut finding = make(p, t, column);
+            finding.found = found.join("; ");
+            out.push(finding);
+        }
+    }
+    out
+}
+
 fn quoted_branches(branches: &[String]) -> String {
     branches
         .iter()
@@ -141,35 +178,26 @@ pub const OPEN_WHEN_UNBOUND: Check = Check {
         fix: "Remove the branch: compare only the tenant column, USING (tenant_id = (SELECT <context function>())), whose NULL for an unbound session matches no row. A job that needs every tenant should run as a declared cross-tenant role.",
     },
     run: |ctx| {
-        let mut out = Vec::new();
-        for (t, column, p) in runtime_permissive(ctx) {
-            let tenancy = tenancy(ctx, column);
-            let found: Vec<String> = deciding_clauses(p)
-                .into_iter()
-                .filter_map(|(clause, text)| {
-                    let branches = &ctx.expressions.of(text, &tenancy).opens_when_unbound;
-                    (!branches.is_empty()).then(|| {
-                        format!(
-                            "{clause} {text}: {} is true when the tenant setting is unset, NULL or ''",
-                            quoted_branches(branches)
-                        )
-                    })
-                })
-                .collect();
-            if !found.is_empty() {
-                out.push(OPEN_WHEN_UNBOUND.info.finding(
+        tree_findings(
+            ctx,
+            |_, _| true,
+            |a| &a.opens_when_unbound,
+            |_, branches| {
+                format!("{branches} is true when the tenant setting is unset, NULL or ''")
+            },
+            |p, t, column| {
+                OPEN_WHEN_UNBOUND.info.finding(
                     object(p, t),
-                    found.join("; "),
+                    String::new(),
                     format!(
                         "ALTER POLICY {} ON {} USING ({} = (SELECT <context function>())) WITH CHECK (…the same…); -- without the unbound branch",
                         ident(&p.name),
                         t.name.quoted(),
                         ident(column)
                     ),
-                ));
-            }
-        }
-        out
+                )
+            },
+        )
     },
 };
 
@@ -182,36 +210,24 @@ pub const BROADER_THAN_TENANT: Check = Check {
         fix: "Move the extra condition into its own RESTRICTIVE policy (AND-ed), or AND it with the tenant comparison: USING (tenant_id = (SELECT <context function>()) AND (…)). A deliberate cross-tenant path belongs in `cross_tenant:` with a reason.",
     },
     run: |ctx| {
-        let mut out = Vec::new();
-        for (t, column, p) in runtime_permissive(ctx) {
-            let tenancy = tenancy(ctx, column);
-            let found: Vec<String> = deciding_clauses(p)
-                .into_iter()
-                .filter(|(_, text)| mentions_column(text, column))
-                .filter_map(|(clause, text)| {
-                    let branches = &ctx.expressions.of(text, &tenancy).not_scoped_to_tenant;
-                    (!branches.is_empty()).then(|| {
-                        format!(
-                            "{clause} {text}: {} does not constrain {column}",
-                            quoted_branches(branches)
-                        )
-                    })
-                })
-                .collect();
-            if !found.is_empty() {
-                out.push(BROADER_THAN_TENANT.info.finding(
+        tree_findings(
+            ctx,
+            mentions_column,
+            |a| &a.not_scoped_to_tenant,
+            |column, branches| format!("{branches} does not constrain {column}"),
+            |p, t, column| {
+                BROADER_THAN_TENANT.info.finding(
                     object(p, t),
-                    found.join("; "),
+                    String::new(),
                     format!(
                         "ALTER POLICY {} ON {} USING ({} = (SELECT <context function>()) AND (…)); or a separate AS RESTRICTIVE policy",
                         ident(&p.name),
                         t.name.quoted(),
                         ident(column)
                     ),
-                ));
-            }
-        }
-        out
+                )
+            },
+        )
     },
 };
 
