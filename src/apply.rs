@@ -551,7 +551,7 @@ async fn apply_locked(
         }
     }
     if !prepared.migrations.is_empty() || total > 0 {
-        record_history(&mut tx, spec, &prepared).await?;
+        record_history(&mut tx, spec, &prepared, settings).await?;
     }
     if let Err(error) = recorded::store(&mut tx, &prepared.normalized).await {
         tx.rollback().await.map_err(db("rolling back"))?;
@@ -683,39 +683,40 @@ fn statement_error(
     }
 }
 
-/// Evidence for auditors: who changed what, from which spec, when.
+/// Evidence for auditors: who changed what, from which spec, when, and
+/// which flags let it (see `crate::history`).
 async fn record_history(
     conn: &mut PgConnection,
     spec: &Spec,
     prepared: &Prepared,
+    settings: &Settings,
 ) -> Result<(), ApplyError> {
-    sqlx::raw_sql(
-        "CREATE SCHEMA IF NOT EXISTS rlsctl;
-         CREATE TABLE IF NOT EXISTS rlsctl.apply_history (
-             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-             applied_at timestamptz NOT NULL DEFAULT now(),
-             applied_by text NOT NULL DEFAULT current_user,
-             spec_hash text NOT NULL,
-             migrations text[] NOT NULL,
-             statements text[] NOT NULL
-         )",
-    )
-    .execute(&mut *conn)
-    .await
-    .map_err(db("creating rlsctl.apply_history"))?;
     let statements: Vec<String> = prepared
         .statements
         .iter()
         .map(|s| s.sql.to_string())
         .collect();
-    sqlx::query(
-        "INSERT INTO rlsctl.apply_history (spec_hash, migrations, statements) VALUES ($1, $2, $3)",
+    let flags: Vec<String> = [
+        (settings.prune, "--prune"),
+        (settings.allow_empty, "--allow-empty"),
+        (
+            settings.allow_rls_filtered_migrations,
+            "--allow-rls-filtered-migrations",
+        ),
+    ]
+    .into_iter()
+    .filter(|(given, _)| *given)
+    .map(|(_, flag)| flag.to_string())
+    .collect();
+    crate::history::record(
+        conn,
+        &crate::history::Record {
+            spec_hash: &spec.hash,
+            migrations: &prepared.migrations,
+            statements: &statements,
+            flags: &flags,
+        },
     )
-    .bind(&spec.hash)
-    .bind(&prepared.migrations)
-    .bind(&statements)
-    .execute(&mut *conn)
     .await
-    .map_err(db("recording the apply in rlsctl.apply_history"))?;
-    Ok(())
+    .map_err(db("recording the apply in rlsctl.apply_history"))
 }

@@ -16,7 +16,7 @@ WITH CHECK, the tenant-context function, tenant indexes, roles and grants.\n\n\
 Typical flow:\n  rlsctl validate            check the spec offline\n  rlsctl plan                see the exact statements\n  rlsctl apply               run migrations/, then the statements, in one transaction\n  rlsctl apply --ephemeral   the same against a throwaway local PostgreSQL\n  rlsctl verify              prove isolation by acting as the runtime role\n  rlsctl check --ephemeral   apply + audit + verify: the CI gate",
     after_help = "Exit codes: 0 success; 1 failure (bad spec, database error, apply rolled back); \
 2 `plan --exit-code` found changes, `audit` found findings at or above --fail-on, `verify` found a \
-LEAK (or NOT PROVEN with --strict), or `check` found any of these; 64 bad command-line usage."
+LEAK (or NOT PROVEN with --strict), `check` found any of these, or `report`'s verdict is FAILED; 64 bad command-line usage."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -68,6 +68,16 @@ pub enum CommandKind {
     /// tenant is found comes from the table's `backfill:` in the spec, or from --via,
     /// --constant or --expression. Use --dry-run first: it prints every step and its lock.
     MigrateExisting(MigrateArgs),
+    /// Write an evidence bundle for a review period (read-only).
+    ///
+    /// DIR/report.md, DIR/report.html (one offline, printable page) and DIR/report.json:
+    /// the server and database identity, the spec's content hash and git commit, a
+    /// fingerprint of the isolation-relevant catalog, the audit with accepted exceptions
+    /// and their reasons, the verify matrix, and the apply history over the period with
+    /// the state of its hash chain (an edited or removed history row is reported).
+    /// Exit 2 when the report's verdict is FAILED (open audit error, verify LEAK, or a
+    /// broken history chain).
+    Report(ReportArgs),
     /// Explain an audit finding id: what it means, why it matters, how to fix it.
     Explain {
         /// A finding id, e.g. POLICY_WITHOUT_TENANT_FILTER (case-insensitive).
@@ -248,6 +258,33 @@ pub struct VerifyArgs {
     /// Also exit 2 when a probe could not be run (NOT PROVEN).
     #[arg(long)]
     pub strict: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Folder of *.yaml spec files.
+    #[arg(long, value_name = "DIR", default_value = "policies")]
+    pub config: PathBuf,
+    /// Admin connection URL. Default: $RLSCTL_ADMIN_DATABASE_URL, then $DATABASE_URL.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Folder to write report.md, report.html and report.json into (created if missing;
+    /// existing report files there are replaced).
+    #[arg(long, value_name = "DIR")]
+    pub output: PathBuf,
+    /// First day of the review period (YYYY-MM-DD, UTC, included).
+    #[arg(long, value_name = "DAY")]
+    pub since: Option<String>,
+    /// Last day of the review period (YYYY-MM-DD, UTC, included).
+    #[arg(long, value_name = "DAY")]
+    pub until: Option<String>,
+    /// Leave the verify matrix out (verify acts as the runtime role inside rolled-back
+    /// transactions; skip it where even that is not allowed).
+    #[arg(long)]
+    pub no_verify: bool,
+    /// What to print on stdout once the files are written: a summary, or it as JSON.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// A flag wins, then RLSCTL_ADMIN_DATABASE_URL, then DATABASE_URL.

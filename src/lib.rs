@@ -17,6 +17,8 @@ pub mod desired;
 pub mod diff;
 pub mod ephemeral;
 pub mod errors;
+pub mod evidence;
+pub mod history;
 pub mod maintenance_guard;
 pub mod migrate;
 pub mod migrations;

@@ -14,6 +14,7 @@ mod load_spec;
 mod migrate_existing;
 mod plan;
 mod progress_bar;
+mod report;
 mod sql;
 mod statements;
 mod validate;
@@ -39,6 +40,7 @@ pub async fn run(cli: Cli) -> Result<Exit> {
         CommandKind::Verify(args) => verify::run(&args).await,
         CommandKind::Check(args) => check::run(&args).await,
         CommandKind::MigrateExisting(args) => migrate_existing::run(&args).await,
+        CommandKind::Report(args) => report::run(&args).await,
         CommandKind::Explain { id } => explain::run(&id),
     }
 }
