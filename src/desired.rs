@@ -75,21 +75,24 @@ pub fn desired_state(spec: &Spec) -> State {
         );
         table.tenant_policy = Some(tenant_policy);
 
-        let runtime_privileges: BTreeSet<Privilege> = table_spec
-            .commands
-            .iter()
-            .flat_map(|c| Privilege::for_command(*c))
-            .collect();
-        for role in &runtime {
-            table
-                .grants
-                .insert(role.clone(), runtime_privileges.clone());
+        // A runtime role gets the table's commands, narrowed by its own scope.
+        for role in spec.roles.iter().filter(|r| r.cross_tenant.is_none()) {
+            if !role.scope.covers(&name) {
+                continue;
+            }
+            let privileges = privileges_for(&role.scope.narrow(&table_spec.commands));
+            if !privileges.is_empty() {
+                table.grants.insert(role.name.clone(), privileges);
+            }
         }
 
         for role in spec.roles.iter() {
             let Some(access) = role.cross_tenant else {
                 continue;
             };
+            if !role.scope.covers(&name) {
+                continue;
+            }
             let everything = Expression::trusted("true".into());
             let (command, check) = access_shape(access, &everything);
             add_policy(
@@ -101,11 +104,14 @@ pub fn desired_state(spec: &Spec) -> State {
                 Some(everything.clone()),
                 check,
             );
-            let privileges = match access {
-                Access::Read => BTreeSet::from([Privilege::Select]),
-                Access::ReadWrite => Privilege::for_command(Command::All).into_iter().collect(),
+            let reach = match access {
+                Access::Read => BTreeSet::from([Command::Select]),
+                Access::ReadWrite => crate::spec::every_command(),
             };
-            table.grants.insert(role.name.clone(), privileges);
+            table.grants.insert(
+                role.name.clone(),
+                privileges_for(&role.scope.narrow(&reach)),
+            );
         }
 
         // The admin's declared access: a policy and nothing else. The role
@@ -124,7 +130,7 @@ pub fn desired_state(spec: &Spec) -> State {
             );
         }
 
-        for predicate in &spec.cross_tenant {
+        for predicate in spec.cross_tenant.iter().filter(|p| p.scope.covers(&name)) {
             // Wrapped in a sub-select so it runs once per statement, not per row.
             let once = Expression::trusted(format!("(SELECT ({}))", predicate.when));
             let (command, check) = access_shape(predicate.access, &once);
@@ -174,6 +180,13 @@ pub fn desired_state(spec: &Spec) -> State {
     }
     state.function = function;
     state
+}
+
+fn privileges_for(commands: &BTreeSet<Command>) -> BTreeSet<Privilege> {
+    commands
+        .iter()
+        .flat_map(|c| Privilege::for_command(*c))
+        .collect()
 }
 
 /// Read access is a SELECT policy; read-write is FOR ALL with the same check.

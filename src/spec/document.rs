@@ -158,6 +158,10 @@ pub struct RoleDoc {
     pub password_env: Option<Spanned<String>>,
     pub cross_tenant: Option<Access>,
     pub reason: Option<String>,
+    /// Only these of the declared tables (default: all of them).
+    pub tables: Option<Vec<Spanned<String>>>,
+    /// Only these commands (default: what each table allows, or the cross-tenant access).
+    pub commands: Option<Spanned<Vec<Command>>>,
 }
 
 /// A table entry: either just its name (`projects`, `app.projects`) or a map.
@@ -279,4 +283,6 @@ pub struct CrossTenantDoc {
     pub when: Spanned<String>,
     pub access: Access,
     pub reason: Option<String>,
+    /// Only these of the declared tables (default: all of them).
+    pub tables: Option<Vec<Spanned<String>>>,
 }

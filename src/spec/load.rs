@@ -7,11 +7,12 @@ use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
 use super::document::{
-    BackfillDoc, Command, CrossTenantDoc, Document, FunctionDoc, MaintenanceDoc, PolicyDoc,
+    Access, BackfillDoc, Command, CrossTenantDoc, Document, FunctionDoc, MaintenanceDoc, PolicyDoc,
     RoleDoc, SourceDoc, TableDoc, TenancyDoc, TenantType, WhenUnbound,
 };
 use super::files::read_spec_file;
 use super::lines::Lines;
+use super::scope::{Scope, every_command, expand_commands};
 use super::{
     AcceptedFinding, Backfill, CrossTenantPredicate, Expression, MaintenanceAccess, Origin,
     PolicySpec, RoleSpec, Spec, SpecError, TABLE_PLACEHOLDER, TableSpec, Tenancy, TenantSource,
@@ -316,6 +317,7 @@ impl Builder {
             "maintenance role",
         )?;
         check_maintenance_roles(&self.maintenance, &self.roles)?;
+        check_scopes(&tables, &self.roles, &self.cross_tenant)?;
         if !self.roles.iter().any(|r| r.cross_tenant.is_none()) {
             return Err(SpecError::general(
                 "no runtime role is declared: add one under `roles:` (the role your application connects as), without `cross_tenant`",
@@ -603,14 +605,87 @@ fn role_from(at: &Locator, role: Spanned<RoleDoc>) -> Result<RoleSpec, SpecError
         }
         None => None,
     };
+    let commands = doc
+        .commands
+        .map(|list| {
+            let commands = expand_commands(list.value.clone());
+            let writes = commands.iter().any(|c| *c != Command::Select);
+            if doc.cross_tenant == Some(Access::Read) && writes {
+                return Err(SpecError::at(
+                    &at.at(&list),
+                    format!(
+                        "role `{name}` reads across tenants (`cross_tenant: read`): its `commands` can only be [select]"
+                    ),
+                ));
+            }
+            if commands.is_empty() {
+                return Err(SpecError::at(
+                    &at.at(&list),
+                    format!("role `{name}`: `commands` lists nothing; leave the role out of the spec instead"),
+                ));
+            }
+            Ok(commands)
+        })
+        .transpose()?;
+    let scope = Scope {
+        tables: scope_tables(at, doc.tables.as_deref())?,
+        commands,
+    };
     Ok(RoleSpec {
         name,
         login: doc.login,
         password_env,
         cross_tenant: doc.cross_tenant,
         reason: doc.reason,
+        scope,
         origin,
     })
+}
+
+/// A `tables:` list narrowing a role or predicate; checked against the
+/// declared tables in `finish`.
+fn scope_tables(
+    at: &Locator,
+    list: Option<&[Spanned<String>]>,
+) -> Result<Option<Vec<(QualifiedName, Origin)>>, SpecError> {
+    let Some(list) = list else {
+        return Ok(None);
+    };
+    let mut tables = Vec::new();
+    for table in list {
+        let origin = at.at(table);
+        let (schema, name) =
+            split_qualified(&table.value, "public").map_err(|m| SpecError::at(&origin, m))?;
+        tables.push((QualifiedName::new(schema, name), origin));
+    }
+    Ok(Some(tables))
+}
+
+/// Every table a `tables:` list names must be declared.
+fn check_scopes(
+    tables: &[TableSpec],
+    roles: &[RoleSpec],
+    predicates: &[CrossTenantPredicate],
+) -> Result<(), SpecError> {
+    let scopes = roles
+        .iter()
+        .map(|r| (format!("role `{}`", r.name), &r.scope))
+        .chain(
+            predicates
+                .iter()
+                .map(|p| (format!("cross_tenant `{}`", p.name), &p.scope)),
+        );
+    for (owner, scope) in scopes {
+        for (name, origin) in scope.tables.iter().flatten() {
+            if !tables.iter().any(|t| &t.name == name) {
+                return Err(SpecError::at(
+                    origin,
+                    format!("{owner} names table {name}, which is not declared under `tables:`"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn table_from(at: &Locator, table: Spanned<TableDoc>) -> Result<TableSpec, SpecError> {
@@ -641,26 +716,8 @@ fn table_from(at: &Locator, table: Spanned<TableDoc>) -> Result<TableSpec, SpecE
         None => String::new(), // filled with the tenancy default in `finish`
     };
     let commands: BTreeSet<Command> = match doc.commands {
-        None => [
-            Command::Select,
-            Command::Insert,
-            Command::Update,
-            Command::Delete,
-        ]
-        .into(),
-        Some(list) => {
-            if list.contains(&Command::All) {
-                [
-                    Command::Select,
-                    Command::Insert,
-                    Command::Update,
-                    Command::Delete,
-                ]
-                .into()
-            } else {
-                list.into_iter().collect()
-            }
-        }
+        None => every_command(),
+        Some(list) => expand_commands(list),
     };
     let mut index_columns = Vec::new();
     for column in &doc.index {
@@ -821,6 +878,10 @@ fn cross_tenant_from(
         when,
         access: doc.access,
         reason,
+        scope: Scope {
+            tables: scope_tables(at, doc.tables.as_deref())?,
+            commands: None,
+        },
         origin,
     })
 }

@@ -10,6 +10,7 @@ mod expression;
 mod files;
 mod lines;
 mod load;
+mod scope;
 
 use std::collections::BTreeSet;
 
@@ -17,6 +18,7 @@ pub use document::{Access, Command, PolicyKind, TenantType, WhenUnbound};
 pub use error::{Origin, SpecError};
 pub use expression::Expression;
 pub use load::{CROSS_TENANT_PREFIX, MAINTENANCE_PREFIX, TENANT_POLICY, load, load_str};
+pub use scope::{Scope, every_command};
 
 use crate::quote::QualifiedName;
 
@@ -67,6 +69,8 @@ pub struct RoleSpec {
     /// `None` for a runtime role (tenant-isolated); `Some` for a declared exception.
     pub cross_tenant: Option<Access>,
     pub reason: Option<String>,
+    /// The tables and commands this role gets (`tables:` / `commands:`).
+    pub scope: Scope,
     pub origin: Origin,
 }
 
@@ -129,6 +133,8 @@ pub struct CrossTenantPredicate {
     pub when: Expression,
     pub access: Access,
     pub reason: String,
+    /// The tables the predicate applies to (`tables:`; default all).
+    pub scope: Scope,
     pub origin: Origin,
 }
 
