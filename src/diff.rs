@@ -337,6 +337,20 @@ pub fn diff(
             }
         }
 
+        // A declared role the spec no longer gives this table (its `tables:`
+        // narrowed) loses what it had here; other grantees are not ours.
+        for (role, current) in &have.grants {
+            if desired.roles.contains_key(role)
+                && !want.grants.contains_key(role)
+                && !current.is_empty()
+            {
+                changes.push(Change::RevokeTable {
+                    table: name.clone(),
+                    role: role.clone(),
+                    privileges: current.clone(),
+                });
+            }
+        }
         for (role, privileges) in &want.grants {
             let current = have.grants.get(role).cloned().unwrap_or_default();
             let missing: BTreeSet<Privilege> = privileges.difference(&current).copied().collect();

@@ -93,7 +93,10 @@ async fn narrowing_a_role_later_revokes_what_it_no_longer_declares() {
         ["SELECT", "INSERT", "UPDATE", "DELETE"]
     );
 
-    db.spec(&spec(&worker, &dashboard, &compliance));
+    db.spec(&spec(&worker, &dashboard, &compliance).replace(
+        "    commands: [select]\n",
+        "    commands: [select]\n    tables: [projects]\n",
+    ));
     let planned = db
         .rlsctl(&["plan", "--format", "json"])
         .success()
@@ -103,6 +106,10 @@ async fn narrowing_a_role_later_revokes_what_it_no_longer_declares() {
     db.rlsctl(&["apply"]).success();
     db.assert_converged();
     assert_eq!(privileges(&db, &dashboard, "projects").await, ["SELECT"]);
+    assert!(
+        privileges(&db, &dashboard, "audit_log").await.is_empty(),
+        "a table taken out of the role's scope loses its grants"
+    );
 }
 
 #[tokio::test]
