@@ -74,6 +74,10 @@ pub fn desired_state(spec: &Spec) -> State {
             Some(tenant_check),
         );
         table.tenant_policy = Some(tenant_policy);
+        if table_spec.default_from_context == Some(true) {
+            table.context_default =
+                Some((table_spec.column.clone(), spec.tenancy.function.clone()));
+        }
 
         // A runtime role gets the table's commands, narrowed by its own scope.
         for role in spec.roles.iter().filter(|r| r.cross_tenant.is_none()) {

@@ -84,6 +84,12 @@ pub enum Change {
         sequence: QualifiedName,
         role: String,
     },
+    /// Writers that omit the tenant get the bound one (`default_from_context`).
+    SetTenantDefault {
+        table: QualifiedName,
+        column: String,
+        function: QualifiedName,
+    },
     /// The leftover of a failed CONCURRENTLY build: it blocks nothing but serves nothing.
     DropInvalidIndex {
         table: QualifiedName,
@@ -116,6 +122,7 @@ impl Change {
             Change::GrantTable { .. } => "grant_table",
             Change::RevokeTable { .. } => "revoke_table",
             Change::GrantSequenceUsage { .. } => "grant_sequence_usage",
+            Change::SetTenantDefault { .. } => "set_tenant_default",
             Change::DropInvalidIndex { .. } => "drop_invalid_index",
             Change::CreateIndex { .. } => "create_index",
         }
@@ -137,6 +144,7 @@ impl Change {
             | Change::GrantTable { table, .. }
             | Change::RevokeTable { table, .. } => format!("table {table}"),
             Change::GrantSequenceUsage { sequence, .. } => format!("sequence {sequence}"),
+            Change::SetTenantDefault { table, column, .. } => format!("column {table}.{column}"),
             Change::DropPolicy { table, name } => format!("policy {name} on {table}"),
             Change::AlterPolicy { table, policy } | Change::CreatePolicy { table, policy } => {
                 format!("policy {} on {table}", policy.name)
@@ -335,6 +343,17 @@ pub fn diff(
                     }
                 },
             }
+        }
+
+        if let Some((column, function)) = &want.context_default
+            && have.columns.contains_key(column)
+            && !have.context_defaults.contains(column)
+        {
+            changes.push(Change::SetTenantDefault {
+                table: name.clone(),
+                column: column.clone(),
+                function: function.clone(),
+            });
         }
 
         // A declared role the spec no longer gives this table (its `tables:`

@@ -210,6 +210,10 @@ pub struct Table {
     /// Live only: the table this one is a partition or inheritance child of.
     pub parent: Option<QualifiedName>,
     pub owner: String,
+    /// Desired only: the tenant column that defaults to the context function.
+    pub context_default: Option<(String, QualifiedName)>,
+    /// Live only: columns whose default calls the context function.
+    pub context_defaults: BTreeSet<String>,
     /// Live only: sequences owned by the table's columns (serial, bigserial),
     /// with the roles that may use them. Inserting needs USAGE on them.
     pub sequences: BTreeMap<QualifiedName, BTreeSet<String>>,

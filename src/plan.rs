@@ -192,6 +192,19 @@ fn render_change(change: &Change, passwords: &Passwords) -> Result<Vec<Sql>, Pas
                 .push(" TO "),
             role,
         )],
+        Change::SetTenantDefault {
+            table,
+            column,
+            function,
+        } => vec![
+            Sql::new("ALTER TABLE ")
+                .qname(table)
+                .push(" ALTER COLUMN ")
+                .ident(column)
+                .push(" SET DEFAULT ")
+                .qname(function)
+                .push("()"),
+        ],
         Change::DropInvalidIndex {
             table,
             name,

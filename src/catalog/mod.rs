@@ -237,9 +237,21 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
     }
 
     count();
-    let columns: Vec<(String, String, String, String, bool)> = sqlx::query_as(concat!(
-        "SELECT n.nspname::text, c.relname::text, a.attname::text,
-                    pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull
+    // The last column: the column's default calls the context function
+    // (found through pg_depend, so no default is deparsed).
+    let columns: Vec<(String, String, String, String, bool, bool)> = sqlx::query_as(concat!(
+        "WITH context_defaults AS (
+             SELECT d.adrelid, d.adnum
+               FROM pg_catalog.pg_depend dep
+               JOIN pg_catalog.pg_attrdef d ON d.oid = dep.objid
+               JOIN pg_catalog.pg_proc p ON p.oid = dep.refobjid
+               JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
+              WHERE dep.classid = 'pg_catalog.pg_attrdef'::regclass
+                AND dep.refclassid = 'pg_catalog.pg_proc'::regclass
+                AND pn.nspname = $1 AND p.proname = $2 AND p.pronargs = 0)
+         SELECT n.nspname::text, c.relname::text, a.attname::text,
+                    pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                    (a.attrelid, a.attnum) IN (SELECT adrelid, adnum FROM context_defaults)
                FROM pg_catalog.pg_attribute a
                JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -247,12 +259,17 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
         user_schemas!(),
         ""
     ))
+    .bind(scope.function.as_ref().map(|f| f.schema.as_str()))
+    .bind(scope.function.as_ref().map(|f| f.name.as_str()))
     .fetch_all(&mut *conn)
     .await?;
-    for (schema, table, column, type_name, not_null) in columns {
+    for (schema, table, column, type_name, not_null, context_default) in columns {
         if let Some(t) = state.tables.get_mut(&QualifiedName::new(schema, table)) {
             if not_null {
                 t.not_null.insert(column.clone());
+            }
+            if context_default {
+                t.context_defaults.insert(column.clone());
             }
             t.columns.insert(column, type_name);
         }

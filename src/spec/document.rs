@@ -54,6 +54,8 @@ pub struct TenancyDoc {
     pub when_unbound: Option<WhenUnbound>,
     /// The tenant policy's name; `{table}` stands for each table's name.
     pub policy_name: Option<Spanned<String>>,
+    /// Tenant columns default to the bound tenant (the context function).
+    pub default_from_context: Option<bool>,
 }
 
 /// The context function: just its name (`rls.current_tenant_id`), or a map
@@ -175,6 +177,7 @@ pub struct TableDoc {
     pub index: Vec<Spanned<String>>,
     pub backfill: Option<Spanned<BackfillDoc>>,
     pub policy_name: Option<Spanned<String>>,
+    pub default_from_context: Option<bool>,
 }
 
 /// How `migrate-existing` derives the tenant of rows that predate the column.
@@ -200,6 +203,7 @@ struct TableMap {
     index: Vec<Spanned<String>>,
     backfill: Option<Spanned<BackfillDoc>>,
     policy_name: Option<Spanned<String>>,
+    default_from_context: Option<bool>,
 }
 
 impl<'de> Deserialize<'de> for TableDoc {
@@ -208,7 +212,7 @@ impl<'de> Deserialize<'de> for TableDoc {
         impl<'de> Visitor<'de> for TableVisitor {
             type Value = TableDoc;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a table name, or a map with `name` and optional `schema`, `column`, `commands`, `index`, `backfill`, `policy_name`")
+                f.write_str("a table name, or a map with `name` and optional `schema`, `column`, `commands`, `index`, `backfill`, `policy_name`, `default_from_context`")
             }
             fn visit_str<E: de::Error>(self, name: &str) -> Result<TableDoc, E> {
                 Ok(TableDoc {
@@ -227,6 +231,7 @@ impl<'de> Deserialize<'de> for TableDoc {
                     index: m.index,
                     backfill: m.backfill,
                     policy_name: m.policy_name,
+                    default_from_context: m.default_from_context,
                 })
             }
         }

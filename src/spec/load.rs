@@ -292,6 +292,9 @@ impl Builder {
                 table.column = tenancy.column.clone();
             }
             table.index_columns.insert(0, table.column.clone());
+            table
+                .default_from_context
+                .get_or_insert(tenancy.default_from_context);
             if table.policy_name.is_empty() {
                 table.policy_name = tenancy.policy_name.clone();
                 let origin = self.policy_name_origin.as_ref().unwrap_or(&table.origin);
@@ -438,6 +441,7 @@ fn tenancy_defaults() -> Tenancy {
         function_managed: true,
         when_unbound: WhenUnbound::Deny,
         policy_name: TENANT_POLICY.to_string(),
+        default_from_context: false,
     }
 }
 
@@ -492,6 +496,9 @@ fn tenancy_from(at: &Locator, doc: TenancyDoc) -> Result<Tenancy, SpecError> {
         function_managed,
         when_unbound: doc.when_unbound.unwrap_or(defaults.when_unbound),
         policy_name,
+        default_from_context: doc
+            .default_from_context
+            .unwrap_or(defaults.default_from_context),
     })
 }
 
@@ -735,6 +742,7 @@ fn table_from(at: &Locator, table: Spanned<TableDoc>) -> Result<TableSpec, SpecE
         index_columns,
         backfill,
         policy_name: String::new(), // the tenancy's unless set here; see `finish`
+        default_from_context: doc.default_from_context, // else the tenancy's; see `finish`
         origin,
     };
     if let Some(p) = &doc.policy_name {

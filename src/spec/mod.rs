@@ -49,6 +49,8 @@ pub struct Tenancy {
     pub when_unbound: WhenUnbound,
     /// The tenant policy's name; `{table}` stands for each table's name.
     pub policy_name: String,
+    /// Tenant columns default to the context function (`default_from_context`).
+    pub default_from_context: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +89,9 @@ pub struct TableSpec {
     /// The tenant policy's name, `{table}` standing for the table's name:
     /// the table's own `policy_name`, else the tenancy's.
     pub policy_name: String,
+    /// The tenant column defaults to the context function: the table's own
+    /// `default_from_context`, else the tenancy's.
+    pub default_from_context: Option<bool>,
     pub origin: Origin,
 }
 

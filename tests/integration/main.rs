@@ -35,6 +35,7 @@ mod roles_for_a_managed_cloud_admin;
 mod roles_scoped_to_tables_and_commands;
 mod secrets_are_never_printed;
 mod spec_expressions_cannot_inject;
+mod tenant_column_defaults_to_the_bound_tenant;
 mod tenant_policies_named_by_the_spec;
 mod verify;
 mod verify_as_a_managed_admin;

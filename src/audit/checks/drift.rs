@@ -62,6 +62,12 @@ pub const GRANTS: CheckInfo = info(
     "A declared role's privileges differ from the spec",
     "Roles should hold exactly what the spec grants; extra privileges such as TRUNCATE bypass RLS.",
 );
+pub const TENANT_DEFAULT: CheckInfo = info(
+    "DRIFT_TENANT_DEFAULT",
+    Severity::Warning,
+    "A tenant column declared `default_from_context` does not default to the context function",
+    "Writers that omit the tenant then fail NOT NULL (or write NULL) instead of getting the bound tenant.",
+);
 pub const INDEX: CheckInfo = info(
     "DRIFT_TENANT_INDEX",
     Severity::Warning,
@@ -92,6 +98,7 @@ pub const INFOS: &[CheckInfo] = &[
     FUNCTION,
     ROLE,
     GRANTS,
+    TENANT_DEFAULT,
     INDEX,
     UNDECLARED,
 ];
@@ -113,6 +120,7 @@ pub fn findings(diff: &Diff, statements: &[Statement]) -> Vec<Finding> {
             | Change::RevokeTable { .. }
             | Change::GrantSchemaUsage { .. }
             | Change::GrantSequenceUsage { .. } => GRANTS,
+            Change::SetTenantDefault { .. } => TENANT_DEFAULT,
             Change::CreateIndex { .. } | Change::DropInvalidIndex { .. } => INDEX,
         };
         let object = change.object();
@@ -186,6 +194,9 @@ fn describe(change: &Change) -> String {
         } => format!("{role} also holds {}", keywords(privileges)),
         Change::GrantSchemaUsage { role, .. } => format!("{role} lacks USAGE"),
         Change::GrantSequenceUsage { role, .. } => format!("{role} lacks USAGE on it"),
+        Change::SetTenantDefault { function, .. } => {
+            format!("the tenant column does not default to {function}()")
+        }
         Change::CreateIndex { .. } => "the tenant index does not exist".into(),
         Change::DropInvalidIndex { .. } => {
             "the tenant index is INVALID (a failed concurrent build)".into()
