@@ -227,6 +227,7 @@ async fn prepare(
     let scope = Scope {
         function: Some(spec.tenancy.function.clone()),
         roles: spec.roles.iter().map(|r| r.name.clone()).collect(),
+        resolvers: spec.resolvers.iter().map(|r| r.name.clone()).collect(),
     };
     let snapshot = catalog::read(conn, &scope)
         .await

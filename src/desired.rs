@@ -183,6 +183,18 @@ pub fn desired_state(spec: &Spec) -> State {
         state.tables.insert(name, table);
     }
     state.function = function;
+    for resolver in &spec.resolvers {
+        state.schemas.insert(resolver.name.schema.clone());
+        for role in &resolver.roles {
+            state
+                .schema_usage
+                .insert((role.clone(), resolver.name.schema.clone()));
+        }
+        state.resolvers.insert(
+            resolver.name.clone(),
+            crate::resolver::Resolver::from_spec(resolver, spec.tenancy.column_type.sql_name()),
+        );
+    }
     state
 }
 

@@ -84,6 +84,22 @@ pub enum Change {
         sequence: QualifiedName,
         role: String,
     },
+    /// A tenant resolver, created or redefined; `drop_first` names the
+    /// argument type of a live one whose signature differs.
+    ReplaceResolver {
+        resolver: crate::resolver::Resolver,
+        drop_first: Option<String>,
+    },
+    GrantResolverExecute {
+        function: QualifiedName,
+        arg_type: String,
+        role: String,
+    },
+    RevokeResolverExecute {
+        function: QualifiedName,
+        arg_type: String,
+        role: String,
+    },
     /// Writers that omit the tenant get the bound one (`default_from_context`).
     SetTenantDefault {
         table: QualifiedName,
@@ -123,6 +139,9 @@ impl Change {
             Change::RevokeTable { .. } => "revoke_table",
             Change::GrantSequenceUsage { .. } => "grant_sequence_usage",
             Change::SetTenantDefault { .. } => "set_tenant_default",
+            Change::ReplaceResolver { .. } => "replace_resolver",
+            Change::GrantResolverExecute { .. } => "grant_execute",
+            Change::RevokeResolverExecute { .. } => "revoke_execute",
             Change::DropInvalidIndex { .. } => "drop_invalid_index",
             Change::CreateIndex { .. } => "create_index",
         }
@@ -145,6 +164,15 @@ impl Change {
             | Change::RevokeTable { table, .. } => format!("table {table}"),
             Change::GrantSequenceUsage { sequence, .. } => format!("sequence {sequence}"),
             Change::SetTenantDefault { table, column, .. } => format!("column {table}.{column}"),
+            Change::ReplaceResolver { resolver, .. } => {
+                format!("function {}({})", resolver.name, resolver.arg_type)
+            }
+            Change::GrantResolverExecute {
+                function, arg_type, ..
+            }
+            | Change::RevokeResolverExecute {
+                function, arg_type, ..
+            } => format!("function {function}({arg_type})"),
             Change::DropPolicy { table, name } => format!("policy {name} on {table}"),
             Change::AlterPolicy { table, policy } | Change::CreatePolicy { table, policy } => {
                 format!("policy {} on {table}", policy.name)
@@ -225,6 +253,49 @@ pub struct Options {
     pub prune: bool,
 }
 
+/// Each declared resolver exists with its definition, and exactly its
+/// roles (and no one else but its owner) may execute it.
+fn resolver_changes(desired: &State, live: &State) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for (name, want) in &desired.resolvers {
+        let live_executors = match live.resolvers.get(name) {
+            Some(have) if want.same_definition(have) => have.executors.clone(),
+            Some(have) if want.same_signature(have) => {
+                changes.push(Change::ReplaceResolver {
+                    resolver: want.clone(),
+                    drop_first: None,
+                });
+                have.executors.clone()
+            }
+            other => {
+                changes.push(Change::ReplaceResolver {
+                    resolver: want.clone(),
+                    drop_first: other.map(|have| have.arg_type.clone()),
+                });
+                live.new_resolver_executors
+                    .get(&name.schema)
+                    .cloned()
+                    .unwrap_or_else(|| BTreeSet::from(["PUBLIC".to_string()]))
+            }
+        };
+        for role in live_executors.difference(&want.executors) {
+            changes.push(Change::RevokeResolverExecute {
+                function: name.clone(),
+                arg_type: want.arg_type.clone(),
+                role: role.clone(),
+            });
+        }
+        for role in want.executors.difference(&live_executors) {
+            changes.push(Change::GrantResolverExecute {
+                function: name.clone(),
+                arg_type: want.arg_type.clone(),
+                role: role.clone(),
+            });
+        }
+    }
+    changes
+}
+
 pub fn diff(
     desired: &State,
     live: &State,
@@ -280,6 +351,8 @@ pub fn diff(
             });
         }
     }
+
+    changes.extend(resolver_changes(desired, live));
 
     for (role, schema) in &desired.schema_usage {
         if !live.schema_usage.contains(&(role.clone(), schema.clone())) {

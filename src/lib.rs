@@ -27,6 +27,7 @@ pub mod normalize;
 pub mod plan;
 pub mod quote;
 pub mod references;
+pub mod resolver;
 pub mod role_guard;
 pub mod role_rights;
 pub mod scram;

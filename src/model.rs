@@ -21,6 +21,11 @@ pub struct State {
     /// is PostgreSQL's built-in default: PUBLIC.
     pub new_function_executors: Option<BTreeSet<String>>,
     pub tables: BTreeMap<QualifiedName, Table>,
+    /// Declared tenant resolvers (desired), or the live functions of those names.
+    pub resolvers: BTreeMap<QualifiedName, crate::resolver::Resolver>,
+    /// Live only: for a schema that will get a new resolver, who may execute
+    /// a function created there (as `new_function_executors`).
+    pub new_resolver_executors: BTreeMap<String, BTreeSet<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

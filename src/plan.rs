@@ -192,6 +192,56 @@ fn render_change(change: &Change, passwords: &Passwords) -> Result<Vec<Sql>, Pas
                 .push(" TO "),
             role,
         )],
+        Change::ReplaceResolver {
+            resolver,
+            drop_first,
+        } => {
+            let mut statements = Vec::new();
+            if let Some(arg_type) = drop_first {
+                statements.push(
+                    Sql::new("DROP FUNCTION ")
+                        .qname(&resolver.name)
+                        .push("(")
+                        .push(type_keyword(arg_type))
+                        .push(")"),
+                );
+            }
+            statements.push(
+                Sql::new("CREATE OR REPLACE FUNCTION ")
+                    .qname(&resolver.name)
+                    .push("(")
+                    .push(type_keyword(&resolver.arg_type))
+                    .push(") RETURNS ")
+                    .push(type_keyword(&resolver.returns))
+                    .push(" LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ")
+                    .literal(&resolver.body),
+            );
+            statements
+        }
+        Change::GrantResolverExecute {
+            function,
+            arg_type,
+            role,
+        } => vec![grantee(
+            Sql::new("GRANT EXECUTE ON FUNCTION ")
+                .qname(function)
+                .push("(")
+                .push(type_keyword(arg_type))
+                .push(") TO "),
+            role,
+        )],
+        Change::RevokeResolverExecute {
+            function,
+            arg_type,
+            role,
+        } => vec![grantee(
+            Sql::new("REVOKE EXECUTE ON FUNCTION ")
+                .qname(function)
+                .push("(")
+                .push(type_keyword(arg_type))
+                .push(") FROM "),
+            role,
+        )],
         Change::SetTenantDefault {
             table,
             column,
@@ -302,6 +352,17 @@ fn create_function(function: &ContextFunction) -> Sql {
         .push(language)
         .push(" STABLE PARALLEL SAFE AS ")
         .literal(&function.body)
+}
+
+/// A type name rlsctl writes into DDL: only the ones it declares, so a name
+/// read from the catalog is never pasted as SQL.
+fn type_keyword(name: &str) -> &'static str {
+    match name {
+        "uuid" => "uuid",
+        "bigint" => "bigint",
+        "integer" => "integer",
+        _ => "text",
+    }
 }
 
 /// `PUBLIC` is a keyword, not a role name to quote.

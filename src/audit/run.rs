@@ -82,6 +82,11 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
     let scope = Scope {
         function: Some(target.context_function.clone()),
         roles,
+        resolvers: target
+            .spec
+            .iter()
+            .flat_map(|s| s.resolvers.iter().map(|r| r.name.clone()))
+            .collect(),
     };
     let snapshot = catalog::read(conn, &scope)
         .await

@@ -125,6 +125,8 @@ pub struct Scope {
     pub function: Option<QualifiedName>,
     /// Roles whose schema USAGE matters.
     pub roles: Vec<String>,
+    /// Declared tenant resolvers to read (see `crate::resolver`).
+    pub resolvers: Vec<QualifiedName>,
 }
 
 /// Splits the `schema<US>name` pairs the posture queries return.
@@ -401,6 +403,25 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
                 QualifiedName::new(sequence_schema, sequence),
                 users.into_iter().collect(),
             );
+        }
+    }
+
+    if !scope.resolvers.is_empty() {
+        count();
+        let names: Vec<&QualifiedName> = scope.resolvers.iter().collect();
+        state.resolvers = crate::resolver::read(conn, &names).await?;
+        for name in &scope.resolvers {
+            if !state.resolvers.contains_key(name)
+                && !state.new_resolver_executors.contains_key(&name.schema)
+            {
+                count();
+                let executors = new_function_executors(conn, &name.schema)
+                    .await?
+                    .unwrap_or_else(|| BTreeSet::from(["PUBLIC".to_string()]));
+                state
+                    .new_resolver_executors
+                    .insert(name.schema.clone(), executors);
+            }
         }
     }
 

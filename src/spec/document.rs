@@ -22,6 +22,27 @@ pub struct Document {
     pub exceptions: Vec<Spanned<ExceptionDoc>>,
     #[serde(default)]
     pub maintenance: Vec<Spanned<MaintenanceDoc>>,
+    #[serde(default)]
+    pub resolvers: Vec<Spanned<ResolverDoc>>,
+}
+
+/// A tenant resolver: look a value (a provider session id, an API key) up
+/// in one table and return its tenant (see `crate::resolver`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolverDoc {
+    /// The function's name, `schema.name` (default schema: the context function's).
+    pub name: Spanned<String>,
+    /// The lookup table, `schema.table` or `table`.
+    pub table: Spanned<String>,
+    /// The column the argument is compared to.
+    pub key: Spanned<String>,
+    /// The argument's type (default text).
+    pub key_type: Option<TenantType>,
+    /// The lookup table's tenant column (default: the tenancy's column).
+    pub tenant_column: Option<Spanned<String>>,
+    /// The declared roles that may call it.
+    pub roles: Vec<Spanned<String>>,
 }
 
 /// An existing admin or maintenance role's declared access to every tenant's

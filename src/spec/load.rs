@@ -8,15 +8,15 @@ use sha2::{Digest, Sha256};
 
 use super::document::{
     Access, BackfillDoc, Command, CrossTenantDoc, Document, FunctionDoc, MaintenanceDoc, PolicyDoc,
-    RoleDoc, SourceDoc, TableDoc, TenancyDoc, TenantType, WhenUnbound,
+    ResolverDoc, RoleDoc, SourceDoc, TableDoc, TenancyDoc, TenantType, WhenUnbound,
 };
 use super::files::read_spec_file;
 use super::lines::Lines;
 use super::scope::{Scope, every_command, expand_commands};
 use super::{
     AcceptedFinding, Backfill, CrossTenantPredicate, Expression, MaintenanceAccess, Origin,
-    PolicySpec, RoleSpec, Spec, SpecError, TABLE_PLACEHOLDER, TableSpec, Tenancy, TenantSource,
-    policy_name_for,
+    PolicySpec, ResolverSpec, RoleSpec, Spec, SpecError, TABLE_PLACEHOLDER, TableSpec, Tenancy,
+    TenantSource, policy_name_for,
 };
 use crate::quote::QualifiedName;
 
@@ -136,6 +136,16 @@ struct Builder {
     cross_tenant: Vec<CrossTenantPredicate>,
     exceptions: Vec<AcceptedFinding>,
     maintenance: Vec<MaintenanceAccess>,
+    resolvers: Vec<PendingResolver>,
+}
+
+/// A resolver whose defaults (schema, tenant column) come from the tenancy,
+/// which may be in another file: completed in `finish`.
+struct PendingResolver {
+    spec: ResolverSpec,
+    schema_given: bool,
+    tenant_column_given: bool,
+    role_origins: Vec<Origin>,
 }
 
 /// Turns a `Spanned` into an origin in `file`.
@@ -263,6 +273,9 @@ impl Builder {
         for entry in doc.maintenance {
             self.maintenance.push(maintenance_from(&at, entry)?);
         }
+        for entry in doc.resolvers {
+            self.resolvers.push(resolver_from(&at, entry)?);
+        }
         for exception in doc.exceptions {
             let origin = at.at(&exception);
             if exception.value.reason.trim().is_empty() {
@@ -321,6 +334,7 @@ impl Builder {
         )?;
         check_maintenance_roles(&self.maintenance, &self.roles)?;
         check_scopes(&tables, &self.roles, &self.cross_tenant)?;
+        let resolvers = finish_resolvers(self.resolvers, &tenancy, &self.roles)?;
         if !self.roles.iter().any(|r| r.cross_tenant.is_none()) {
             return Err(SpecError::general(
                 "no runtime role is declared: add one under `roles:` (the role your application connects as), without `cross_tenant`",
@@ -348,6 +362,7 @@ impl Builder {
             cross_tenant: self.cross_tenant,
             exceptions: self.exceptions,
             maintenance: self.maintenance,
+            resolvers,
             hash,
         })
     }
@@ -892,6 +907,105 @@ fn cross_tenant_from(
         },
         origin,
     })
+}
+
+fn resolver_from(at: &Locator, doc: Spanned<ResolverDoc>) -> Result<PendingResolver, SpecError> {
+    let origin = at.at(&doc);
+    let doc = doc.value;
+    let (schema, name) = match doc.name.value.split_once('.') {
+        Some(_) => {
+            split_qualified(&doc.name.value, "").map_err(|m| SpecError::at(&at.at(&doc.name), m))?
+        }
+        None => (String::new(), doc.name.value.clone()),
+    };
+    for part in [&schema, &name].into_iter().filter(|p| !p.is_empty()) {
+        check_identifier(part, "the resolver name")
+            .map_err(|m| SpecError::at(&at.at(&doc.name), m))?;
+    }
+    let (table_schema, table) = split_qualified(&doc.table.value, "public")
+        .map_err(|m| SpecError::at(&at.at(&doc.table), m))?;
+    for part in [&table_schema, &table] {
+        check_identifier(part, "the table name")
+            .map_err(|m| SpecError::at(&at.at(&doc.table), m))?;
+    }
+    let key = at.identifier(&doc.key, "the key column")?;
+    let tenant_column = match &doc.tenant_column {
+        Some(c) => at.identifier(c, "the tenant column")?,
+        None => String::new(),
+    };
+    if doc.roles.is_empty() {
+        return Err(SpecError::at(
+            &origin,
+            format!("resolver `{name}` lists no `roles`: name the roles that may call it"),
+        ));
+    }
+    let mut roles = Vec::new();
+    let mut role_origins = Vec::new();
+    for role in &doc.roles {
+        roles.push(at.identifier(role, "the role name")?);
+        role_origins.push(at.at(role));
+    }
+    Ok(PendingResolver {
+        schema_given: !schema.is_empty(),
+        tenant_column_given: !tenant_column.is_empty(),
+        spec: ResolverSpec {
+            name: QualifiedName::new(schema, name),
+            table: QualifiedName::new(table_schema, table),
+            key,
+            key_type: doc.key_type.unwrap_or(TenantType::Text),
+            tenant_column,
+            roles,
+            origin,
+        },
+        role_origins,
+    })
+}
+
+/// Fills a resolver's defaults from the tenancy and checks that it may be
+/// called only by declared roles.
+fn finish_resolvers(
+    pending: Vec<PendingResolver>,
+    tenancy: &Tenancy,
+    roles: &[RoleSpec],
+) -> Result<Vec<ResolverSpec>, SpecError> {
+    let mut out: Vec<ResolverSpec> = Vec::new();
+    for p in pending {
+        let mut spec = p.spec;
+        if !p.schema_given {
+            spec.name.schema = tenancy.function.schema.clone();
+        }
+        if !p.tenant_column_given {
+            spec.tenant_column = tenancy.column.clone();
+        }
+        for (role, origin) in spec.roles.iter().zip(&p.role_origins) {
+            if !roles.iter().any(|r| &r.name == role) {
+                return Err(SpecError::at(
+                    origin,
+                    format!(
+                        "resolver `{}` names role `{role}`, which is not declared under `roles:`",
+                        spec.name
+                    ),
+                ));
+            }
+        }
+        if spec.name == tenancy.function {
+            return Err(SpecError::at(
+                &spec.origin,
+                format!("resolver `{}` has the context function's name", spec.name),
+            ));
+        }
+        if let Some(first) = out.iter().find(|r| r.name == spec.name) {
+            return Err(SpecError::at(
+                &spec.origin,
+                format!(
+                    "resolver `{}` is declared twice (first at {})",
+                    spec.name, first.origin
+                ),
+            ));
+        }
+        out.push(spec);
+    }
+    Ok(out)
 }
 
 /// A maintenance role is the admin's, not the application's: were it also a

@@ -33,6 +33,8 @@ pub struct Spec {
     pub exceptions: Vec<AcceptedFinding>,
     /// Existing roles (the admin) that read or write every tenant's rows.
     pub maintenance: Vec<MaintenanceAccess>,
+    /// Tenant resolvers (SECURITY DEFINER lookups) for workers without a tenant.
+    pub resolvers: Vec<ResolverSpec>,
     /// sha256 of every spec file's name and content: recorded with each apply.
     pub hash: String,
 }
@@ -140,6 +142,18 @@ pub struct CrossTenantPredicate {
     pub reason: String,
     /// The tables the predicate applies to (`tables:`; default all).
     pub scope: Scope,
+    pub origin: Origin,
+}
+
+/// A declared tenant resolver (see `crate::resolver`).
+#[derive(Debug, Clone)]
+pub struct ResolverSpec {
+    pub name: QualifiedName,
+    pub table: QualifiedName,
+    pub key: String,
+    pub key_type: TenantType,
+    pub tenant_column: String,
+    pub roles: Vec<String>,
     pub origin: Origin,
 }
 

@@ -310,6 +310,7 @@ pub async fn verify(
     let scope = Scope {
         function: None,
         roles: target.roles.clone(),
+        resolvers: Vec::new(),
     };
     let snapshot = catalog::read(conn, &scope)
         .await

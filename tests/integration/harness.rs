@@ -254,6 +254,7 @@ impl TestDb {
                 "current_tenant_id",
             )),
             roles: roles.iter().map(|r| r.to_string()).collect(),
+            resolvers: Vec::new(),
         };
         let mut state = catalog::read(&mut conn, &scope)
             .await

@@ -37,6 +37,7 @@ mod secrets_are_never_printed;
 mod spec_expressions_cannot_inject;
 mod tenant_column_defaults_to_the_bound_tenant;
 mod tenant_policies_named_by_the_spec;
+mod tenant_resolvers;
 mod verify;
 mod verify_as_a_managed_admin;
 mod verify_warns_when_it_proves_little;

@@ -68,6 +68,12 @@ pub const TENANT_DEFAULT: CheckInfo = info(
     "A tenant column declared `default_from_context` does not default to the context function",
     "Writers that omit the tenant then fail NOT NULL (or write NULL) instead of getting the bound tenant.",
 );
+pub const RESOLVER: CheckInfo = info(
+    "DRIFT_RESOLVER",
+    Severity::Error,
+    "A declared tenant resolver is missing, redefined, or callable by roles the spec does not name",
+    "A resolver runs as its owner and returns any tenant's id for a key: changed, or callable by others, it hands out tenants.",
+);
 pub const INDEX: CheckInfo = info(
     "DRIFT_TENANT_INDEX",
     Severity::Warning,
@@ -99,6 +105,7 @@ pub const INFOS: &[CheckInfo] = &[
     ROLE,
     GRANTS,
     TENANT_DEFAULT,
+    RESOLVER,
     INDEX,
     UNDECLARED,
 ];
@@ -121,6 +128,9 @@ pub fn findings(diff: &Diff, statements: &[Statement]) -> Vec<Finding> {
             | Change::GrantSchemaUsage { .. }
             | Change::GrantSequenceUsage { .. } => GRANTS,
             Change::SetTenantDefault { .. } => TENANT_DEFAULT,
+            Change::ReplaceResolver { .. }
+            | Change::GrantResolverExecute { .. }
+            | Change::RevokeResolverExecute { .. } => RESOLVER,
             Change::CreateIndex { .. } | Change::DropInvalidIndex { .. } => INDEX,
         };
         let object = change.object();
@@ -194,6 +204,15 @@ fn describe(change: &Change) -> String {
         } => format!("{role} also holds {}", keywords(privileges)),
         Change::GrantSchemaUsage { role, .. } => format!("{role} lacks USAGE"),
         Change::GrantSequenceUsage { role, .. } => format!("{role} lacks USAGE on it"),
+        Change::ReplaceResolver { drop_first: None, .. } => {
+            "its definition (body, SECURITY DEFINER, search_path) differs from the spec, or it does not exist".into()
+        }
+        Change::ReplaceResolver {
+            drop_first: Some(arg),
+            ..
+        } => format!("a function of that name takes {arg}, not the declared key type"),
+        Change::GrantResolverExecute { role, .. } => format!("{role} may not execute it"),
+        Change::RevokeResolverExecute { role, .. } => format!("{role} may execute it"),
         Change::SetTenantDefault { function, .. } => {
             format!("the tenant column does not default to {function}()")
         }
