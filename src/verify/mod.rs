@@ -284,17 +284,28 @@ pub(crate) fn db(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> Veri
 }
 
 /// Runs `$work` in a transaction `$tx` that is rolled back whatever happens,
-/// after the admin granted itself `$role` there if it needs to.
+/// after the admin granted itself `$role` there if it needs to. Evaluates to
+/// the work's own result: an error there concerns one object (see
+/// [`broken`]), while failing to open, grant or roll back stops the run.
 macro_rules! rolled_back {
     ($conn:expr, $admin:expr, $role:expr, $tx:ident => $work:expr) => {{
         let mut $tx = $conn.begin().await.map_err(db("starting a transaction"))?;
         let result = match $admin.grant_inside(&mut $tx, $role).await {
-            Ok(()) => $work,
+            Ok(()) => Ok($work),
             Err(error) => Err(error),
         };
         $tx.rollback().await.map_err(db("rolling back"))?;
         result?
     }};
+}
+
+/// The cell of a probe whose object failed in a way no probe expected (a view
+/// whose rules recurse, a policy calling a broken function): NOT PROVEN with
+/// the database's reason, so one broken object never hides the others' results.
+fn broken(error: &VerifyError) -> Cell {
+    Cell::not_proven(format!(
+        "probing this object failed, so nothing is proven for it: {error}"
+    ))
 }
 
 /// Progress for long runs: objects done, objects in all, the one being probed.
@@ -359,11 +370,16 @@ pub async fn verify(
         tenant_columns: &tenant_columns,
     };
 
-    // Views and children that reach the probed tables.
+    // Views and children that reach the probed tables (with `--table`, only
+    // those reading a chosen table: a way around one broken view).
     let views: Vec<&catalog::View> = posture
         .views
         .iter()
-        .filter(|v| v.reads.iter().any(|r| tenant_columns.contains_key(r)))
+        .filter(|v| {
+            v.reads.iter().any(|r| {
+                tenant_columns.contains_key(r) && (target.only.is_empty() || tables.contains_key(r))
+            })
+        })
         .collect();
     let children: Vec<(&QualifiedName, &QualifiedName)> = posture
         .children
@@ -389,8 +405,11 @@ pub async fn verify(
         };
         for (table, column) in &tables {
             progress(done, total, &table.to_string());
-            let cells =
-                rolled_back!(conn, admin, role, tx => probing.table(&mut tx, table, column).await);
+            let cells = match rolled_back!(conn, admin, role, tx => probing.table(&mut tx, table, column).await)
+            {
+                Ok(cells) => cells,
+                Err(error) => Probe::ALL.iter().map(|p| (*p, broken(&error))).collect(),
+            };
             probing.factory.reset();
             objects.push(ObjectResult {
                 role: role.clone(),
@@ -415,7 +434,7 @@ pub async fn verify(
             } else {
                 let cell = rolled_back!(conn, admin, role, tx => probing.view(&mut tx, view).await);
                 probing.factory.reset();
-                cell
+                cell.unwrap_or_else(|error| broken(&error))
             };
             objects.push(ObjectResult {
                 role: role.clone(),
@@ -428,7 +447,8 @@ pub async fn verify(
         for (child, parent) in &children {
             progress(done, total, &child.to_string());
             let column = &tables[*parent];
-            let cell = rolled_back!(conn, admin, role, tx => probing.child(&mut tx, child, parent, column).await);
+            let cell = rolled_back!(conn, admin, role, tx => probing.child(&mut tx, child, parent, column).await)
+                .unwrap_or_else(|error| broken(&error));
             probing.factory.reset();
             objects.push(ObjectResult {
                 role: role.clone(),

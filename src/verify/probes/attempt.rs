@@ -151,7 +151,7 @@ impl Probing<'_> {
         let row = query
             .fetch_optional(&mut *conn)
             .await
-            .map_err(db(format!("checking as the admin: {statement}")))?;
+            .map_err(db("checking as the admin"))?;
         Ok(match row {
             Some(row) => row.try_get::<Value, _>(0).map_err(db("reading a check"))?,
             None => Value::Null,
