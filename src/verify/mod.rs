@@ -125,13 +125,15 @@ impl Cell {
             .max()
             .unwrap_or(Verdict::NotProven);
         let chosen: Vec<&Cell> = cells.iter().filter(|c| c.verdict == worst).collect();
+        let mut details: Vec<&str> = Vec::new();
+        for cell in &chosen {
+            if !details.contains(&cell.detail.as_str()) {
+                details.push(&cell.detail);
+            }
+        }
         Cell {
             verdict: worst,
-            detail: chosen
-                .iter()
-                .map(|c| c.detail.as_str())
-                .collect::<Vec<_>>()
-                .join("; "),
+            detail: details.join("; "),
             key: chosen.iter().find_map(|c| c.key.clone()),
         }
     }
@@ -220,6 +222,17 @@ impl Binding {
         sqlx::query("SELECT pg_catalog.set_config($1, $2, true)")
             .bind(self.setting())
             .bind(value)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// `RESET setting`: back to the session's default (a role or database
+    /// default, postgresql.conf), or `''` when there is none. `set_config`
+    /// with a NULL value is that RESET, with the name as a bound parameter.
+    pub async fn reset(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_catalog.set_config($1, NULL, false)")
+            .bind(self.setting())
             .execute(conn)
             .await?;
         Ok(())
@@ -389,6 +402,39 @@ pub async fn verify(
         .collect();
 
     let total = target.roles.len() * (tables.len() + views.len() + children.len() + 1);
+
+    // A session that never defined the tenant setting exists only until
+    // something in it binds the setting, so its probes go first, planting and
+    // checking their rows with a setting of verify's own.
+    let own = Binding {
+        source: TenantSource::Setting(FRESH_SESSION_PLANTING.into()),
+    };
+    let fresh_reason = fresh_session_unavailable(conn, &target.binding, &admin).await?;
+    let mut fresh = BTreeMap::new();
+    if fresh_reason.is_none() {
+        for role in &target.roles {
+            let mut probing = probes::Probing {
+                role,
+                binding: &own,
+                when_unbound: target.when_unbound,
+                a: &a,
+                b: &b,
+                layout: &layout,
+                admin: &admin,
+                factory: rows::RowFactory::new(&layout, &own, token, &admin),
+                unbound: probes::Unbound::Fresh,
+            };
+            for (table, column) in &tables {
+                progress(0, total, &format!("{table} (fresh session)"));
+                let cells = rolled_back!(conn, admin, role, tx => probing.fresh_session(&mut tx, table, column).await)
+                    .unwrap_or_else(|error| Some((broken(&error), broken(&error))));
+                probing.factory.reset();
+                if let Some(cells) = cells {
+                    fresh.insert((role.clone(), table.clone()), cells);
+                }
+            }
+        }
+    }
     let mut done = 0;
     let mut objects = Vec::new();
     for role in &target.roles {
@@ -402,15 +448,23 @@ pub async fn verify(
             layout: &layout,
             admin: &admin,
             factory: rows::RowFactory::new(&layout, &target.binding, token, &admin),
+            unbound: probes::Unbound::Ended,
         };
         for (table, column) in &tables {
             progress(done, total, &table.to_string());
-            let cells = match rolled_back!(conn, admin, role, tx => probing.table(&mut tx, table, column).await)
+            let mut cells = match rolled_back!(conn, admin, role, tx => probing.table(&mut tx, table, column).await)
             {
                 Ok(cells) => cells,
                 Err(error) => Probe::ALL.iter().map(|p| (*p, broken(&error))).collect(),
             };
             probing.factory.reset();
+            let fresh = match &fresh_reason {
+                None => fresh.remove(&(role.clone(), table.clone())).map(Ok),
+                Some(why) => Some(Err(why.as_str())),
+            };
+            if let Some(fresh) = fresh {
+                add_fresh_session(&mut cells, fresh);
+            }
             objects.push(ObjectResult {
                 role: role.clone(),
                 object: table.to_string(),
@@ -482,6 +536,62 @@ pub async fn verify(
     };
     matrix.count();
     Ok(matrix)
+}
+
+/// The setting the fresh-session probes bind while planting and checking
+/// their rows, so the tenant setting itself stays undefined in the session.
+const FRESH_SESSION_PLANTING: &str = "rlsctl_verify.planting";
+
+/// Why the fresh-session probes cannot run on this connection, if they cannot.
+async fn fresh_session_unavailable(
+    conn: &mut PgConnection,
+    binding: &Binding,
+    admin: &admin::Admin,
+) -> Result<Option<String>, VerifyError> {
+    let setting = binding.setting();
+    if !admin.bypasses_rls {
+        return Ok(Some(format!(
+            "{} is subject to row-level security, so it can plant probe rows only by binding {setting}, after which the session is no longer fresh; verify as a superuser or BYPASSRLS role to run it",
+            admin.name
+        )));
+    }
+    let defined: bool =
+        sqlx::query_scalar("SELECT pg_catalog.current_setting($1, true) IS NOT NULL")
+            .bind(setting)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db("reading the tenant setting"))?;
+    Ok(defined.then(|| {
+        format!(
+            "this connection had defined {setting} before verify began (an earlier step of the same run, or a server, database or role default), so a session that never defined it cannot be shown here; run `rlsctl verify` on its own"
+        )
+    }))
+}
+
+/// Folds the fresh-session cells (or why they were not run) into a table's
+/// unbound-read and unbound-write cells.
+fn add_fresh_session(cells: &mut BTreeMap<Probe, Cell>, fresh: Result<(Cell, Cell), &str>) {
+    match fresh {
+        Ok((read, write)) => {
+            for (probe, cell) in [(Probe::UnboundRead, read), (Probe::UnboundWrite, write)] {
+                let combined = match cells.remove(&probe) {
+                    Some(other) => Cell::combine(vec![cell, other]),
+                    None => cell,
+                };
+                cells.insert(probe, combined);
+            }
+        }
+        Err(why) => {
+            for probe in [Probe::UnboundRead, Probe::UnboundWrite] {
+                if let Some(cell) = cells.get_mut(&probe) {
+                    cell.detail.push_str(&format!(
+                        "; {}: not run: {why}",
+                        probes::Unbound::Fresh.label()
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// The declared tables (or, without a spec, every table with the tenant

@@ -4,8 +4,8 @@
 use serde_json::{Map, Value};
 use sqlx::{PgConnection, Row};
 
-use super::Probing;
 use super::{LOCATED_AT_1, location};
+use super::{Probing, Unbound};
 use crate::quote::{QualifiedName, Sql};
 use crate::verify::rows::{ProbeRow, insert_statement};
 use crate::verify::{Cell, Tenant, VerifyError, db, set_role};
@@ -69,10 +69,14 @@ impl Probing<'_> {
         returns_rows: bool,
     ) -> Result<Attempt, VerifyError> {
         exec(conn, "SAVEPOINT rlsctl_attempt").await?;
-        self.binding
-            .bind(conn, tenant)
-            .await
-            .map_err(db("binding the tenant"))?;
+        match (tenant, self.unbound) {
+            (Some(_), _) | (None, Unbound::Ended) => self.binding.bind(conn, tenant).await,
+            (None, Unbound::Reset) => self.binding.reset(conn).await,
+            // Touching the setting would define it: the fresh session is the
+            // one that never did.
+            (None, Unbound::Fresh) => Ok(()),
+        }
+        .map_err(db("binding the tenant"))?;
         self.act_as(conn).await?;
         let mut query = sqlx::query(statement.to_query());
         for value in binds {

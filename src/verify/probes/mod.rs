@@ -44,6 +44,34 @@ pub struct Probing<'a> {
     pub layout: &'a Layout<'a>,
     pub admin: &'a Admin,
     pub factory: RowFactory<'a>,
+    /// The state "no tenant" takes in the unbound probes being run.
+    pub unbound: Unbound,
+}
+
+/// The three states in which a connection has no tenant: the application
+/// forgot to bind, or a pooled connection moved on. A policy can tell them
+/// apart (`current_setting(name, true)` is NULL only in the first), so each is
+/// probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unbound {
+    /// A session that never defined the setting: `current_setting(name, true)`
+    /// is NULL, and without `true` it raises.
+    Fresh,
+    /// After `RESET`: the session's default, or `''`.
+    Reset,
+    /// After a transaction that bound it with `SET LOCAL` / `set_config(…, true)`
+    /// ended: `''`.
+    Ended,
+}
+
+impl Unbound {
+    pub fn label(self) -> &'static str {
+        match self {
+            Unbound::Fresh => "in a fresh session that never defined the setting",
+            Unbound::Reset => "after RESET",
+            Unbound::Ended => "after a SET LOCAL transaction ended ('')",
+        }
+    }
 }
 
 /// The targeted forms find a row by its exact place (any table, any key).
@@ -83,11 +111,18 @@ impl Probing<'_> {
         cells.insert(Probe::Delete, self.delete(conn, table, &b).await?);
         cells.insert(Probe::Insert, self.insert(conn, table, column, &b).await?);
         cells.insert(Probe::Move, self.moving(conn, table, column, &a, &b).await?);
-        cells.insert(Probe::UnboundRead, self.unbound_read(conn, table).await?);
-        cells.insert(
-            Probe::UnboundWrite,
-            self.unbound_write(conn, table, column, &a, &b).await?,
-        );
+        let (read, write) = self
+            .unbound(
+                conn,
+                table,
+                column,
+                &a,
+                &b,
+                &[Unbound::Reset, Unbound::Ended],
+            )
+            .await?;
+        cells.insert(Probe::UnboundRead, read);
+        cells.insert(Probe::UnboundWrite, write);
         Ok(cells)
     }
 
