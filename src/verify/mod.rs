@@ -37,10 +37,12 @@ pub enum Probe {
     Move,
     UnboundRead,
     UnboundWrite,
+    NullTenant,
+    Existence,
 }
 
 impl Probe {
-    pub const ALL: [Probe; 7] = [
+    pub const ALL: [Probe; 9] = [
         Probe::Read,
         Probe::Update,
         Probe::Delete,
@@ -48,6 +50,8 @@ impl Probe {
         Probe::Move,
         Probe::UnboundRead,
         Probe::UnboundWrite,
+        Probe::NullTenant,
+        Probe::Existence,
     ];
 
     pub fn label(self) -> &'static str {
@@ -59,6 +63,8 @@ impl Probe {
             Probe::Move => "move",
             Probe::UnboundRead => "unbound-read",
             Probe::UnboundWrite => "unbound-write",
+            Probe::NullTenant => "null-tenant",
+            Probe::Existence => "existence",
         }
     }
 }

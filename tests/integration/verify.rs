@@ -84,8 +84,8 @@ async fn the_repo_spec_applies_audits_clean_and_verifies_every_cell_proven() {
     assert_eq!(audit["history"].as_array().unwrap().len(), 1);
     let matrix = &result["verify"];
     assert_eq!(unproven(matrix), vec![]);
-    // 7 probes × 7 tables + the pooled-connection probe, for each runtime role.
-    assert_eq!(matrix["summary"]["proven"], 2 * (7 * 7 + 1));
+    // 9 probes × 7 tables + the pooled-connection probe, for each runtime role.
+    assert_eq!(matrix["summary"]["proven"], 2 * (9 * 7 + 1));
 
     // Probe rows, parents and role switches were all rolled back.
     assert_eq!(db.row_counts(&tables).await, rows_before);

@@ -14,8 +14,10 @@
 mod attempt;
 mod children;
 mod delete;
+mod existence;
 mod insert;
 mod move_row;
+mod null_tenant;
 mod on_conflict;
 mod pooled;
 mod read;
@@ -88,7 +90,7 @@ fn one_column(column: &str, value: &str) -> String {
 }
 
 impl Probing<'_> {
-    /// All seven probes on one tenant table.
+    /// Every probe on one tenant table.
     pub async fn table(
         &mut self,
         conn: &mut PgConnection,
@@ -123,6 +125,14 @@ impl Probing<'_> {
             .await?;
         cells.insert(Probe::UnboundRead, read);
         cells.insert(Probe::UnboundWrite, write);
+        cells.insert(
+            Probe::NullTenant,
+            self.null_tenant(conn, table, column).await?,
+        );
+        cells.insert(
+            Probe::Existence,
+            self.existence(conn, table, column, &b).await?,
+        );
         Ok(cells)
     }
 

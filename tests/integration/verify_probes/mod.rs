@@ -1,6 +1,8 @@
 //! verify, one way in per file (as `src/verify/probes/`): each test turns the
 //! matching breakage into a LEAK, or proves the probe on a correct setup.
 
+mod existence;
+mod null_tenant;
 mod unbound;
 mod views;
 
