@@ -35,6 +35,8 @@ pub(super) async fn run(args: &VerifyArgs) -> Result<Exit> {
                 },
             },
             when_unbound: args.when_unbound,
+            cross_tenant: Vec::new(),
+            commands: Default::default(),
         }
     };
     target.only = args.tables.clone();

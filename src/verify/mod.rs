@@ -16,7 +16,7 @@ mod probes;
 pub mod report;
 mod rows;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use sqlx::{Connection, PgConnection};
@@ -24,7 +24,7 @@ use sqlx::{Connection, PgConnection};
 use crate::catalog::{self, Scope};
 use crate::errors::database_message;
 use crate::quote::{QualifiedName, Sql};
-use crate::spec::{Spec, TenantSource, WhenUnbound};
+use crate::spec::{Access, Command, Spec, TenantSource, WhenUnbound};
 
 /// The columns of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -39,10 +39,13 @@ pub enum Probe {
     UnboundWrite,
     NullTenant,
     Existence,
+    /// What the spec withholds (`commands:`) is refused on the tenant's own rows.
+    Declared,
 }
 
 impl Probe {
-    pub const ALL: [Probe; 9] = [
+    /// The probes every tenant table gets.
+    pub const EVERY_TABLE: [Probe; 9] = [
         Probe::Read,
         Probe::Update,
         Probe::Delete,
@@ -52,6 +55,20 @@ impl Probe {
         Probe::UnboundWrite,
         Probe::NullTenant,
         Probe::Existence,
+    ];
+
+    /// Every column of the matrix; `declared` only where the spec withholds a write.
+    pub const ALL: [Probe; 10] = [
+        Probe::Read,
+        Probe::Update,
+        Probe::Delete,
+        Probe::Insert,
+        Probe::Move,
+        Probe::UnboundRead,
+        Probe::UnboundWrite,
+        Probe::NullTenant,
+        Probe::Existence,
+        Probe::Declared,
     ];
 
     pub fn label(self) -> &'static str {
@@ -65,6 +82,7 @@ impl Probe {
             Probe::UnboundWrite => "unbound-write",
             Probe::NullTenant => "null-tenant",
             Probe::Existence => "existence",
+            Probe::Declared => "declared",
         }
     }
 }
@@ -265,6 +283,10 @@ pub struct Target {
     pub tenant_column: String,
     pub binding: Binding,
     pub when_unbound: WhenUnbound,
+    /// Declared cross-tenant roles: each gets its own rows in the matrix.
+    pub cross_tenant: Vec<(String, Access)>,
+    /// What the spec lets runtime roles do, per declared table.
+    pub commands: BTreeMap<QualifiedName, BTreeSet<Command>>,
 }
 
 impl Target {
@@ -282,6 +304,16 @@ impl Target {
                 source: spec.tenancy.source.clone(),
             },
             when_unbound: spec.tenancy.when_unbound,
+            cross_tenant: spec
+                .roles
+                .iter()
+                .filter_map(|r| Some((r.name.clone(), r.cross_tenant?)))
+                .collect(),
+            commands: spec
+                .tables
+                .iter()
+                .map(|t| (t.name.clone(), t.commands.clone()))
+                .collect(),
         }
     }
 }
@@ -337,9 +369,16 @@ pub async fn verify(
     target: &Target,
     progress: Progress<'_>,
 ) -> Result<Matrix, VerifyError> {
+    // Runtime roles, then the declared cross-tenant ones.
+    let acting: Vec<String> = target
+        .roles
+        .iter()
+        .cloned()
+        .chain(target.cross_tenant.iter().map(|(r, _)| r.clone()))
+        .collect();
     let scope = Scope {
         function: None,
-        roles: target.roles.clone(),
+        roles: acting.clone(),
     };
     let snapshot = catalog::read(conn, &scope)
         .await
@@ -356,14 +395,14 @@ pub async fn verify(
             "no runtime role to act as: declare one in the spec or pass --role".into(),
         ));
     }
-    for role in &target.roles {
+    for role in &acting {
         if !snapshot.state.roles.contains_key(role) {
             return Err(VerifyError::Setup(format!(
                 "runtime role {role} does not exist (run `rlsctl apply` first)"
             )));
         }
     }
-    let admin = admin::Admin::assess(conn, &target.roles).await?;
+    let admin = admin::Admin::assess(conn, &acting).await?;
     for table in target.tables.keys() {
         if !columns.contains_key(table) {
             return Err(VerifyError::Setup(format!(
@@ -407,7 +446,8 @@ pub async fn verify(
         .map(|(c, p)| (c, p))
         .collect();
 
-    let total = target.roles.len() * (tables.len() + views.len() + children.len() + 1);
+    let total = target.roles.len() * (tables.len() + views.len() + children.len() + 1)
+        + target.cross_tenant.len() * tables.len();
 
     // A session that never defined the tenant setting exists only until
     // something in it binds the setting, so its probes go first, planting and
@@ -429,6 +469,7 @@ pub async fn verify(
                 admin: &admin,
                 factory: rows::RowFactory::new(&layout, &own, token, &admin),
                 unbound: probes::Unbound::Fresh,
+                commands: &target.commands,
             };
             for (table, column) in &tables {
                 progress(0, total, &format!("{table} (fresh session)"));
@@ -455,13 +496,17 @@ pub async fn verify(
             admin: &admin,
             factory: rows::RowFactory::new(&layout, &target.binding, token, &admin),
             unbound: probes::Unbound::Ended,
+            commands: &target.commands,
         };
         for (table, column) in &tables {
             progress(done, total, &table.to_string());
             let mut cells = match rolled_back!(conn, admin, role, tx => probing.table(&mut tx, table, column).await)
             {
                 Ok(cells) => cells,
-                Err(error) => Probe::ALL.iter().map(|p| (*p, broken(&error))).collect(),
+                Err(error) => Probe::EVERY_TABLE
+                    .iter()
+                    .map(|p| (*p, broken(&error)))
+                    .collect(),
             };
             probing.factory.reset();
             let fresh = match &fresh_reason {
@@ -529,6 +574,36 @@ pub async fn verify(
             cells: BTreeMap::from([(Probe::UnboundRead, cell)]),
         });
         done += 1;
+    }
+    for (role, access) in &target.cross_tenant {
+        let mut probing = probes::Probing {
+            role,
+            binding: &target.binding,
+            when_unbound: target.when_unbound,
+            a: &a,
+            b: &b,
+            layout: &layout,
+            admin: &admin,
+            factory: rows::RowFactory::new(&layout, &target.binding, token, &admin),
+            unbound: probes::Unbound::Ended,
+            commands: &target.commands,
+        };
+        for (table, column) in &tables {
+            progress(done, total, &format!("{table} as {role}"));
+            let cells = match rolled_back!(conn, admin, role, tx => probing.cross_tenant(&mut tx, table, column, *access).await)
+            {
+                Ok(cells) => cells,
+                Err(error) => BTreeMap::from([(Probe::Read, broken(&error))]),
+            };
+            probing.factory.reset();
+            objects.push(ObjectResult {
+                role: role.clone(),
+                object: table.to_string(),
+                kind: ObjectKind::Table,
+                cells,
+            });
+            done += 1;
+        }
     }
     progress(done, total, "");
 

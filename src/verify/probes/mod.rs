@@ -13,6 +13,7 @@
 
 mod attempt;
 mod children;
+mod declared;
 mod delete;
 mod existence;
 mod insert;
@@ -25,7 +26,7 @@ mod unbound;
 mod update;
 mod views;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 use sqlx::PgConnection;
@@ -33,7 +34,7 @@ use sqlx::PgConnection;
 use super::admin::Admin;
 use super::{Binding, Cell, Probe, Tenant, VerifyError};
 use crate::quote::{QualifiedName, Sql};
-use crate::spec::WhenUnbound;
+use crate::spec::{Command, WhenUnbound};
 use crate::verify::rows::{Layout, ProbeRow, RowFactory, Unbuildable};
 
 /// Everything a probe needs, for one runtime role.
@@ -48,6 +49,8 @@ pub struct Probing<'a> {
     pub factory: RowFactory<'a>,
     /// The state "no tenant" takes in the unbound probes being run.
     pub unbound: Unbound,
+    /// What the spec lets runtime roles do, per declared table.
+    pub commands: &'a BTreeMap<QualifiedName, BTreeSet<Command>>,
 }
 
 /// The three states in which a connection has no tenant: the application
@@ -101,7 +104,10 @@ impl Probing<'_> {
             Ok(pair) => pair,
             Err(Unbuildable(why)) => {
                 let cell = Cell::not_proven(format!("no probe rows: {why}"));
-                return Ok(Probe::ALL.iter().map(|p| (*p, cell.clone())).collect());
+                return Ok(Probe::EVERY_TABLE
+                    .iter()
+                    .map(|p| (*p, cell.clone()))
+                    .collect());
             }
         };
         let mut cells = BTreeMap::new();
@@ -133,6 +139,9 @@ impl Probing<'_> {
             Probe::Existence,
             self.existence(conn, table, column, &b).await?,
         );
+        if let Some(cell) = self.declared(conn, table, &a).await? {
+            cells.insert(Probe::Declared, cell);
+        }
         Ok(cells)
     }
 

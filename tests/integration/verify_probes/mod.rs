@@ -1,6 +1,7 @@
 //! verify, one way in per file (as `src/verify/probes/`): each test turns the
 //! matching breakage into a LEAK, or proves the probe on a correct setup.
 
+mod declared;
 mod existence;
 mod null_tenant;
 mod unbound;
@@ -65,4 +66,16 @@ pub fn verify(db: &TestDb, extra: &[&str]) -> (i32, Value) {
         run.stdout
     );
     (run.code, run.json())
+}
+
+/// The verdict of `probe` on `object` as `role`.
+pub fn verdict_as(matrix: &Value, role: &str, object: &str, probe: &str) -> String {
+    matrix["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["object"] == object && o["role"] == role)
+        .and_then(|o| o["cells"][probe]["verdict"].as_str())
+        .unwrap_or_else(|| panic!("no {probe} cell for {object} as {role} in {matrix:#}"))
+        .to_string()
 }
