@@ -85,6 +85,22 @@ impl Probe {
             Probe::Declared => "declared",
         }
     }
+
+    /// Two letters: the column heading of the 80-column matrix.
+    pub fn short(self) -> &'static str {
+        match self {
+            Probe::Read => "rd",
+            Probe::Update => "up",
+            Probe::Delete => "dl",
+            Probe::Insert => "in",
+            Probe::Move => "mv",
+            Probe::UnboundRead => "ur",
+            Probe::UnboundWrite => "uw",
+            Probe::NullTenant => "nt",
+            Probe::Existence => "ex",
+            Probe::Declared => "dc",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -169,8 +185,22 @@ pub enum ObjectKind {
     Table,
     View,
     Partition,
+    /// A child by table inheritance (`INHERITS`), not a partition.
+    InheritanceChild,
     /// The pooled-connection probe: not an object, a property of the binding.
     Connection,
+}
+
+impl ObjectKind {
+    /// What the text matrix adds after the object's name, if anything.
+    pub fn label(self) -> Option<&'static str> {
+        match self {
+            ObjectKind::Table | ObjectKind::Connection => None,
+            ObjectKind::View => Some("view"),
+            ObjectKind::Partition => Some("partition"),
+            ObjectKind::InheritanceChild => Some("inheritance child"),
+        }
+    }
 }
 
 /// One row of the matrix: one object probed as one runtime role.
@@ -439,10 +469,11 @@ pub async fn verify(
             })
         })
         .collect();
+    // A child that is itself a chosen table already has all its probes.
     let children: Vec<(&QualifiedName, &QualifiedName)> = posture
         .children
         .iter()
-        .filter(|(_, parent)| tables.contains_key(parent))
+        .filter(|(child, parent)| tables.contains_key(parent) && !tables.contains_key(child))
         .map(|(c, p)| (c, p))
         .collect();
 
@@ -552,13 +583,18 @@ pub async fn verify(
         for (child, parent) in &children {
             progress(done, total, &child.to_string());
             let column = &tables[*parent];
-            let cell = rolled_back!(conn, admin, role, tx => probing.child(&mut tx, child, parent, column).await)
+            let partition = posture.partitions.contains(*child);
+            let cell = rolled_back!(conn, admin, role, tx => probing.child(&mut tx, child, parent, column, partition).await)
                 .unwrap_or_else(|error| broken(&error));
             probing.factory.reset();
             objects.push(ObjectResult {
                 role: role.clone(),
                 object: child.to_string(),
-                kind: ObjectKind::Partition,
+                kind: if partition {
+                    ObjectKind::Partition
+                } else {
+                    ObjectKind::InheritanceChild
+                },
                 cells: BTreeMap::from([(Probe::Read, cell)]),
             });
             done += 1;
@@ -608,7 +644,7 @@ pub async fn verify(
     progress(done, total, "");
 
     let mut matrix = Matrix {
-        schema_version: 1,
+        schema_version: 2,
         database: snapshot.database,
         tenant_a: a.value,
         tenant_b: b.value,

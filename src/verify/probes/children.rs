@@ -13,15 +13,19 @@ use crate::verify::{Cell, VerifyError};
 
 impl Probing<'_> {
     /// A partition or inheritance child read directly: the parent's policies
-    /// do not apply there, only the child's own.
+    /// do not apply there, only the child's own. Probe rows go through the
+    /// parent into a partition (the server routes them within its bounds),
+    /// but straight into an inheritance child, which a parent's rows never reach.
     pub async fn child(
         &mut self,
         conn: &mut PgConnection,
         child: &QualifiedName,
         parent: &QualifiedName,
         column: &str,
+        partition: bool,
     ) -> Result<Cell, VerifyError> {
-        if let Err(Unbuildable(why)) = self.pair(conn, parent).await {
+        let planted_in = if partition { parent } else { child };
+        if let Err(Unbuildable(why)) = self.pair(conn, planted_in).await {
             return Ok(Cell::not_proven(format!("no probe rows: {why}")));
         }
         let tenant_json = vec![one_column(column, &self.a.value)];

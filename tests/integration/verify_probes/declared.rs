@@ -10,6 +10,14 @@ async fn an_append_only_table_and_a_read_only_cross_tenant_role_allow_exactly_wh
     let (db, role, reader) = TestDb::applied_with_reader().await;
     let (code, matrix) = verify(&db, &["--strict"]);
     assert_eq!(code, 0, "{matrix:#}");
+    // The JSON shape: version 2 added the null-tenant, existence and declared
+    // cells, rows of cross-tenant roles and the inheritance_child kind.
+    assert_eq!(matrix["schema_version"], 2);
+    for object in matrix["objects"].as_array().unwrap() {
+        for key in ["role", "object", "kind", "cells"] {
+            assert!(object.get(key).is_some(), "{key} missing in {object}");
+        }
+    }
     assert_eq!(
         verdict_as(&matrix, &role, "public.tasks", "declared"),
         "PROVEN"

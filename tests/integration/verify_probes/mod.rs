@@ -1,6 +1,7 @@
 //! verify, one way in per file (as `src/verify/probes/`): each test turns the
 //! matching breakage into a LEAK, or proves the probe on a correct setup.
 
+mod children;
 mod declared;
 mod existence;
 mod null_tenant;
