@@ -207,6 +207,10 @@ impl ObjectKind {
 #[derive(Debug, Clone, Serialize)]
 pub struct ObjectResult {
     pub role: String,
+    /// The runtime role that reached `role` by `SET ROLE` (absent when `role`
+    /// is a runtime or declared cross-tenant role itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
     pub object: String,
     pub kind: ObjectKind,
     pub cells: BTreeMap<Probe, Cell>,
@@ -501,6 +505,7 @@ pub async fn verify(
                 factory: rows::RowFactory::new(&layout, &own, token, &admin),
                 unbound: probes::Unbound::Fresh,
                 commands: &target.commands,
+                via: None,
             };
             for (table, column) in &tables {
                 progress(0, total, &format!("{table} (fresh session)"));
@@ -528,6 +533,7 @@ pub async fn verify(
             factory: rows::RowFactory::new(&layout, &target.binding, token, &admin),
             unbound: probes::Unbound::Ended,
             commands: &target.commands,
+            via: None,
         };
         for (table, column) in &tables {
             progress(done, total, &table.to_string());
@@ -549,6 +555,7 @@ pub async fn verify(
             }
             objects.push(ObjectResult {
                 role: role.clone(),
+                via: None,
                 object: table.to_string(),
                 kind: ObjectKind::Table,
                 cells,
@@ -574,6 +581,7 @@ pub async fn verify(
             };
             objects.push(ObjectResult {
                 role: role.clone(),
+                via: None,
                 object: view.name.to_string(),
                 kind: ObjectKind::View,
                 cells: BTreeMap::from([(Probe::Read, cell)]),
@@ -589,6 +597,7 @@ pub async fn verify(
             probing.factory.reset();
             objects.push(ObjectResult {
                 role: role.clone(),
+                via: None,
                 object: child.to_string(),
                 kind: if partition {
                     ObjectKind::Partition
@@ -605,6 +614,7 @@ pub async fn verify(
             .await?;
         objects.push(ObjectResult {
             role: role.clone(),
+            via: None,
             object: "pooled connection (next transaction)".into(),
             kind: ObjectKind::Connection,
             cells: BTreeMap::from([(Probe::UnboundRead, cell)]),
@@ -623,6 +633,7 @@ pub async fn verify(
             factory: rows::RowFactory::new(&layout, &target.binding, token, &admin),
             unbound: probes::Unbound::Ended,
             commands: &target.commands,
+            via: None,
         };
         for (table, column) in &tables {
             progress(done, total, &format!("{table} as {role}"));
@@ -634,8 +645,58 @@ pub async fn verify(
             probing.factory.reset();
             objects.push(ObjectResult {
                 role: role.clone(),
+                via: None,
                 object: table.to_string(),
                 kind: ObjectKind::Table,
+                cells,
+            });
+            done += 1;
+        }
+    }
+    // Any role a runtime role may SET ROLE to is a role the application's
+    // connection can act as: the table probes again, as that role.
+    let become_roles: Vec<(&String, String)> = target
+        .roles
+        .iter()
+        .flat_map(|runtime| {
+            posture
+                .can_set_role(runtime)
+                .into_iter()
+                .filter(|r| !acting.contains(r))
+                .map(move |r| (runtime, r))
+        })
+        .collect();
+    let total = total + become_roles.len() * tables.len();
+    for (runtime, role) in &become_roles {
+        let mut probing = probes::Probing {
+            role,
+            binding: &target.binding,
+            when_unbound: target.when_unbound,
+            a: &a,
+            b: &b,
+            layout: &layout,
+            admin: &admin,
+            factory: rows::RowFactory::new(&layout, &target.binding, token, &admin),
+            unbound: probes::Unbound::Ended,
+            commands: &target.commands,
+            via: Some(runtime),
+        };
+        for (table, column) in &tables {
+            progress(done, total, &format!("{table} as {role}"));
+            let cells = match rolled_back!(conn, admin, runtime, tx => probing.table(&mut tx, table, column).await)
+            {
+                Ok(cells) => cells,
+                Err(error) => Probe::EVERY_TABLE
+                    .iter()
+                    .map(|p| (*p, broken(&error)))
+                    .collect(),
+            };
+            probing.factory.reset();
+            objects.push(ObjectResult {
+                role: role.clone(),
+                via: Some(runtime.to_string()),
+                kind: ObjectKind::Table,
+                object: table.to_string(),
                 cells,
             });
             done += 1;

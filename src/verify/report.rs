@@ -23,20 +23,25 @@ pub fn write_table(out: &mut impl Write, matrix: &Matrix, color: bool) -> std::i
         .filter(|p| matrix.objects.iter().any(|o| o.cells.contains_key(p)))
         .collect();
     let name_width = WIDTH - 2 - 3 * probes.len();
-    let mut roles: Vec<&str> = Vec::new();
+    let mut roles: Vec<(&str, Option<&str>)> = Vec::new();
     for object in &matrix.objects {
-        if !roles.contains(&object.role.as_str()) {
-            roles.push(&object.role);
+        let acting = (object.role.as_str(), object.via.as_deref());
+        if !roles.contains(&acting) {
+            roles.push(acting);
         }
     }
-    for role in roles {
-        let title = fit(&format!("as {role}"), name_width);
+    for (role, via) in roles {
+        let title = fit(&format!("as {}", acting_as(role, via)), name_width);
         let mut line = format!("{title:<name_width$}  ");
         for probe in &probes {
             line.push_str(&format!("{:<3}", probe.short()));
         }
         writeln!(out, "{}", line.trim_end())?;
-        for object in matrix.objects.iter().filter(|o| o.role == role) {
+        for object in matrix
+            .objects
+            .iter()
+            .filter(|o| o.role == role && o.via.as_deref() == via)
+        {
             let name = match object.kind.label() {
                 Some(kind) => format!("{} ({kind})", object.object),
                 None => object.object.clone(),
@@ -89,7 +94,7 @@ pub fn write_table(out: &mut impl Write, matrix: &Matrix, color: bool) -> std::i
                     "{} {} as {} [{}]: {}{key}",
                     cell.verdict.label(),
                     object.object,
-                    object.role,
+                    acting_as(&object.role, object.via.as_deref()),
                     probe.label(),
                     cell.detail
                 ),
@@ -107,6 +112,14 @@ pub fn write_table(out: &mut impl Write, matrix: &Matrix, color: bool) -> std::i
         ),
         "    ",
     )
+}
+
+/// The role a row was probed as, and how the application reaches it.
+fn acting_as(role: &str, via: Option<&str>) -> String {
+    match via {
+        Some(runtime) => format!("{role} (SET ROLE by {runtime})"),
+        None => role.to_string(),
+    }
 }
 
 /// The one-character mark of a verdict, coloured on a terminal.
@@ -205,6 +218,7 @@ mod tests {
     fn object(role: &str, name: &str, kind: ObjectKind, cells: &[(Probe, Cell)]) -> ObjectResult {
         ObjectResult {
             role: role.into(),
+            via: None,
             object: name.into(),
             kind,
             cells: cells.iter().cloned().collect::<BTreeMap<_, _>>(),

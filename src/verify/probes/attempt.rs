@@ -289,11 +289,15 @@ impl Probing<'_> {
     }
 
     /// `SET LOCAL ROLE` to the runtime role on `conn`'s open transaction.
+    /// When the role is reached from a runtime role (`via`), the runtime role
+    /// switches to it itself, as the application's connection could.
     pub(super) async fn act_as(&self, conn: &mut PgConnection) -> Result<(), VerifyError> {
-        sqlx::query(set_role(self.role).to_query())
-            .execute(conn)
-            .await
-            .map_err(db(format!("SET ROLE {}", self.role)))?;
+        for role in self.via.iter().chain([&self.role]) {
+            sqlx::query(set_role(role).to_query())
+                .execute(&mut *conn)
+                .await
+                .map_err(db(format!("SET ROLE {role}")))?;
+        }
         Ok(())
     }
 }

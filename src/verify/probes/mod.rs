@@ -51,6 +51,9 @@ pub struct Probing<'a> {
     pub unbound: Unbound,
     /// What the spec lets runtime roles do, per declared table.
     pub commands: &'a BTreeMap<QualifiedName, BTreeSet<Command>>,
+    /// The runtime role that `SET ROLE`s to `role`, when `role` is one it
+    /// may become rather than a runtime role itself.
+    pub via: Option<&'a str>,
 }
 
 /// The three states in which a connection has no tenant: the application
