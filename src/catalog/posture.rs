@@ -30,6 +30,8 @@ pub struct Posture {
     pub policy_calls: BTreeMap<(QualifiedName, String), BTreeSet<QualifiedName>>,
     /// (child, parent) pairs of partitions and inheritance children.
     pub children: Vec<(QualifiedName, QualifiedName)>,
+    /// The children above that are partitions (the others inherit).
+    pub partitions: BTreeSet<QualifiedName>,
     pub triggers: Vec<Trigger>,
     /// (table, rule name) of rewrite rules on tables.
     pub rules: Vec<(QualifiedName, String)>,
@@ -512,12 +514,12 @@ pub async fn read_posture(
             .insert(qualified(&function));
     }
 
-    let rows: Vec<(String, String)> = sqlx::query_as(concat!(
+    let rows: Vec<(String, String, bool)> = sqlx::query_as(concat!(
             "SELECT ",
             pair!("n", "c"),
             ", ",
             pair!("pn", "pc"),
-            "
+            ", c.relispartition
            FROM pg_catalog.pg_inherits i
            JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
            JOIN pg_catalog.pg_class pc ON pc.oid = i.inhparent JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace
@@ -527,7 +529,12 @@ pub async fn read_posture(
     .await?;
     p.children = rows
         .iter()
-        .map(|(c, parent)| (qualified(c), qualified(parent)))
+        .map(|(c, parent, _)| (qualified(c), qualified(parent)))
+        .collect();
+    p.partitions = rows
+        .iter()
+        .filter(|(_, _, partition)| *partition)
+        .map(|(c, _, _)| qualified(c))
         .collect();
 
     let rows: Vec<(String, String, String, bool)> = sqlx::query_as(concat!(

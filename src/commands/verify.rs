@@ -35,6 +35,9 @@ pub(super) async fn run(args: &VerifyArgs) -> Result<Exit> {
                 },
             },
             when_unbound: args.when_unbound,
+            cross_tenant: Vec::new(),
+            commands: Default::default(),
+            scopes: Default::default(),
         }
     };
     target.only = args.tables.clone();

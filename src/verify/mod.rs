@@ -16,7 +16,7 @@ mod probes;
 pub mod report;
 mod rows;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use sqlx::{Connection, PgConnection};
@@ -24,7 +24,7 @@ use sqlx::{Connection, PgConnection};
 use crate::catalog::{self, Scope};
 use crate::errors::database_message;
 use crate::quote::{QualifiedName, Sql};
-use crate::spec::{Spec, TenantSource, WhenUnbound};
+use crate::spec::{Access, Command, Spec, TenantSource, WhenUnbound};
 
 /// The columns of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -37,10 +37,15 @@ pub enum Probe {
     Move,
     UnboundRead,
     UnboundWrite,
+    NullTenant,
+    Existence,
+    /// What the spec withholds (`commands:`) is refused on the tenant's own rows.
+    Declared,
 }
 
 impl Probe {
-    pub const ALL: [Probe; 7] = [
+    /// The probes every tenant table gets.
+    pub const EVERY_TABLE: [Probe; 9] = [
         Probe::Read,
         Probe::Update,
         Probe::Delete,
@@ -48,6 +53,22 @@ impl Probe {
         Probe::Move,
         Probe::UnboundRead,
         Probe::UnboundWrite,
+        Probe::NullTenant,
+        Probe::Existence,
+    ];
+
+    /// Every column of the matrix; `declared` only where the spec withholds a write.
+    pub const ALL: [Probe; 10] = [
+        Probe::Read,
+        Probe::Update,
+        Probe::Delete,
+        Probe::Insert,
+        Probe::Move,
+        Probe::UnboundRead,
+        Probe::UnboundWrite,
+        Probe::NullTenant,
+        Probe::Existence,
+        Probe::Declared,
     ];
 
     pub fn label(self) -> &'static str {
@@ -59,6 +80,25 @@ impl Probe {
             Probe::Move => "move",
             Probe::UnboundRead => "unbound-read",
             Probe::UnboundWrite => "unbound-write",
+            Probe::NullTenant => "null-tenant",
+            Probe::Existence => "existence",
+            Probe::Declared => "declared",
+        }
+    }
+
+    /// Two letters: the column heading of the 80-column matrix.
+    pub fn short(self) -> &'static str {
+        match self {
+            Probe::Read => "rd",
+            Probe::Update => "up",
+            Probe::Delete => "dl",
+            Probe::Insert => "in",
+            Probe::Move => "mv",
+            Probe::UnboundRead => "ur",
+            Probe::UnboundWrite => "uw",
+            Probe::NullTenant => "nt",
+            Probe::Existence => "ex",
+            Probe::Declared => "dc",
         }
     }
 }
@@ -125,13 +165,15 @@ impl Cell {
             .max()
             .unwrap_or(Verdict::NotProven);
         let chosen: Vec<&Cell> = cells.iter().filter(|c| c.verdict == worst).collect();
+        let mut details: Vec<&str> = Vec::new();
+        for cell in &chosen {
+            if !details.contains(&cell.detail.as_str()) {
+                details.push(&cell.detail);
+            }
+        }
         Cell {
             verdict: worst,
-            detail: chosen
-                .iter()
-                .map(|c| c.detail.as_str())
-                .collect::<Vec<_>>()
-                .join("; "),
+            detail: details.join("; "),
             key: chosen.iter().find_map(|c| c.key.clone()),
         }
     }
@@ -143,14 +185,32 @@ pub enum ObjectKind {
     Table,
     View,
     Partition,
+    /// A child by table inheritance (`INHERITS`), not a partition.
+    InheritanceChild,
     /// The pooled-connection probe: not an object, a property of the binding.
     Connection,
+}
+
+impl ObjectKind {
+    /// What the text matrix adds after the object's name, if anything.
+    pub fn label(self) -> Option<&'static str> {
+        match self {
+            ObjectKind::Table | ObjectKind::Connection => None,
+            ObjectKind::View => Some("view"),
+            ObjectKind::Partition => Some("partition"),
+            ObjectKind::InheritanceChild => Some("inheritance child"),
+        }
+    }
 }
 
 /// One row of the matrix: one object probed as one runtime role.
 #[derive(Debug, Clone, Serialize)]
 pub struct ObjectResult {
     pub role: String,
+    /// The runtime role that reached `role` by `SET ROLE` (absent when `role`
+    /// is a runtime or declared cross-tenant role itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
     pub object: String,
     pub kind: ObjectKind,
     pub cells: BTreeMap<Probe, Cell>,
@@ -224,6 +284,17 @@ impl Binding {
             .await?;
         Ok(())
     }
+
+    /// `RESET setting`: back to the session's default (a role or database
+    /// default, postgresql.conf), or `''` when there is none. `set_config`
+    /// with a NULL value is that RESET, with the name as a bound parameter.
+    pub async fn reset(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_catalog.set_config($1, NULL, false)")
+            .bind(self.setting())
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
 }
 
 /// A made-up tenant.
@@ -246,9 +317,20 @@ pub struct Target {
     pub tenant_column: String,
     pub binding: Binding,
     pub when_unbound: WhenUnbound,
+    /// Declared cross-tenant roles: each gets its own rows in the matrix.
+    pub cross_tenant: Vec<(String, Access)>,
+    /// What the spec lets runtime roles do, per declared table.
+    pub commands: BTreeMap<QualifiedName, BTreeSet<Command>>,
+    /// Roles the spec narrows to some tables (`tables:`): probed only there.
+    pub scopes: BTreeMap<String, crate::spec::Scope>,
 }
 
 impl Target {
+    /// Whether the spec gives `role` the table at all.
+    fn reaches(&self, role: &str, table: &QualifiedName) -> bool {
+        self.scopes.get(role).is_none_or(|s| s.covers(table))
+    }
+
     pub fn from_spec(spec: &Spec) -> Target {
         Target {
             roles: spec.runtime_roles().map(|r| r.name.clone()).collect(),
@@ -263,6 +345,22 @@ impl Target {
                 source: spec.tenancy.source.clone(),
             },
             when_unbound: spec.tenancy.when_unbound,
+            cross_tenant: spec
+                .roles
+                .iter()
+                .filter_map(|r| Some((r.name.clone(), r.cross_tenant?)))
+                .collect(),
+            commands: spec
+                .tables
+                .iter()
+                .map(|t| (t.name.clone(), t.commands.clone()))
+                .collect(),
+            scopes: spec
+                .roles
+                .iter()
+                .filter(|r| r.scope.tables.is_some())
+                .map(|r| (r.name.clone(), r.scope.clone()))
+                .collect(),
         }
     }
 }
@@ -284,17 +382,28 @@ pub(crate) fn db(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> Veri
 }
 
 /// Runs `$work` in a transaction `$tx` that is rolled back whatever happens,
-/// after the admin granted itself `$role` there if it needs to.
+/// after the admin granted itself `$role` there if it needs to. Evaluates to
+/// the work's own result: an error there concerns one object (see
+/// [`broken`]), while failing to open, grant or roll back stops the run.
 macro_rules! rolled_back {
     ($conn:expr, $admin:expr, $role:expr, $tx:ident => $work:expr) => {{
         let mut $tx = $conn.begin().await.map_err(db("starting a transaction"))?;
         let result = match $admin.grant_inside(&mut $tx, $role).await {
-            Ok(()) => $work,
+            Ok(()) => Ok($work),
             Err(error) => Err(error),
         };
         $tx.rollback().await.map_err(db("rolling back"))?;
         result?
     }};
+}
+
+/// The cell of a probe whose object failed in a way no probe expected (a view
+/// whose rules recurse, a policy calling a broken function): NOT PROVEN with
+/// the database's reason, so one broken object never hides the others' results.
+fn broken(error: &VerifyError) -> Cell {
+    Cell::not_proven(format!(
+        "probing this object failed, so nothing is proven for it: {error}"
+    ))
 }
 
 /// Progress for long runs: objects done, objects in all, the one being probed.
@@ -307,9 +416,16 @@ pub async fn verify(
     target: &Target,
     progress: Progress<'_>,
 ) -> Result<Matrix, VerifyError> {
+    // Runtime roles, then the declared cross-tenant ones.
+    let acting: Vec<String> = target
+        .roles
+        .iter()
+        .cloned()
+        .chain(target.cross_tenant.iter().map(|(r, _)| r.clone()))
+        .collect();
     let scope = Scope {
         function: None,
-        roles: target.roles.clone(),
+        roles: acting.clone(),
         resolvers: Vec::new(),
     };
     let snapshot = catalog::read(conn, &scope)
@@ -327,14 +443,14 @@ pub async fn verify(
             "no runtime role to act as: declare one in the spec or pass --role".into(),
         ));
     }
-    for role in &target.roles {
+    for role in &acting {
         if !snapshot.state.roles.contains_key(role) {
             return Err(VerifyError::Setup(format!(
                 "runtime role {role} does not exist (run `rlsctl apply` first)"
             )));
         }
     }
-    let admin = admin::Admin::assess(conn, &target.roles).await?;
+    let admin = admin::Admin::assess(conn, &acting).await?;
     for table in target.tables.keys() {
         if !columns.contains_key(table) {
             return Err(VerifyError::Setup(format!(
@@ -360,20 +476,62 @@ pub async fn verify(
         tenant_columns: &tenant_columns,
     };
 
-    // Views and children that reach the probed tables.
+    // Views and children that reach the probed tables (with `--table`, only
+    // those reading a chosen table: a way around one broken view).
     let views: Vec<&catalog::View> = posture
         .views
         .iter()
-        .filter(|v| v.reads.iter().any(|r| tenant_columns.contains_key(r)))
+        .filter(|v| {
+            v.reads.iter().any(|r| {
+                tenant_columns.contains_key(r) && (target.only.is_empty() || tables.contains_key(r))
+            })
+        })
         .collect();
+    // A child that is itself a chosen table already has all its probes.
     let children: Vec<(&QualifiedName, &QualifiedName)> = posture
         .children
         .iter()
-        .filter(|(_, parent)| tables.contains_key(parent))
+        .filter(|(child, parent)| tables.contains_key(parent) && !tables.contains_key(child))
         .map(|(c, p)| (c, p))
         .collect();
 
-    let total = target.roles.len() * (tables.len() + views.len() + children.len() + 1);
+    let total = target.roles.len() * (tables.len() + views.len() + children.len() + 1)
+        + target.cross_tenant.len() * tables.len();
+
+    // A session that never defined the tenant setting exists only until
+    // something in it binds the setting, so its probes go first, planting and
+    // checking their rows with a setting of verify's own.
+    let own = Binding {
+        source: TenantSource::Setting(FRESH_SESSION_PLANTING.into()),
+    };
+    let fresh_reason = fresh_session_unavailable(conn, &target.binding, &admin).await?;
+    let mut fresh = BTreeMap::new();
+    if fresh_reason.is_none() {
+        for role in &target.roles {
+            let mut probing = probes::Probing {
+                role,
+                binding: &own,
+                when_unbound: target.when_unbound,
+                a: &a,
+                b: &b,
+                layout: &layout,
+                admin: &admin,
+                factory: rows::RowFactory::new(&layout, &own, token, &admin),
+                unbound: probes::Unbound::Fresh,
+                commands: &target.commands,
+                via: None,
+            };
+            for (table, column) in tables.iter().filter(|(t, _)| target.reaches(role, t)) {
+                progress(0, total, &format!("{table} (fresh session)"));
+                let cells = rolled_back!(conn, admin, role, tx => probing.fresh_session(&mut tx, table, column).await)
+                    .unwrap_or_else(|error| Some((broken(&error), broken(&error))));
+                probing.factory.reset();
+                if let Some(cells) = cells {
+                    fresh.insert((role.clone(), table.clone()), cells);
+                }
+            }
+        }
+    }
     let mut done = 0;
     let mut objects = Vec::new();
     for role in &target.roles {
@@ -387,14 +545,31 @@ pub async fn verify(
             layout: &layout,
             admin: &admin,
             factory: rows::RowFactory::new(&layout, &target.binding, token, &admin),
+            unbound: probes::Unbound::Ended,
+            commands: &target.commands,
+            via: None,
         };
-        for (table, column) in &tables {
+        for (table, column) in tables.iter().filter(|(t, _)| target.reaches(role, t)) {
             progress(done, total, &table.to_string());
-            let cells =
-                rolled_back!(conn, admin, role, tx => probing.table(&mut tx, table, column).await);
+            let mut cells = match rolled_back!(conn, admin, role, tx => probing.table(&mut tx, table, column).await)
+            {
+                Ok(cells) => cells,
+                Err(error) => Probe::EVERY_TABLE
+                    .iter()
+                    .map(|p| (*p, broken(&error)))
+                    .collect(),
+            };
             probing.factory.reset();
+            let fresh = match &fresh_reason {
+                None => fresh.remove(&(role.clone(), table.clone())).map(Ok),
+                Some(why) => Some(Err(why.as_str())),
+            };
+            if let Some(fresh) = fresh {
+                add_fresh_session(&mut cells, fresh);
+            }
             objects.push(ObjectResult {
                 role: role.clone(),
+                via: None,
                 object: table.to_string(),
                 kind: ObjectKind::Table,
                 cells,
@@ -416,10 +591,11 @@ pub async fn verify(
             } else {
                 let cell = rolled_back!(conn, admin, role, tx => probing.view(&mut tx, view).await);
                 probing.factory.reset();
-                cell
+                cell.unwrap_or_else(|error| broken(&error))
             };
             objects.push(ObjectResult {
                 role: role.clone(),
+                via: None,
                 object: view.name.to_string(),
                 kind: ObjectKind::View,
                 cells: BTreeMap::from([(Probe::Read, cell)]),
@@ -429,12 +605,19 @@ pub async fn verify(
         for (child, parent) in &children {
             progress(done, total, &child.to_string());
             let column = &tables[*parent];
-            let cell = rolled_back!(conn, admin, role, tx => probing.child(&mut tx, child, parent, column).await);
+            let partition = posture.partitions.contains(*child);
+            let cell = rolled_back!(conn, admin, role, tx => probing.child(&mut tx, child, parent, column, partition).await)
+                .unwrap_or_else(|error| broken(&error));
             probing.factory.reset();
             objects.push(ObjectResult {
                 role: role.clone(),
+                via: None,
                 object: child.to_string(),
-                kind: ObjectKind::Partition,
+                kind: if partition {
+                    ObjectKind::Partition
+                } else {
+                    ObjectKind::InheritanceChild
+                },
                 cells: BTreeMap::from([(Probe::Read, cell)]),
             });
             done += 1;
@@ -445,16 +628,98 @@ pub async fn verify(
             .await?;
         objects.push(ObjectResult {
             role: role.clone(),
+            via: None,
             object: "pooled connection (next transaction)".into(),
             kind: ObjectKind::Connection,
             cells: BTreeMap::from([(Probe::UnboundRead, cell)]),
         });
         done += 1;
     }
+    for (role, access) in &target.cross_tenant {
+        let mut probing = probes::Probing {
+            role,
+            binding: &target.binding,
+            when_unbound: target.when_unbound,
+            a: &a,
+            b: &b,
+            layout: &layout,
+            admin: &admin,
+            factory: rows::RowFactory::new(&layout, &target.binding, token, &admin),
+            unbound: probes::Unbound::Ended,
+            commands: &target.commands,
+            via: None,
+        };
+        for (table, column) in tables.iter().filter(|(t, _)| target.reaches(role, t)) {
+            progress(done, total, &format!("{table} as {role}"));
+            let cells = match rolled_back!(conn, admin, role, tx => probing.cross_tenant(&mut tx, table, column, *access).await)
+            {
+                Ok(cells) => cells,
+                Err(error) => BTreeMap::from([(Probe::Read, broken(&error))]),
+            };
+            probing.factory.reset();
+            objects.push(ObjectResult {
+                role: role.clone(),
+                via: None,
+                object: table.to_string(),
+                kind: ObjectKind::Table,
+                cells,
+            });
+            done += 1;
+        }
+    }
+    // Any role a runtime role may SET ROLE to is a role the application's
+    // connection can act as: the table probes again, as that role.
+    let become_roles: Vec<(&String, String)> = target
+        .roles
+        .iter()
+        .flat_map(|runtime| {
+            posture
+                .can_set_role(runtime)
+                .into_iter()
+                .filter(|r| !acting.contains(r))
+                .map(move |r| (runtime, r))
+        })
+        .collect();
+    let total = total + become_roles.len() * tables.len();
+    for (runtime, role) in &become_roles {
+        let mut probing = probes::Probing {
+            role,
+            binding: &target.binding,
+            when_unbound: target.when_unbound,
+            a: &a,
+            b: &b,
+            layout: &layout,
+            admin: &admin,
+            factory: rows::RowFactory::new(&layout, &target.binding, token, &admin),
+            unbound: probes::Unbound::Ended,
+            commands: &target.commands,
+            via: Some(runtime),
+        };
+        for (table, column) in &tables {
+            progress(done, total, &format!("{table} as {role}"));
+            let cells = match rolled_back!(conn, admin, runtime, tx => probing.table(&mut tx, table, column).await)
+            {
+                Ok(cells) => cells,
+                Err(error) => Probe::EVERY_TABLE
+                    .iter()
+                    .map(|p| (*p, broken(&error)))
+                    .collect(),
+            };
+            probing.factory.reset();
+            objects.push(ObjectResult {
+                role: role.clone(),
+                via: Some(runtime.to_string()),
+                kind: ObjectKind::Table,
+                object: table.to_string(),
+                cells,
+            });
+            done += 1;
+        }
+    }
     progress(done, total, "");
 
     let mut matrix = Matrix {
-        schema_version: 1,
+        schema_version: 2,
         database: snapshot.database,
         tenant_a: a.value,
         tenant_b: b.value,
@@ -463,6 +728,62 @@ pub async fn verify(
     };
     matrix.count();
     Ok(matrix)
+}
+
+/// The setting the fresh-session probes bind while planting and checking
+/// their rows, so the tenant setting itself stays undefined in the session.
+const FRESH_SESSION_PLANTING: &str = "rlsctl_verify.planting";
+
+/// Why the fresh-session probes cannot run on this connection, if they cannot.
+async fn fresh_session_unavailable(
+    conn: &mut PgConnection,
+    binding: &Binding,
+    admin: &admin::Admin,
+) -> Result<Option<String>, VerifyError> {
+    let setting = binding.setting();
+    if !admin.bypasses_rls {
+        return Ok(Some(format!(
+            "{} is subject to row-level security, so it can plant probe rows only by binding {setting}, after which the session is no longer fresh; verify as a superuser or BYPASSRLS role to run it",
+            admin.name
+        )));
+    }
+    let defined: bool =
+        sqlx::query_scalar("SELECT pg_catalog.current_setting($1, true) IS NOT NULL")
+            .bind(setting)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db("reading the tenant setting"))?;
+    Ok(defined.then(|| {
+        format!(
+            "this connection had defined {setting} before verify began (an earlier step of the same run, or a server, database or role default), so a session that never defined it cannot be shown here; run `rlsctl verify` on its own"
+        )
+    }))
+}
+
+/// Folds the fresh-session cells (or why they were not run) into a table's
+/// unbound-read and unbound-write cells.
+fn add_fresh_session(cells: &mut BTreeMap<Probe, Cell>, fresh: Result<(Cell, Cell), &str>) {
+    match fresh {
+        Ok((read, write)) => {
+            for (probe, cell) in [(Probe::UnboundRead, read), (Probe::UnboundWrite, write)] {
+                let combined = match cells.remove(&probe) {
+                    Some(other) => Cell::combine(vec![cell, other]),
+                    None => cell,
+                };
+                cells.insert(probe, combined);
+            }
+        }
+        Err(why) => {
+            for probe in [Probe::UnboundRead, Probe::UnboundWrite] {
+                if let Some(cell) = cells.get_mut(&probe) {
+                    cell.detail.push_str(&format!(
+                        "; {}: not run: {why}",
+                        probes::Unbound::Fresh.label()
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// The declared tables (or, without a spec, every table with the tenant

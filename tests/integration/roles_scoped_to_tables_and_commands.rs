@@ -78,7 +78,20 @@ async fn each_role_gets_only_the_tables_and_commands_it_declares() {
     assert_eq!(audit.code, 0, "{}", audit.stdout);
     let verify = db.rlsctl(&["verify", "--strict", "--format", "json"]);
     assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
-    assert!(verify.json()["summary"]["proven"].as_u64().unwrap() > 0);
+    let json = verify.json();
+    assert!(json["summary"]["proven"].as_u64().unwrap() > 0);
+    let compliance_objects: Vec<&str> = json["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["role"] == compliance.as_str())
+        .map(|o| o["object"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        compliance_objects,
+        ["public.audit_log"],
+        "a role is proven on the tables it is given"
+    );
 }
 
 #[tokio::test]

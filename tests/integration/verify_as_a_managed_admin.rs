@@ -80,8 +80,8 @@ async fn a_managed_admin_proves_every_cell_and_leaves_no_membership_behind() {
     assert_eq!(run.code, 0, "{}\n{}", run.stderr, run.stdout);
     let matrix = run.json();
     assert_eq!(unproven(&matrix), Vec::<String>::new());
-    // 7 probes × 2 tables + the pooled connection.
-    assert_eq!(matrix["summary"]["proven"], 15);
+    // 9 probes × 2 tables + the pooled connection.
+    assert_eq!(matrix["summary"]["proven"], 19);
     assert!(!run.stderr.contains("warning"), "{}", run.stderr);
 
     // The grant, the probe rows and the role switches were all rolled back.

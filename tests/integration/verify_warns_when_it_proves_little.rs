@@ -21,15 +21,18 @@ async fn verify_warns_when_most_cells_are_not_proven_and_names_the_commonest_rea
     let run = db.rlsctl(&["verify", "--format", "json"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stderr, run.stdout);
     let summary = &run.json()["summary"];
-    assert_eq!(summary["not_proven"], 7, "{summary}");
+    assert_eq!(summary["not_proven"], 9, "{summary}");
     assert_eq!(summary["proven"], 1, "{summary}");
     let warning = run
         .stderr
         .lines()
         .find(|l| l.starts_with("warning: "))
         .unwrap_or_else(|| panic!("no warning in {}", run.stderr));
-    assert!(warning.contains("7 of 8 cells are NOT PROVEN"), "{warning}");
-    assert!(warning.contains("commonest reason (7 cell(s)"), "{warning}");
+    assert!(
+        warning.contains("9 of 10 cells are NOT PROVEN"),
+        "{warning}"
+    );
+    assert!(warning.contains("commonest reason (9 cell(s)"), "{warning}");
     assert!(
         warning.contains("needs a value rlsctl cannot make up"),
         "{warning}"

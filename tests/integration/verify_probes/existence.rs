@@ -1,0 +1,34 @@
+//! Existence: `INSERT … ON CONFLICT DO NOTHING` with another tenant's key must
+//! insert as with a fresh key; "0 rows" tells tenant A the key is taken.
+
+use super::{detail, verdict, verify};
+use crate::harness::{TestDb, simple_spec, unique};
+
+#[tokio::test]
+async fn a_natural_key_unique_across_tenants_is_an_existence_oracle() {
+    let db = TestDb::new().await;
+    let role = unique("app");
+    db.migration(
+        "V1__schema.sql",
+        "CREATE TABLE accounts (
+            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+            tenant_id uuid NOT NULL,
+            email text NOT NULL UNIQUE);
+         CREATE TABLE members (
+            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+            tenant_id uuid NOT NULL,
+            email text NOT NULL,
+            UNIQUE (tenant_id, email));",
+    );
+    db.spec(&simple_spec(&role, &["accounts", "members"]));
+    db.rlsctl(&["apply"]).success();
+    let (code, matrix) = verify(&db, &[]);
+    assert_eq!(code, 2, "{matrix:#}");
+    assert_eq!(verdict(&matrix, "public.accounts", "existence"), "LEAK");
+    let why = detail(&matrix, "public.accounts", "existence");
+    assert!(why.contains("another tenant holds (email)"), "{why}");
+    // Reads and writes are isolated all the same: only the key tells.
+    assert_eq!(verdict(&matrix, "public.accounts", "read"), "PROVEN");
+    // Scoped by tenant, the same key tells nothing; the server-made id is not probed.
+    assert_eq!(verdict(&matrix, "public.members", "existence"), "PROVEN");
+}
