@@ -7,9 +7,15 @@
 //! table's probes run in one transaction that is always rolled back, each probe
 //! in a savepoint: verify leaves no row and no catalog change behind.
 //!
+//! The same table probes run as each declared cross-tenant role (what it
+//! declares, no more) and as every role a runtime role may `SET ROLE` to;
+//! views, partitions and inheritance children get the read probe, and the
+//! connection the pooled-connection probe. The fresh-session unbound probes
+//! run before anything else, while the setting is still undefined.
+//!
 //! Each cell of the result is PROVEN (the database refused, with evidence),
 //! LEAK (with the key of the row that crossed tenants), or NOT PROVEN (why
-//! the probe could not be run): never a silent pass.
+//! the probe could not be run, or why the object failed): never a silent pass.
 
 mod admin;
 mod probes;
@@ -862,4 +868,29 @@ async fn made_up_tenants(
 /// and policies, as the application's connection is.
 pub(crate) fn set_role(role: &str) -> Sql {
     Sql::new("SET LOCAL ROLE ").ident(role)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cell, Verdict};
+
+    #[test]
+    fn combining_attempts_keeps_the_worst_verdict_and_each_detail_once() {
+        let cell = Cell::combine(vec![
+            Cell::proven("refused"),
+            Cell::not_proven("no probe rows: x"),
+            Cell::not_proven("no probe rows: x"),
+            Cell::not_proven("no column to set"),
+        ]);
+        assert_eq!(cell.verdict, Verdict::NotProven);
+        assert_eq!(cell.detail, "no probe rows: x; no column to set");
+
+        let cell = Cell::combine(vec![
+            Cell::not_proven("no column to set"),
+            Cell::leak("a row crossed", serde_json::json!({"id": 1})),
+        ]);
+        assert_eq!(cell.verdict, Verdict::Leak);
+        assert_eq!(cell.detail, "a row crossed");
+        assert_eq!(cell.key, Some(serde_json::json!({"id": 1})));
+    }
 }
