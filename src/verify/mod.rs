@@ -516,11 +516,9 @@ pub async fn verify(
             for (table, column) in &tables {
                 progress(0, total, &format!("{table} (fresh session)"));
                 let cells = rolled_back!(conn, admin, role, tx => probing.fresh_session(&mut tx, table, column).await)
-                    .unwrap_or_else(|error| Some((broken(&error), broken(&error))));
+                    .unwrap_or_else(|error| Ok((broken(&error), broken(&error))));
                 probing.factory.reset();
-                if let Some(cells) = cells {
-                    fresh.insert((role.clone(), table.clone()), cells);
-                }
+                fresh.insert((role.clone(), table.clone()), cells);
             }
         }
     }
@@ -553,8 +551,8 @@ pub async fn verify(
             };
             probing.factory.reset();
             let fresh = match &fresh_reason {
-                None => fresh.remove(&(role.clone(), table.clone())).map(Ok),
-                Some(why) => Some(Err(why.as_str())),
+                None => fresh.remove(&(role.clone(), table.clone())),
+                Some(why) => Some(Err(why.clone())),
             };
             if let Some(fresh) = fresh {
                 add_fresh_session(&mut cells, fresh);
@@ -753,8 +751,9 @@ async fn fresh_session_unavailable(
 }
 
 /// Folds the fresh-session cells (or why they were not run) into a table's
-/// unbound-read and unbound-write cells.
-fn add_fresh_session(cells: &mut BTreeMap<Probe, Cell>, fresh: Result<(Cell, Cell), &str>) {
+/// unbound-read and unbound-write cells: a form not run is said, never
+/// passed over.
+fn add_fresh_session(cells: &mut BTreeMap<Probe, Cell>, fresh: Result<(Cell, Cell), String>) {
     match fresh {
         Ok((read, write)) => {
             for (probe, cell) in [(Probe::UnboundRead, read), (Probe::UnboundWrite, write)] {
@@ -767,7 +766,11 @@ fn add_fresh_session(cells: &mut BTreeMap<Probe, Cell>, fresh: Result<(Cell, Cel
         }
         Err(why) => {
             for probe in [Probe::UnboundRead, Probe::UnboundWrite] {
-                if let Some(cell) = cells.get_mut(&probe) {
+                // A cell NOT PROVEN already says why nothing could be tried.
+                if let Some(cell) = cells
+                    .get_mut(&probe)
+                    .filter(|c| c.verdict != Verdict::NotProven)
+                {
                     cell.detail.push_str(&format!(
                         "; {}: not run: {why}",
                         probes::Unbound::Fresh.label()
