@@ -7,9 +7,15 @@
 //! table's probes run in one transaction that is always rolled back, each probe
 //! in a savepoint: verify leaves no row and no catalog change behind.
 //!
+//! The same table probes run as each declared cross-tenant role (what it
+//! declares, no more) and as every role a runtime role may `SET ROLE` to;
+//! views, partitions and inheritance children get the read probe, and the
+//! connection the pooled-connection probe. The fresh-session unbound probes
+//! run before anything else, while the setting is still undefined.
+//!
 //! Each cell of the result is PROVEN (the database refused, with evidence),
 //! LEAK (with the key of the row that crossed tenants), or NOT PROVEN (why
-//! the probe could not be run): never a silent pass.
+//! the probe could not be run, or why the object failed): never a silent pass.
 
 mod admin;
 mod probes;
@@ -524,11 +530,9 @@ pub async fn verify(
             for (table, column) in tables.iter().filter(|(t, _)| target.reaches(role, t)) {
                 progress(0, total, &format!("{table} (fresh session)"));
                 let cells = rolled_back!(conn, admin, role, tx => probing.fresh_session(&mut tx, table, column).await)
-                    .unwrap_or_else(|error| Some((broken(&error), broken(&error))));
+                    .unwrap_or_else(|error| Ok((broken(&error), broken(&error))));
                 probing.factory.reset();
-                if let Some(cells) = cells {
-                    fresh.insert((role.clone(), table.clone()), cells);
-                }
+                fresh.insert((role.clone(), table.clone()), cells);
             }
         }
     }
@@ -561,8 +565,8 @@ pub async fn verify(
             };
             probing.factory.reset();
             let fresh = match &fresh_reason {
-                None => fresh.remove(&(role.clone(), table.clone())).map(Ok),
-                Some(why) => Some(Err(why.as_str())),
+                None => fresh.remove(&(role.clone(), table.clone())),
+                Some(why) => Some(Err(why.clone())),
             };
             if let Some(fresh) = fresh {
                 add_fresh_session(&mut cells, fresh);
@@ -761,8 +765,9 @@ async fn fresh_session_unavailable(
 }
 
 /// Folds the fresh-session cells (or why they were not run) into a table's
-/// unbound-read and unbound-write cells.
-fn add_fresh_session(cells: &mut BTreeMap<Probe, Cell>, fresh: Result<(Cell, Cell), &str>) {
+/// unbound-read and unbound-write cells: a form not run is said, never
+/// passed over.
+fn add_fresh_session(cells: &mut BTreeMap<Probe, Cell>, fresh: Result<(Cell, Cell), String>) {
     match fresh {
         Ok((read, write)) => {
             for (probe, cell) in [(Probe::UnboundRead, read), (Probe::UnboundWrite, write)] {
@@ -775,7 +780,11 @@ fn add_fresh_session(cells: &mut BTreeMap<Probe, Cell>, fresh: Result<(Cell, Cel
         }
         Err(why) => {
             for probe in [Probe::UnboundRead, Probe::UnboundWrite] {
-                if let Some(cell) = cells.get_mut(&probe) {
+                // A cell NOT PROVEN already says why nothing could be tried.
+                if let Some(cell) = cells
+                    .get_mut(&probe)
+                    .filter(|c| c.verdict != Verdict::NotProven)
+                {
                     cell.detail.push_str(&format!(
                         "; {}: not run: {why}",
                         probes::Unbound::Fresh.label()
@@ -876,4 +885,29 @@ async fn made_up_tenants(
 /// and policies, as the application's connection is.
 pub(crate) fn set_role(role: &str) -> Sql {
     Sql::new("SET LOCAL ROLE ").ident(role)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cell, Verdict};
+
+    #[test]
+    fn combining_attempts_keeps_the_worst_verdict_and_each_detail_once() {
+        let cell = Cell::combine(vec![
+            Cell::proven("refused"),
+            Cell::not_proven("no probe rows: x"),
+            Cell::not_proven("no probe rows: x"),
+            Cell::not_proven("no column to set"),
+        ]);
+        assert_eq!(cell.verdict, Verdict::NotProven);
+        assert_eq!(cell.detail, "no probe rows: x; no column to set");
+
+        let cell = Cell::combine(vec![
+            Cell::not_proven("no column to set"),
+            Cell::leak("a row crossed", serde_json::json!({"id": 1})),
+        ]);
+        assert_eq!(cell.verdict, Verdict::Leak);
+        assert_eq!(cell.detail, "a row crossed");
+        assert_eq!(cell.key, Some(serde_json::json!({"id": 1})));
+    }
 }

@@ -73,6 +73,7 @@ pub enum Unbound {
 }
 
 impl Unbound {
+    /// How the state reads in a cell's detail.
     pub fn label(self) -> &'static str {
         match self {
             Unbound::Fresh => "in a fresh session that never defined the setting",

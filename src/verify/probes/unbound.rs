@@ -52,22 +52,27 @@ impl Probing<'_> {
     }
 
     /// Plants A's and B's rows and runs the unbound probes in the session as
-    /// it is (`None`: no probe rows could be planted): for a session that never defined the setting, on a [`Probing`]
+    /// it is: for a session that never defined the setting, on a [`Probing`]
     /// that plants and checks with a setting of its own (see `verify`).
+    /// `Err` says why no probe rows could be planted that way (e.g. a trigger
+    /// that reads the setting).
     pub async fn fresh_session(
         &mut self,
         conn: &mut PgConnection,
         table: &QualifiedName,
         column: &str,
-    ) -> Result<Option<(Cell, Cell)>, VerifyError> {
-        // Without probe rows, the table's other probes say why.
-        let Ok((a, b)) = self.pair(conn, table).await else {
-            return Ok(None);
+    ) -> Result<Result<(Cell, Cell), String>, VerifyError> {
+        let (a, b) = match self.pair(conn, table).await {
+            Ok(pair) => pair,
+            Err(Unbuildable(why)) => {
+                return Ok(Err(format!(
+                    "no probe rows could be planted without binding the setting: {why}"
+                )));
+            }
         };
-        Ok(Some(
-            self.unbound(conn, table, column, &a, &b, &[Unbound::Fresh])
-                .await?,
-        ))
+        Ok(Ok(self
+            .unbound(conn, table, column, &a, &b, &[Unbound::Fresh])
+            .await?))
     }
 
     async fn unbound_read(

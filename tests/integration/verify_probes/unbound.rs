@@ -79,3 +79,30 @@ async fn a_database_default_for_the_setting_leaks_after_reset() {
     assert!(why.contains("not run"), "{why}");
     assert_eq!(verdict(&matrix, "public.projects", "read"), "PROVEN");
 }
+
+#[tokio::test]
+async fn a_fresh_session_form_that_cannot_plant_rows_says_so_instead_of_passing() {
+    let (db, _) = applied_projects().await;
+    // A trigger that reads the setting on every insert: without the setting
+    // ever defined, not even the admin can plant a row.
+    db.execute(
+        "CREATE FUNCTION note_inserter() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             PERFORM current_setting('app.current_tenant_id');
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER note_inserter BEFORE INSERT ON projects
+             FOR EACH ROW EXECUTE FUNCTION note_inserter();",
+    )
+    .await;
+    let (code, matrix) = verify(&db, &["--table", "projects"]);
+    assert_eq!(code, 0, "{matrix:#}");
+    for probe in ["unbound-read", "unbound-write"] {
+        assert_eq!(verdict(&matrix, "public.projects", probe), "PROVEN");
+        let why = detail(&matrix, "public.projects", probe);
+        assert!(
+            why.contains("in a fresh session that never defined the setting: not run: no probe rows could be planted"),
+            "{why}"
+        );
+    }
+}
