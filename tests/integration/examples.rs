@@ -1,0 +1,230 @@
+//! The systems under examples/: each one's migrations and policies pass
+//! `check --strict` on a fresh database, then its application paths (the
+//! SQL under app/, which raises on any broken expectation) run as its own
+//! roles with the tenant bound, and behave.
+//!
+//! The examples' role names are fixed and cluster-wide, so each example
+//! prefixes its own (b2b_, pulse_, tutoring_) and has one test here: no two
+//! tests create the same role at the same time.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use sqlx::{Connection, PgConnection};
+
+use crate::harness::{TestDb, repo_root};
+
+fn example(name: &str) -> PathBuf {
+    repo_root().join("examples").join(name)
+}
+
+/// Copies the example's policies and the named migrations (all when `None`)
+/// into the test's project folder.
+fn copy_example(db: &TestDb, name: &str, migrations: Option<&[&str]>) {
+    for dir in ["policies", "migrations"] {
+        for entry in std::fs::read_dir(example(name).join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let file = path.file_name().unwrap().to_str().unwrap().to_string();
+            if dir == "migrations"
+                && migrations.is_some_and(|wanted| !wanted.iter().any(|w| file.starts_with(w)))
+            {
+                continue;
+            }
+            std::fs::copy(&path, db.path().join(dir).join(&file)).unwrap();
+        }
+    }
+}
+
+/// `check --strict` as CI runs it; returns its JSON after asserting the exit
+/// code and that nothing is wrong anywhere.
+#[track_caller]
+fn check_strict_passes(db: &TestDb) -> Value {
+    let run = db.rlsctl(&["check", "--strict", "--format", "json"]);
+    let json: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr));
+    let findings: Vec<String> = json["audit"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["accepted"].is_null())
+        .map(|f| format!("{} {} {}", f["severity"], f["id"], f["object"]))
+        .collect();
+    let unproven: Vec<String> = json["verify"]["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|o| {
+            o["cells"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(_, c)| c["verdict"] != "PROVEN")
+                .map(|(probe, c)| {
+                    format!("{} {probe}: {} {}", o["object"], c["verdict"], c["detail"])
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        run.code, 0,
+        "check --strict failed\nfindings: {findings:#?}\nunproven: {unproven:#?}\nstderr:\n{}",
+        run.stderr
+    );
+    assert_eq!(json["passed"], true);
+    assert_eq!(json["audit"]["summary"]["errors"], 0, "{findings:#?}");
+    assert_eq!(json["audit"]["summary"]["warnings"], 0, "{findings:#?}");
+    assert_eq!(json["verify"]["summary"]["leaks"], 0, "{unproven:#?}");
+    assert_eq!(json["verify"]["summary"]["not_proven"], 0, "{unproven:#?}");
+    json
+}
+
+/// Runs one of the example's app/ scripts logged in as `role` (the admin
+/// when `None`), as `psql -v ON_ERROR_STOP=1 -f` would: the first failing
+/// statement stops it, and its error is returned.
+async fn run_script(db: &TestDb, role: Option<&str>, script: &Path) -> Result<(), String> {
+    let sql = std::fs::read_to_string(script).unwrap();
+    let url = match role {
+        Some(role) => db.url_as(role),
+        None => db.url.clone(),
+    };
+    let mut conn = PgConnection::connect(&url).await.expect("connect");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[track_caller]
+fn expect_ok(result: Result<(), String>, script: &str) {
+    if let Err(e) = result {
+        panic!("{script}: {e}");
+    }
+}
+
+async fn count(db: &TestDb, sql: &str) -> i64 {
+    let mut conn = db.connect().await;
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+const GLOBEX: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+
+/// The rows as they were before comments had a tenant column.
+const B2B_LEGACY_COMMENTS: &str = "INSERT INTO comments (task_id, author, body) VALUES
+    ('aaaaaaaa-0000-4000-8000-0000000000d1', 'ann', 'Ready on Monday'),
+    ('aaaaaaaa-0000-4000-8000-0000000000d1', 'ann', 'Shipped'),
+    ('bbbbbbbb-0000-4000-8000-0000000000d2', 'bob', 'Blocked by legal')";
+
+/// The b2b-saas paths, on a database already seeded.
+async fn b2b_paths_behave(db: &TestDb) {
+    let app = example("b2b-saas").join("app");
+    expect_ok(
+        run_script(db, Some("b2b_app"), &app.join("tenant_paths.sql")).await,
+        "tenant_paths.sql",
+    );
+    expect_ok(
+        run_script(
+            db,
+            Some("b2b_compliance"),
+            &app.join("compliance_paths.sql"),
+        )
+        .await,
+        "compliance_paths.sql",
+    );
+    expect_ok(
+        run_script(db, None, &app.join("admin_paths.sql")).await,
+        "admin_paths.sql",
+    );
+    // Globex's rows went through Acme's attempts untouched.
+    assert_eq!(
+        count(
+            db,
+            &format!(
+                "SELECT count(*) FROM tasks WHERE tenant_id = '{GLOBEX}' AND NOT done AND title = 'Launch'"
+            )
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            db,
+            "SELECT count(*) FROM documents WHERE title = 'Secret roadmap'"
+        )
+        .await,
+        1
+    );
+    // Two seeded events and the one Acme appended; nothing rewritten.
+    assert_eq!(
+        count(
+            db,
+            "SELECT count(*) FROM security_audit_log WHERE action IN ('login', 'export contacts')"
+        )
+        .await,
+        3
+    );
+}
+
+#[tokio::test]
+async fn b2b_saas_passes_check_and_its_paths_stay_inside_their_tenant() {
+    let app = example("b2b-saas").join("app");
+
+    // A fresh database: the migrations make the final schema.
+    let db = TestDb::new().await;
+    copy_example(&db, "b2b-saas", None);
+    check_strict_passes(&db);
+    for seed in ["seed.sql", "seed_comments.sql"] {
+        expect_ok(run_script(&db, None, &app.join(seed)).await, seed);
+    }
+    b2b_paths_behave(&db).await;
+
+    // The scripts' expectations bite: an open policy beside the tenant's
+    // lets Acme see Globex's projects, and the tenant paths say so.
+    db.execute("CREATE POLICY open_read ON projects FOR SELECT TO b2b_app USING (true)")
+        .await;
+    let broken = run_script(&db, Some("b2b_app"), &app.join("tenant_paths.sql")).await;
+    assert!(
+        broken
+            .as_ref()
+            .is_err_and(|e| e.contains("Acme must see exactly its two projects")),
+        "{broken:?}"
+    );
+
+    // An existing database: comments hold rows and no tenant column yet.
+    // migrate-existing fills it through tasks -> projects without a long
+    // lock; V2 then only adds the composite key.
+    let live = TestDb::new().await;
+    copy_example(&live, "b2b-saas", Some(&["V1__"]));
+    live.rlsctl(&["apply"]).success();
+    expect_ok(
+        run_script(&live, None, &app.join("seed.sql")).await,
+        "seed.sql",
+    );
+    live.execute(B2B_LEGACY_COMMENTS).await;
+    let run = live.rlsctl(&["migrate-existing", "--table", "comments"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        count(
+            &live,
+            "SELECT count(*) FROM comments c JOIN tasks t ON t.id = c.task_id
+              JOIN projects p ON p.id = t.project_id WHERE c.tenant_id = p.tenant_id"
+        )
+        .await,
+        3,
+        "every comment carries its task's project's tenant"
+    );
+    copy_example(&live, "b2b-saas", None);
+    check_strict_passes(&live);
+    b2b_paths_behave(&live).await;
+    assert_eq!(
+        count(
+            &live,
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'comments_task_same_tenant'"
+        )
+        .await,
+        1
+    );
+}
