@@ -111,6 +111,25 @@ async fn count(db: &TestDb, sql: &str) -> i64 {
 }
 
 const GLOBEX: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+const NORTHWIND: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+const CONTOSO: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+
+/// `sql`'s count logged in as `role`, in a transaction that binds `tenant`
+/// to `setting` the way the application does.
+async fn count_as(db: &TestDb, role: &str, setting: &str, tenant: &str, sql: &str) -> i64 {
+    let mut conn = PgConnection::connect(&db.url_as(role)).await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SELECT set_config($1, $2, true)")
+        .bind(setting)
+        .bind(tenant)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
 
 /// The rows as they were before comments had a tenant column.
 const B2B_LEGACY_COMMENTS: &str = "INSERT INTO comments (task_id, author, body) VALUES
@@ -226,5 +245,115 @@ async fn b2b_saas_passes_check_and_its_paths_stay_inside_their_tenant() {
         )
         .await,
         1
+    );
+}
+
+/// `check` without `--strict`, for an example where some cells cannot be
+/// proven yet: exit 0, no audit error or warning, no LEAK, and every NOT
+/// PROVEN cell on an object accepted by `allowed_not_proven`. Returns those
+/// cells as (object, probe).
+#[track_caller]
+fn check_passes_with_not_proven(
+    db: &TestDb,
+    allowed_not_proven: impl Fn(&str, &str) -> bool,
+) -> Vec<(String, String)> {
+    let run = db.rlsctl(&["check", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let json = run.json();
+    assert_eq!(json["passed"], true);
+    assert_eq!(json["audit"]["summary"]["errors"], 0, "{:#}", json["audit"]);
+    assert_eq!(
+        json["audit"]["summary"]["warnings"], 0,
+        "{:#}",
+        json["audit"]
+    );
+    assert_eq!(
+        json["verify"]["summary"]["leaks"], 0,
+        "{:#}",
+        json["verify"]
+    );
+    let mut not_proven = Vec::new();
+    for object in json["verify"]["objects"].as_array().unwrap() {
+        let name = object["object"].as_str().unwrap();
+        for (probe, cell) in object["cells"].as_object().unwrap() {
+            if cell["verdict"] != "PROVEN" {
+                assert_eq!(cell["verdict"], "NOT_PROVEN", "{name} {probe}: {cell}");
+                assert!(
+                    allowed_not_proven(name, probe),
+                    "{name} {probe} is not proven: {}",
+                    cell["detail"]
+                );
+                not_proven.push((name.to_string(), probe.clone()));
+            }
+        }
+    }
+    not_proven
+}
+
+#[tokio::test]
+async fn pulse_keeps_same_slug_datasets_apart_and_covers_a_later_months_partition() {
+    let app = example("pulse").join("app");
+    let db = TestDb::new().await;
+    copy_example(&db, "pulse", Some(&["V1__"]));
+    db.rlsctl(&["apply"]).success();
+
+    // December's partition arrives with a later migration, and only it changes.
+    copy_example(&db, "pulse", None);
+    let plan = db
+        .rlsctl(&["plan", "--format", "json"])
+        .success()
+        .planned_sql();
+    assert!(!plan.is_empty());
+    assert!(
+        plan.iter().all(|s| s.contains("events_2026_12")),
+        "{plan:#?}"
+    );
+    // TODO(issue 17): `check --strict` once verify picks probe values inside
+    // partition bounds. Today its probe rows for `events` get the current
+    // time, so they land in the partition holding today (and, outside the
+    // months declared, in none): the read cells of the other monthly
+    // partitions (events_2026_10 and events_2026_11 in December 2026) are
+    // NOT PROVEN, having no other tenant's row to test with.
+    check_passes_with_not_proven(&db, |object, _| object.starts_with("public.events"));
+
+    expect_ok(
+        run_script(&db, None, &app.join("seed.sql")).await,
+        "seed.sql",
+    );
+    expect_ok(
+        run_script(&db, Some("pulse_app"), &app.join("paths.sql")).await,
+        "paths.sql",
+    );
+    // Both tenants' "pageviews" and "signups" datasets are distinct rows.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM datasets WHERE slug IN ('pageviews', 'signups')"
+        )
+        .await,
+        4
+    );
+
+    // A month added after the application is live is covered as well: read
+    // directly, January's partition shows Northwind its row and Contoso none.
+    db.migration(
+        "V3__events_2027_01.sql",
+        "CREATE TABLE events_2027_01 PARTITION OF events
+             FOR VALUES FROM ('2027-01-01 00:00+00') TO ('2027-02-01 00:00+00');",
+    );
+    check_passes_with_not_proven(&db, |object, _| object.starts_with("public.events"));
+    db.execute(
+        "INSERT INTO events (tenant_id, dataset_id, occurred_at)
+         VALUES ('aaaaaaaa-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-0000000000d1', '2027-01-05 00:00+00')",
+    )
+    .await;
+    let january = "SELECT count(*) FROM events_2027_01";
+    assert_eq!(
+        count_as(&db, "pulse_app", "pulse.tenant_id", NORTHWIND, january).await,
+        1
+    );
+    assert_eq!(
+        count_as(&db, "pulse_app", "pulse.tenant_id", CONTOSO, january).await,
+        0
     );
 }
