@@ -357,3 +357,68 @@ async fn pulse_keeps_same_slug_datasets_apart_and_covers_a_later_months_partitio
         0
     );
 }
+
+#[tokio::test]
+async fn tutoring_students_see_themselves_staff_read_across_schools_and_anon_nothing() {
+    let app = example("tutoring").join("app");
+    let db = TestDb::new().await;
+    copy_example(&db, "tutoring", None);
+    // TODO(issue 17): `check --strict` once verify picks probe values for
+    // numeric columns. Today its probe amount overflows `payments.amount
+    // numeric(10,2)`, so every cell of public.payments is NOT PROVEN.
+    let not_proven = check_passes_with_not_proven(&db, |object, _| object == "public.payments");
+    assert!(not_proven.len() <= 7, "{not_proven:#?}");
+    // One apply converged, Supabase-style default privileges included.
+    db.assert_converged();
+
+    expect_ok(
+        run_script(&db, None, &app.join("seed.sql")).await,
+        "seed.sql",
+    );
+    expect_ok(
+        run_script(&db, Some("tutoring_authenticator"), &app.join("paths.sql")).await,
+        "paths.sql",
+    );
+    // Summit's payment and attendance went through Harbor's attempts intact.
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM payments WHERE amount = 99.99").await,
+        1
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM attendance WHERE tenant_id = 'bbbbbbbb-0000-4000-8000-000000000002'").await,
+        1
+    );
+    // The BYPASSRLS role is the backend's alone: the role signed-in users get
+    // cannot become it, and anon holds no privilege on any school's table.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'tutoring_service_role' AND rolbypassrls
+                AND NOT pg_has_role('tutoring_authenticated', oid, 'MEMBER')"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM unnest(ARRAY['students', 'teachers', 'lessons', 'attendance', 'payments']) t
+              WHERE has_table_privilege('tutoring_anon', t, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')"
+        )
+        .await,
+        0
+    );
+    // The default privileges gave the runtime role everything; the apply
+    // left it the four data privileges.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM unnest(ARRAY['students', 'teachers', 'lessons', 'attendance', 'payments']) t
+              WHERE has_table_privilege('tutoring_authenticated', t, 'TRUNCATE, REFERENCES, TRIGGER')
+                 OR NOT (SELECT bool_and(has_table_privilege('tutoring_authenticated', t, p))
+                           FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) p)"
+        )
+        .await,
+        0
+    );
+}
