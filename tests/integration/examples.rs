@@ -1,11 +1,12 @@
 //! The systems under examples/: each one's migrations and policies pass
-//! `check --strict` on a fresh database, then its application paths (the
-//! SQL under app/, which raises on any broken expectation) run as its own
-//! roles with the tenant bound, and behave.
+//! `check` on a fresh database (`--strict` where verify can already prove
+//! every cell), then its application paths (the SQL under app/, which
+//! raises on any broken expectation) run as its own roles with the tenant
+//! bound, and behave.
 //!
 //! The examples' role names are fixed and cluster-wide, so each example
-//! prefixes its own (b2b_, pulse_, tutoring_) and has one test here: no two
-//! tests create the same role at the same time.
+//! prefixes its own (b2b_, pulse_, tutoring_, wabot_) and has one test
+//! here: no two tests create the same role at the same time.
 
 use std::path::{Path, PathBuf};
 
@@ -421,4 +422,78 @@ async fn tutoring_students_see_themselves_staff_read_across_schools_and_anon_not
         .await,
         0
     );
+}
+
+const WHATSAPP_TABLES: [&str; 7] = [
+    "whatsapp_instances",
+    "contacts",
+    "groups",
+    "message_templates",
+    "campaigns",
+    "webhooks",
+    "messages_history",
+];
+
+#[tokio::test]
+async fn whatsapp_bot_adopts_the_orms_public_policies_and_scopes_them_to_the_app() {
+    let app = example("whatsapp-bot").join("app");
+    let db = TestDb::new().await;
+    copy_example(&db, "whatsapp-bot", None);
+
+    // The ORM's policies are adopted by name: altered in place, none added
+    // beside them.
+    let plan = db
+        .rlsctl(&["plan", "--format", "json"])
+        .success()
+        .planned_sql();
+    for table in WHATSAPP_TABLES {
+        let altered = format!(
+            "ALTER POLICY \"tenant_isolation_policy\" ON \"public\".\"{table}\" TO \"wabot_app\""
+        );
+        assert!(
+            plan.iter().any(|s| s.starts_with(&altered)),
+            "{table}: {plan:#?}"
+        );
+    }
+    assert!(
+        !plan
+            .iter()
+            .any(|s| s.starts_with("CREATE POLICY") && s.contains("tenant_isolation")),
+        "{plan:#?}"
+    );
+
+    check_strict_passes(&db);
+    // One permissive policy per table, the ORM's, now for the app role only.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM pg_policy p
+              WHERE p.polname = 'tenant_isolation_policy' AND p.polpermissive
+                AND p.polroles = ARRAY['wabot_app'::regrole::oid]
+                AND (SELECT count(*) FROM pg_policy q WHERE q.polrelid = p.polrelid AND q.polpermissive) = 1"
+        )
+        .await,
+        7
+    );
+
+    expect_ok(
+        run_script(&db, None, &app.join("seed.sql")).await,
+        "seed.sql",
+    );
+    expect_ok(
+        run_script(&db, Some("wabot_app"), &app.join("paths.sql")).await,
+        "paths.sql",
+    );
+    // Riverside's campaign is still running; Lumen's went through its life.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM campaigns
+              WHERE (name, status) IN (('Spin class', 'running'), ('Black Friday', 'completed'),
+                                       ('Christmas', 'draft'), ('October promo', 'completed'))"
+        )
+        .await,
+        4
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM messages_history").await, 4);
 }
