@@ -96,6 +96,17 @@ async fn run_script(db: &TestDb, role: Option<&str>, script: &Path) -> Result<()
         .map_err(|e| e.to_string())
 }
 
+/// A fresh database with the example applied and its app/seed.sql loaded:
+/// where a test breaks something on purpose.
+async fn applied_and_seeded(name: &str) -> TestDb {
+    let db = TestDb::new().await;
+    copy_example(&db, name, None);
+    db.rlsctl(&["apply"]).success();
+    let seed = example(name).join("app").join("seed.sql");
+    expect_ok(run_script(&db, None, &seed).await, "seed.sql");
+    db
+}
+
 #[track_caller]
 fn expect_ok(result: Result<(), String>, script: &str) {
     if let Err(e) = result {
@@ -357,6 +368,20 @@ async fn pulse_keeps_same_slug_datasets_apart_and_covers_a_later_months_partitio
         count_as(&db, "pulse_app", "pulse.tenant_id", CONTOSO, january).await,
         0
     );
+
+    // The paths notice a partition left without RLS: read directly, it
+    // shows Northwind Contoso's December events.
+    let broken = applied_and_seeded("pulse").await;
+    broken
+        .execute("ALTER TABLE events_2026_12 DISABLE ROW LEVEL SECURITY")
+        .await;
+    let failed = run_script(&broken, Some("pulse_app"), &app.join("paths.sql")).await;
+    assert!(
+        failed
+            .as_ref()
+            .is_err_and(|e| e.contains("each month's partition")),
+        "{failed:?}"
+    );
 }
 
 #[tokio::test]
@@ -408,6 +433,23 @@ async fn tutoring_students_see_themselves_staff_read_across_schools_and_anon_not
         )
         .await,
         0
+    );
+    // The paths notice a student who can see classmates.
+    let broken = applied_and_seeded("tutoring").await;
+    broken
+        .execute("DROP POLICY student_sees_self ON students")
+        .await;
+    let failed = run_script(
+        &broken,
+        Some("tutoring_authenticator"),
+        &app.join("paths.sql"),
+    )
+    .await;
+    assert!(
+        failed
+            .as_ref()
+            .is_err_and(|e| e.contains("Ada must see herself only")),
+        "{failed:?}"
     );
     // The default privileges gave the runtime role everything; the apply
     // left it the four data privileges.
