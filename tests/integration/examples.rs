@@ -5,10 +5,12 @@
 //! bound, and behave.
 //!
 //! The examples' role names are fixed and cluster-wide, so each example
-//! prefixes its own (b2b_, pulse_, tutoring_, wabot_) and has one test
+//! prefixes its own (b2b_, pulse_, tutoring_, wabot_, wana_) and has one test
 //! here: no two tests create the same role at the same time.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
@@ -538,4 +540,150 @@ async fn whatsapp_bot_adopts_the_orms_public_policies_and_scopes_them_to_the_app
         4
     );
     assert_eq!(count(&db, "SELECT count(*) FROM messages_history").await, 4);
+}
+
+/// Rows of the whatsapp-analytics legacy table, brought under RLS while a
+/// writer keeps inserting.
+const LEGACY_STATUS_EVENTS: i64 = 200_000;
+
+/// Inserts status events the legacy way (no tenant column) until `stop`;
+/// returns how many inserts succeeded.
+async fn legacy_writer(url: String, stop: Arc<AtomicBool>, started: Arc<AtomicUsize>) -> i64 {
+    let mut conn = PgConnection::connect(&url).await.expect("connect");
+    let mut written = 0;
+    let mut n = 0;
+    while !stop.load(Ordering::SeqCst) {
+        n += 1;
+        // Once the column is NOT NULL and the fill trigger gone, an insert
+        // without a tenant is refused, as it should be: those are not counted.
+        let inserted = sqlx::query(
+            "INSERT INTO message_status_events (session_id, message_id, status)
+             VALUES ('legacy-' || ($1 % 10), 'w' || $1, 'sent')",
+        )
+        .bind(n)
+        .execute(&mut conn)
+        .await;
+        if inserted.is_ok() {
+            written += 1;
+            started.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    written
+}
+
+#[tokio::test]
+async fn whatsapp_analytics_ingests_webhooks_under_their_resolved_tenant_and_migrates_a_live_table()
+{
+    let app = example("whatsapp-analytics").join("app");
+    let db = TestDb::new().await;
+    copy_example(&db, "whatsapp-analytics", None);
+    check_strict_passes(&db);
+    expect_ok(
+        run_script(&db, None, &app.join("seed.sql")).await,
+        "seed.sql",
+    );
+    expect_ok(
+        run_script(&db, Some("wana_ingest"), &app.join("ingest.sql")).await,
+        "ingest.sql",
+    );
+    // Two webhooks filed under Bloom, one under Atlas; the unknown session's waits.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM whatsapp_template_analytics
+              WHERE (tenant_id, status) IN (('aaaaaaaa-0000-4000-8000-000000000001', 'delivered'),
+                                            ('aaaaaaaa-0000-4000-8000-000000000001', 'read'),
+                                            ('bbbbbbbb-0000-4000-8000-000000000002', 'failed'))"
+        )
+        .await,
+        3
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM raw_webhooks WHERE session_id = 'sess-x'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM raw_webhooks").await, 1);
+    for role in ["wana_app", "wana_dashboard"] {
+        expect_ok(
+            run_script(&db, Some(role), &app.join("paths.sql")).await,
+            role,
+        );
+    }
+    expect_ok(
+        run_script(
+            &db,
+            Some("wana_dashboard"),
+            &app.join("dashboard_writes.sql"),
+        )
+        .await,
+        "dashboard_writes.sql",
+    );
+    expect_ok(
+        run_script(&db, Some("wana_reporting"), &app.join("reporting.sql")).await,
+        "reporting.sql",
+    );
+
+    // The existing database: 200,000 status events without a tenant column,
+    // and a writer that keeps inserting while migrate-existing runs.
+    let live = TestDb::new().await;
+    copy_example(&live, "whatsapp-analytics", Some(&["V1__"]));
+    live.rlsctl(&["apply"]).success();
+    live.execute(&format!(
+        "INSERT INTO whatsapp_sessions (session_id, tenant_id)
+              SELECT 'legacy-' || g, CASE WHEN g % 2 = 0 THEN 'aaaaaaaa-0000-4000-8000-000000000001'::uuid
+                                          ELSE 'bbbbbbbb-0000-4000-8000-000000000002'::uuid END
+                FROM generate_series(0, 9) g;
+         INSERT INTO message_status_events (session_id, message_id, status)
+              SELECT 'legacy-' || (g % 10), 'm' || g, 'delivered'
+                FROM generate_series(1, {LEGACY_STATUS_EVENTS}) g;"
+    ))
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicUsize::new(0));
+    let writer = tokio::spawn(legacy_writer(
+        live.url.clone(),
+        stop.clone(),
+        started.clone(),
+    ));
+    // A liveness bound, not a timing assertion: the writer is running.
+    for _ in 0..600 {
+        if started.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(started.load(Ordering::SeqCst) > 0, "the writer never wrote");
+    let mut migrate = live.command(&["migrate-existing", "--table", "message_status_events"]);
+    let migrated = tokio::task::spawn_blocking(move || migrate.output().unwrap())
+        .await
+        .unwrap();
+    stop.store(true, Ordering::SeqCst);
+    let written = writer.await.unwrap();
+    assert!(
+        migrated.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&migrated.stdout),
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    assert_eq!(
+        count(&live, "SELECT count(*) FROM message_status_events").await,
+        LEGACY_STATUS_EVENTS + written,
+        "every legacy row and every row the writer got in"
+    );
+    assert_eq!(
+        count(
+            &live,
+            "SELECT count(*) FROM message_status_events e JOIN whatsapp_sessions s USING (session_id)
+              WHERE e.tenant_id IS DISTINCT FROM s.tenant_id"
+        )
+        .await,
+        0,
+        "every row carries its session's tenant"
+    );
+    copy_example(&live, "whatsapp-analytics", None);
+    check_strict_passes(&live);
 }
