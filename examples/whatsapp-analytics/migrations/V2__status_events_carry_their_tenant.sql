@@ -1,0 +1,22 @@
+-- Status events get their session's tenant, and keys that agree with it.
+-- On a live database run `rlsctl migrate-existing --table message_status_events`
+-- first (batched, no long lock, writers keep inserting); the first three
+-- statements then change nothing.
+ALTER TABLE message_status_events ADD COLUMN IF NOT EXISTS tenant_id uuid;
+
+UPDATE message_status_events e
+   SET tenant_id = s.tenant_id
+  FROM whatsapp_sessions s
+ WHERE s.session_id = e.session_id
+   AND e.tenant_id IS NULL;
+
+ALTER TABLE message_status_events ALTER COLUMN tenant_id SET NOT NULL;
+
+ALTER TABLE message_status_events
+    ADD CONSTRAINT message_status_events_session_same_tenant FOREIGN KEY (tenant_id, session_id)
+        REFERENCES whatsapp_sessions (tenant_id, session_id),
+    DROP CONSTRAINT message_status_events_session_id_fkey,
+    -- Keys scoped by tenant, like every other table's. (migrate-existing
+    -- batches by the single-column key, so it changes only now.)
+    DROP CONSTRAINT message_status_events_pkey,
+    ADD PRIMARY KEY (tenant_id, id);
