@@ -68,11 +68,43 @@ pub enum CommandKind {
     /// tenant is found comes from the table's `backfill:` in the spec, or from --via,
     /// --constant or --expression. Use --dry-run first: it prints every step and its lock.
     MigrateExisting(MigrateArgs),
+    /// Write policies/*.yaml that describe an existing database as it is (--from-db).
+    ///
+    /// Reads the live catalog (read-only) and finds the tenant tables by what their
+    /// policies compare: a column, whatever it is called, with a session setting
+    /// (`current_setting('app.org', true)::uuid`), a JWT claim or a function of them.
+    /// The spec keeps the database's own names: the tenant policy name (a pattern such as
+    /// `{table}_tenant_isolation` when they share one), the context function (adopted,
+    /// `managed: false`) or the inline comparison, the roles the policies are TO (or, for
+    /// TO PUBLIC, the login roles granted the tables), cross-tenant roles and every other
+    /// policy. Partitions are covered by their parent. Whatever the spec cannot say, or
+    /// apply would still change, is written as a `# TODO:` comment.
+    ///
+    /// Next: `rlsctl validate`, then `rlsctl plan`, which against the same database shows no
+    /// statement beyond the TODOs. Writes only policies/rlsctl.yaml (or --config DIR) and
+    /// refuses when the folder already holds *.yaml files, unless --force.
+    Init(InitArgs),
     /// Explain an audit finding id: what it means, why it matters, how to fix it.
     Explain {
         /// A finding id, e.g. POLICY_WITHOUT_TENANT_FILTER (case-insensitive).
         id: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Describe the database at --database-url (required: the only source init knows).
+    #[arg(long, required = true)]
+    pub from_db: bool,
+    /// Folder to write the spec into.
+    #[arg(long, value_name = "DIR", default_value = "policies")]
+    pub config: PathBuf,
+    /// Admin connection URL. Default: $RLSCTL_ADMIN_DATABASE_URL, then $DATABASE_URL.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Replace the spec file even though the folder already holds *.yaml files.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

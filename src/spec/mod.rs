@@ -13,7 +13,7 @@ mod load;
 
 use std::collections::BTreeSet;
 
-pub use document::{Access, Command, PolicyKind, TenantType, WhenUnbound};
+pub use document::{Access, Command, PolicyKind, PolicyTo, TenantType, WhenUnbound};
 pub use error::{Origin, SpecError};
 pub use expression::Expression;
 pub use load::{CROSS_TENANT_PREFIX, MAINTENANCE_PREFIX, TENANT_POLICY, load, load_str};
@@ -47,6 +47,10 @@ pub struct Tenancy {
     pub when_unbound: WhenUnbound,
     /// The tenant policy's name; `{table}` stands for each table's name.
     pub policy_name: String,
+    /// Set when the policies compare the tenant column with this expression
+    /// instead of calling a context function: no function is created or checked.
+    pub inline: Option<Expression>,
+    pub policy_to: PolicyTo,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

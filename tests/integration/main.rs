@@ -2,6 +2,7 @@
 //! One test binary, so the whole suite shares one throwaway cluster.
 
 mod harness;
+mod init_from_db_hand_built_setups;
 mod replica;
 
 mod a_managed_admin_declares_its_own_data_access;
