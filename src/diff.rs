@@ -481,8 +481,8 @@ fn compare_policy(
     };
     // An ALL or UPDATE policy without WITH CHECK checks new rows with its
     // USING expression: the same policy as one that repeats it.
-    let have_check = match (&have.with_check, have.command) {
-        (None, Command::All | Command::Update) => &have.using,
+    let have_check = match (&want.with_check, &have.with_check, have.command) {
+        (Some(_), None, Command::All | Command::Update) => &have.using,
         _ => &have.with_check,
     };
     if want.roles != have.roles
@@ -588,6 +588,20 @@ mod tests {
         }
         let out = diff(
             &d,
+            &live,
+            &Normalized::default(),
+            "tenant_id",
+            Options::default(),
+        );
+        assert!(out.changes.is_empty(), "{:?}", out.changes);
+
+        // Nor does a policy declared without WITH CHECK differ from one without.
+        let mut using_only = d.clone();
+        for t in using_only.tables.values_mut() {
+            t.policies.get_mut("tenant_isolation").unwrap().with_check = None;
+        }
+        let out = diff(
+            &using_only,
             &live,
             &Normalized::default(),
             "tenant_id",

@@ -1,0 +1,64 @@
+//! What `rlsctl init --from-db` cannot express, or what apply would still
+//! change, is written as a `# TODO:` comment, never dropped in silence.
+
+use crate::harness::{TestDb, cluster_execute, unique};
+use crate::init_from_db_hand_built_setups::init;
+
+#[tokio::test]
+async fn what_the_spec_cannot_say_is_a_todo_and_plan_does_only_what_the_todos_announce() {
+    let db = TestDb::new().await;
+    let app = unique("app");
+    cluster_execute(&format!("CREATE ROLE {app} LOGIN NOSUPERUSER NOBYPASSRLS")).await;
+    let tenant = "org_id = current_setting('app.org', true)::uuid";
+    db.execute(&format!(
+        "CREATE TABLE projects (id bigint PRIMARY KEY, org_id uuid NOT NULL);
+CREATE INDEX ON projects (org_id);
+ALTER TABLE projects ENABLE ROW LEVEL SECURITY;
+CREATE POLICY org_isolation ON projects TO {app} USING ({tenant}) WITH CHECK ({tenant});
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON projects TO {app};
+
+-- One policy per command, as Supabase guides write them: not one FOR ALL policy.
+CREATE TABLE notes (id bigint PRIMARY KEY, org_id uuid NOT NULL, body text);
+ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY notes_read ON notes FOR SELECT TO {app} USING ({tenant} AND body IS NOT NULL);
+CREATE POLICY notes_write ON notes FOR INSERT TO {app} WITH CHECK ({tenant});
+GRANT SELECT, INSERT ON notes TO {app};
+
+-- A table that is not tenant data, with a policy of its own.
+CREATE TABLE plans (id bigint PRIMARY KEY, public boolean NOT NULL);
+ALTER TABLE plans ENABLE ROW LEVEL SECURITY;
+CREATE POLICY plans_visible ON plans FOR SELECT USING (public);"
+    ))
+    .await;
+
+    let spec = init(&db);
+    for expected in [
+        "# TODO: table public.notes is not declared: its policies notes_read, notes_write compare a column with the tenant",
+        "# TODO: policies plans_visible on public.plans are kept as they are",
+        "  # TODO: apply will FORCE ROW LEVEL SECURITY here\n",
+        &format!(
+            "  # TODO: {app} holds TRUNCATE on public.projects, which the spec does not grant: apply will revoke it\n"
+        ),
+    ] {
+        assert!(spec.contains(expected), "`{expected}` missing from\n{spec}");
+    }
+    assert!(!spec.contains("- notes"), "{spec}");
+    db.offline_command(&["validate"])
+        .output()
+        .map(|o| assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr)))
+        .unwrap();
+
+    // Exactly what the TODOs announced, nothing else.
+    let plan = db
+        .rlsctl(&["plan", "--format", "json"])
+        .success()
+        .planned_sql();
+    assert_eq!(
+        plan,
+        [
+            "ALTER TABLE \"public\".\"projects\" FORCE ROW LEVEL SECURITY".to_string(),
+            format!("REVOKE TRUNCATE ON TABLE \"public\".\"projects\" FROM \"{app}\""),
+        ],
+        "{spec}"
+    );
+}
