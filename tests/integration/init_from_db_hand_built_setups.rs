@@ -142,3 +142,61 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {web};
         "{plan:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_jwt_claim_policy_is_described_with_its_claim_and_verify_binds_it() {
+    let db = TestDb::new().await;
+    let authenticated = unique("authenticated");
+    cluster_execute(&format!(
+        "CREATE ROLE {authenticated} NOLOGIN NOSUPERUSER NOBYPASSRLS"
+    ))
+    .await;
+    // Supabase-style: the tenant is a claim of the request's JWT.
+    let claim =
+        "school_id = ((current_setting('request.jwt.claims', true)::jsonb ->> 'school_id'))::uuid";
+    let mut sql = String::new();
+    for table in ["lessons", "students"] {
+        sql.push_str(&format!(
+            "CREATE TABLE {table} (id bigint PRIMARY KEY, school_id uuid NOT NULL);
+CREATE INDEX ON {table} (school_id);
+ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
+CREATE POLICY \"{table} of the school\" ON {table} TO {authenticated} USING ({claim}) WITH CHECK ({claim});
+GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {authenticated};
+"
+        ));
+    }
+    db.execute(&sql).await;
+
+    let spec = init(&db);
+    for expected in [
+        "column: school_id",
+        "jwt_claim: school_id\n    claims_setting: request.jwt.claims",
+        "policy_name: \"{table} of the school\"",
+        &format!("- name: {authenticated}\n"),
+    ] {
+        assert!(spec.contains(expected), "`{expected}` missing from\n{spec}");
+    }
+    assert!(!spec.contains("login: true"), "{spec}");
+    assert_described_exactly(&db, &spec);
+    // The source is right: verify binds the claim and proves isolation.
+    let verify = db.rlsctl(&["verify", "--format", "json"]);
+    assert_eq!(verify.code, 0, "{}\n{}", verify.stdout, verify.stderr);
+    let matrix = verify.json();
+    let tables = matrix["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .filter(|o| o["object"].as_str().unwrap().starts_with("public."))
+        .collect::<Vec<_>>();
+    assert_eq!(tables.len(), 2, "{matrix:#}");
+    for object in tables {
+        for probe in ["read", "update", "insert", "unbound-read"] {
+            assert_eq!(
+                object["cells"][probe]["verdict"], "PROVEN",
+                "{probe} on {}: {matrix:#}",
+                object["object"]
+            );
+        }
+    }
+}
