@@ -27,10 +27,19 @@ CREATE TABLE events (org_id uuid NOT NULL, at date NOT NULL, kind text) PARTITIO
 CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 CREATE TABLE events_2027 PARTITION OF events FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
 CREATE INDEX ON events (org_id);
+CREATE TABLE legacy_orders () INHERITS (orders);
+CREATE INDEX ON legacy_orders (org_id);
 CREATE POLICY orders_not_archived ON orders AS RESTRICTIVE FOR UPDATE TO {app} USING (NOT archived);
+CREATE POLICY orders_not_archived ON legacy_orders AS RESTRICTIVE FOR UPDATE TO {app} USING (NOT archived);
 "
     );
-    for table in ["orders", "events", "events_2026", "events_2027"] {
+    for table in [
+        "orders",
+        "legacy_orders",
+        "events",
+        "events_2026",
+        "events_2027",
+    ] {
         sql.push_str(&format!(
             "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
 ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
@@ -54,10 +63,12 @@ GRANT SELECT ON {table} TO {reporting};
     ] {
         assert!(spec.contains(expected), "`{expected}` missing from\n{spec}");
     }
-    assert!(
-        !spec.contains("events_2026"),
-        "a partition is covered by its parent:\n{spec}"
-    );
+    for child in ["events_2026", "legacy_orders"] {
+        assert!(
+            !spec.contains(child),
+            "{child} is covered by its parent:\n{spec}"
+        );
+    }
     assert!(!spec.contains("policy_to"), "{spec}");
     assert_described_exactly(&db, &spec);
 

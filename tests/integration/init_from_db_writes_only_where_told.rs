@@ -108,3 +108,21 @@ async fn a_database_without_tenant_policies_is_refused_and_nothing_is_written() 
     );
     assert!(policies(&db).is_empty());
 }
+
+#[tokio::test]
+async fn to_public_policies_with_no_role_granted_are_refused_and_nothing_is_written() {
+    let db = TestDb::new().await;
+    db.execute(
+        "CREATE TABLE projects (id bigint PRIMARY KEY, tenant_id uuid NOT NULL);
+ALTER TABLE projects ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON projects USING (tenant_id = current_setting('app.tenant', true)::uuid);",
+    )
+    .await;
+    let refused = db.rlsctl(&["init", "--from-db"]).failure();
+    assert!(
+        refused.stderr.contains("no runtime role found"),
+        "{}",
+        refused.stderr
+    );
+    assert!(policies(&db).is_empty());
+}
