@@ -59,6 +59,10 @@ pub(super) fn candidates(
     live: &State,
 ) -> BTreeMap<QualifiedName, Vec<(TenantComparison, &Policy)>> {
     let mut out: BTreeMap<QualifiedName, Vec<(TenantComparison, &Policy)>> = BTreeMap::new();
+    // Hand-built and generated policies repeat one text on every table: each
+    // distinct text is parsed once.
+    let mut parsed: std::collections::HashMap<&str, Option<TenantComparison>> =
+        std::collections::HashMap::new();
     for table in live.tables.values() {
         for policy in table.policies.values() {
             if !policy.permissive || policy.command != Command::All {
@@ -68,7 +72,10 @@ pub(super) fn candidates(
             if policy.with_check.as_ref().is_some_and(|w| w != using) {
                 continue;
             }
-            if let Some(found) = comparison::whole(using.as_str()) {
+            let found = parsed
+                .entry(using.as_str())
+                .or_insert_with(|| comparison::whole(using.as_str()));
+            if let Some(found) = found.clone() {
                 out.entry(table.name.clone())
                     .or_default()
                     .push((found, policy));
@@ -236,6 +243,14 @@ pub(super) fn declare(
     };
     let mut tables = Vec::new();
     let mut extras: BTreeMap<PolicyShape, Vec<QualifiedName>> = BTreeMap::new();
+    // Each child under its declared ancestor, found once: asking every
+    // table about every other would be quadratic in the tables.
+    let mut children: BTreeMap<&QualifiedName, Vec<&crate::model::Table>> = BTreeMap::new();
+    for child in live.tables.values() {
+        if let Some(ancestor) = declared_ancestor(&child.name, live, &found.tables) {
+            children.entry(ancestor).or_default().push(child);
+        }
+    }
     for (name, tenant) in &found.tables {
         let Some(table) = live.tables.get(name) else {
             continue;
@@ -275,7 +290,8 @@ pub(super) fn declare(
             ));
         }
         let pattern = policy_name.clone().unwrap_or_else(|| found.pattern.clone());
-        notes.extend(children_notes(live, name, &pattern, found));
+        let own_children = children.get(name).map(Vec::as_slice).unwrap_or_default();
+        notes.extend(children_notes(name, own_children, &pattern));
         for policy in table.policies.values() {
             if policy.name == tenant.policy.name || generated.contains(&policy.name) {
                 continue;
@@ -421,12 +437,13 @@ fn command_list(commands: &BTreeSet<Command>) -> String {
 }
 
 /// What apply would still do to the partitions and children `name` covers.
-fn children_notes(live: &State, name: &QualifiedName, pattern: &str, found: &Found) -> Vec<String> {
+fn children_notes(
+    name: &QualifiedName,
+    children: &[&crate::model::Table],
+    pattern: &str,
+) -> Vec<String> {
     let mut notes = Vec::new();
-    for child in live.tables.values() {
-        if declared_ancestor(&child.name, live, &found.tables) != Some(name) {
-            continue;
-        }
+    for child in children {
         let own = policy_name_for(pattern, &child.name.name);
         let expected = if own.len() > 63 {
             policy_name_for(pattern, &name.name)

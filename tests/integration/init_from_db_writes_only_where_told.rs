@@ -126,3 +126,31 @@ CREATE POLICY tenant_isolation ON projects USING (tenant_id = current_setting('a
     );
     assert!(policies(&db).is_empty());
 }
+
+#[tokio::test]
+async fn a_connection_failure_prints_no_password_and_writes_nothing() {
+    let db = TestDb::new().await;
+    let output = db
+        .offline_command(&[
+            "init",
+            "--from-db",
+            "--database-url",
+            "postgres://admin:hunter2secret@127.0.0.1:1/app",
+        ])
+        .env_remove("DATABASE_URL")
+        .env_remove("RLSCTL_ADMIN_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        all.contains("postgres://admin:***@127.0.0.1:1/app"),
+        "{all}"
+    );
+    assert!(!all.contains("hunter2secret"), "{all}");
+    assert!(policies(&db).is_empty());
+}
