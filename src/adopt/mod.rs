@@ -58,6 +58,9 @@ pub struct DiscoveredTenancy {
 pub enum Context {
     /// `(SELECT f())`: the database's own function, adopted (`managed: false`).
     Function(QualifiedName),
+    /// `(SELECT f())` in policies rlsctl made (they carry its marker): its own
+    /// generated function, managed as before; `error` for its raising form.
+    Generated { name: QualifiedName, error: bool },
     /// The value written into each policy, e.g. `current_setting('app.org', true)::uuid`.
     Inline(String),
 }
@@ -133,7 +136,9 @@ pub fn discover(
     let mut todos = Vec::new();
     let found = tables::tenant_tables(live, &mut todos).ok_or(DiscoveryError::NoTenantTable)?;
     let roles = roles::discover(live, &found, current_user, &mut todos)?;
-    let (context, source) = source::discover(&found.comparison, functions, &mut todos);
+    let made_by_rlsctl = found.tables.values().all(|t| t.policy.managed);
+    let (context, source) =
+        source::discover(&found.comparison, functions, made_by_rlsctl, &mut todos);
     let column_type = tables::column_type(live, &found, &mut todos);
     let runtime: BTreeSet<String> = roles
         .iter()

@@ -50,6 +50,16 @@ pub fn render(spec: &Discovered) -> String {
                 scalar(&format!("{}.{}", name.schema, name.name))
             );
         }
+        Context::Generated { name, error } => {
+            let _ = writeln!(
+                out,
+                "  function: {}   # rlsctl's own, as its policies say",
+                scalar(&format!("{}.{}", name.schema, name.name))
+            );
+            if *error {
+                out.push_str("  when_unbound: error\n");
+            }
+        }
         Context::Inline(value) => {
             let _ = writeln!(
                 out,

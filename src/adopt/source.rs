@@ -21,10 +21,16 @@ pub struct FunctionBody {
 pub(super) fn discover(
     comparison: &TenantComparison,
     functions: &BTreeMap<Vec<String>, FunctionBody>,
+    made_by_rlsctl: bool,
     todos: &mut Vec<String>,
 ) -> (Context, Option<TenantSource>) {
     let context = match &comparison.wrapped_function {
         Some(called) => match functions.get(called) {
+            Some(f) if made_by_rlsctl => Context::Generated {
+                name: f.name.clone(),
+                // The raising form's message, as `desired` writes it.
+                error: f.body.contains("rlsctl: no tenant is bound"),
+            },
             Some(f) => Context::Function(f.name.clone()),
             None => {
                 todos.push(format!(

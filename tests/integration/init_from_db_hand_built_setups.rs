@@ -200,3 +200,38 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {authenticated};
         }
     }
 }
+
+#[tokio::test]
+async fn a_database_rlsctl_built_is_described_back_to_an_empty_plan() {
+    let (db, app, reader) = TestDb::applied_with_reader().await;
+    let run = db
+        .rlsctl(&["init", "--from-db", "--config", "described"])
+        .success();
+    let spec = std::fs::read_to_string(db.path().join("described/rlsctl.yaml")).unwrap();
+    for expected in [
+        "function: rls.current_tenant_id   # rlsctl's own",
+        "setting: app.current_tenant_id",
+        &format!("- name: {app}\n"),
+        &format!("- name: {reader}\n    cross_tenant: read\n"),
+        "{ name: tasks, commands: [select, insert] }",
+        "- name: archived_read_only\n    tables: [projects]\n    command: update\n    kind: restrictive\n",
+    ] {
+        assert!(
+            spec.contains(expected),
+            "`{expected}` missing from\n{spec}\n{}",
+            run.stderr
+        );
+    }
+    // The one TODO: a cross-tenant role's reason is for people to write.
+    assert_eq!(spec.matches("# TODO:").count(), 1, "{spec}");
+    let plan = db
+        .rlsctl(&["plan", "--config", "described", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(
+        plan["statements"],
+        serde_json::json!([]),
+        "{spec}\n{plan:#}"
+    );
+    assert_eq!(plan["notices"], serde_json::json!([]), "{spec}\n{plan:#}");
+}
