@@ -39,6 +39,12 @@ pub(super) fn discover(
     if runtime.is_empty() {
         return Err(DiscoveryError::NoRuntimeRole);
     }
+    for (role, tables) in bypassing_grantees(live, found) {
+        todos.push(format!(
+            "{role} bypasses row-level security (SUPERUSER or BYPASSRLS) and holds privileges on {}: it reads every tenant, which the spec cannot declare; audit reports what it can reach",
+            tables.join(", ")
+        ));
+    }
     let mut roles = Vec::new();
     for name in runtime {
         let live_role = live.roles.get(&name);
@@ -104,6 +110,28 @@ fn cross_tenant_roles(live: &State, found: &Found) -> BTreeMap<String, Access> {
         .filter(|(_, n)| *n == found.tables.len())
         .map(|(key, _)| key)
         .collect()
+}
+
+/// Roles that ignore every policy and yet are granted tenant tables.
+fn bypassing_grantees(live: &State, found: &Found) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for name in found.tables.keys() {
+        let Some(table) = live.tables.get(name) else {
+            continue;
+        };
+        for grantee in table.grants.keys() {
+            let bypasses = live
+                .roles
+                .get(grantee)
+                .is_some_and(|r| r.superuser || r.bypass_rls);
+            if bypasses && *grantee != table.owner {
+                out.entry(grantee.clone())
+                    .or_default()
+                    .push(name.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// With `TO PUBLIC` policies: who holds privileges on the tenant tables.

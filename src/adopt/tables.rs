@@ -296,6 +296,14 @@ pub(super) fn declare(
             if policy.name == tenant.policy.name || generated.contains(&policy.name) {
                 continue;
             }
+            let open = policy.using.as_ref().is_some_and(|u| u.as_str() == "true");
+            if open && policy.permissive {
+                notes.push(format!(
+                    "policy {} opens every tenant's rows to {}: kept as an extra policy. A role that should see every tenant can be declared `cross_tenant:` (its policy is then named {CROSS_TENANT_PREFIX}<role>)",
+                    policy.name,
+                    list(&policy.roles)
+                ));
+            }
             let roles = (policy.roles != *runtime).then(|| policy.roles.iter().cloned().collect());
             let key = (
                 policy.name.clone(),

@@ -7,8 +7,11 @@ use crate::init_from_db_hand_built_setups::init;
 #[tokio::test]
 async fn what_the_spec_cannot_say_is_a_todo_and_plan_does_only_what_the_todos_announce() {
     let db = TestDb::new().await;
-    let app = unique("app");
-    cluster_execute(&format!("CREATE ROLE {app} LOGIN NOSUPERUSER NOBYPASSRLS")).await;
+    let (app, backup) = (unique("app"), unique("backup"));
+    cluster_execute(&format!(
+        "CREATE ROLE {app} LOGIN NOSUPERUSER NOBYPASSRLS; CREATE ROLE {backup} NOLOGIN BYPASSRLS"
+    ))
+    .await;
     let tenant = "org_id = current_setting('app.org', true)::uuid";
     db.execute(&format!(
         "CREATE TABLE projects (id bigint PRIMARY KEY, org_id uuid NOT NULL);
@@ -16,6 +19,8 @@ CREATE INDEX ON projects (org_id);
 ALTER TABLE projects ENABLE ROW LEVEL SECURITY;
 CREATE POLICY org_isolation ON projects TO {app} USING ({tenant}) WITH CHECK ({tenant});
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON projects TO {app};
+GRANT SELECT ON projects TO {backup};
+CREATE POLICY support_sees_all ON projects FOR SELECT TO {app} USING (true);
 
 -- One policy per command, as Supabase guides write them: not one FOR ALL policy.
 CREATE TABLE notes (id bigint PRIMARY KEY, org_id uuid NOT NULL, body text);
@@ -53,6 +58,12 @@ CREATE POLICY plans_visible ON plans FOR SELECT USING (public);"
             "  # TODO: {app} holds TRUNCATE on public.projects, which the spec does not grant: apply will revoke it\n"
         ),
         "  # TODO: no index leads with org_id: apply will create tasks_org_id_idx\n",
+        &format!(
+            "# TODO: {backup} bypasses row-level security (SUPERUSER or BYPASSRLS) and holds privileges on public.projects"
+        ),
+        &format!(
+            "  # TODO: policy support_sees_all opens every tenant's rows to {app}: kept as an extra policy"
+        ),
         "  # TODO: public.events_2026 is covered by declaring public.events: apply will add ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY, policy org_isolation there",
     ] {
         assert!(spec.contains(expected), "`{expected}` missing from\n{spec}");
