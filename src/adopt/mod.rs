@@ -166,3 +166,113 @@ pub fn discover(
         todos,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Index, Policy, Privilege, Role, Table};
+    use crate::spec::Expression;
+
+    fn tenant_table(name: &str, column: &str, policy: &str, setting: &str) -> Table {
+        let using = format!("({column} = (current_setting('{setting}'::text, true))::uuid)");
+        let policy = Policy {
+            name: policy.into(),
+            command: Command::All,
+            permissive: true,
+            roles: BTreeSet::from(["app".to_string()]),
+            using: Some(Expression::trusted(using.clone())),
+            with_check: Some(Expression::trusted(using)),
+            managed: false,
+        };
+        Table {
+            name: QualifiedName::new("public", name),
+            rls_enabled: true,
+            rls_forced: true,
+            policies: BTreeMap::from([(policy.name.clone(), policy)]),
+            indexes: vec![Index {
+                name: format!("{name}_idx"),
+                columns: vec![column.into()],
+                valid: true,
+            }],
+            grants: BTreeMap::from([(
+                "app".to_string(),
+                BTreeSet::from([
+                    Privilege::Select,
+                    Privilege::Insert,
+                    Privilege::Update,
+                    Privilege::Delete,
+                ]),
+            )]),
+            columns: BTreeMap::from([(column.to_string(), "uuid".to_string())]),
+            owner: "owner".into(),
+            ..Table::default()
+        }
+    }
+
+    fn live(tables: Vec<Table>) -> State {
+        let mut state = State::default();
+        state.roles.insert(
+            "app".into(),
+            Role {
+                name: "app".into(),
+                login: true,
+                superuser: false,
+                bypass_rls: false,
+                password_env: None,
+            },
+        );
+        for t in tables {
+            state.tables.insert(t.name.clone(), t);
+        }
+        state
+    }
+
+    #[test]
+    fn what_most_tables_share_is_the_tenancy_and_the_rest_is_said_per_table() {
+        let state = live(vec![
+            tenant_table("orders", "org_id", "orders_isolation", "app.org"),
+            tenant_table("invoices", "org_id", "invoices_isolation", "app.org"),
+            tenant_table("legacy", "account_id", "old_policy", "app.org"),
+            tenant_table("imports", "org_id", "imports_isolation", "app.other"),
+        ]);
+        let found = discover(&state, "admin", &BTreeMap::new()).unwrap();
+        assert_eq!(found.tenancy.column, "org_id");
+        assert_eq!(found.tenancy.policy_name, "{table}_isolation");
+        assert_eq!(
+            found.tenancy.source,
+            Some(TenantSource::Setting("app.org".into()))
+        );
+        assert!(!found.tenancy.policy_to_public);
+        let names: Vec<&str> = found.tables.iter().map(|t| t.name.name.as_str()).collect();
+        assert_eq!(names, ["invoices", "legacy", "orders"]);
+        let legacy = &found.tables[1];
+        assert_eq!(legacy.column.as_deref(), Some("account_id"));
+        assert_eq!(legacy.policy_name.as_deref(), Some("old_policy"));
+        assert_eq!(found.tables[0].column, None);
+        assert_eq!(found.tables[0].policy_name, None);
+        // Another tenant value is another spec: named, not declared.
+        assert!(
+            found
+                .todos
+                .iter()
+                .any(|t| t.starts_with("table public.imports is not declared")),
+            "{:?}",
+            found.todos
+        );
+        let roles: Vec<&str> = found.roles.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(roles, ["app"]);
+        // And what is rendered loads as the spec it describes.
+        let spec = crate::spec::load_str(std::path::Path::new("p.yaml"), &render(&found)).unwrap();
+        assert_eq!(spec.tables[1].tenant_policy(), "old_policy");
+        assert_eq!(spec.tables[2].tenant_policy(), "orders_isolation");
+    }
+
+    #[test]
+    fn the_connecting_role_is_never_proposed_as_a_runtime_role() {
+        let state = live(vec![tenant_table("orders", "org_id", "iso", "app.org")]);
+        assert!(matches!(
+            discover(&state, "app", &BTreeMap::new()),
+            Err(DiscoveryError::NoRuntimeRole)
+        ));
+    }
+}
