@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     long_about = "rlsctl reads the tenant isolation declared in policies/*.yaml and converges a \
 PostgreSQL database on it: ENABLE and FORCE ROW LEVEL SECURITY, tenant policies with USING and \
 WITH CHECK, the tenant-context function, tenant indexes, roles and grants.\n\n\
-Typical flow:\n  rlsctl validate            check the spec offline\n  rlsctl plan                see the exact statements\n  rlsctl apply               run migrations/, then the statements, in one transaction\n  rlsctl apply --ephemeral   the same against a throwaway local PostgreSQL\n  rlsctl verify              prove isolation by acting as the runtime role\n  rlsctl check --ephemeral   apply + audit + verify: the CI gate",
+Typical flow:\n  rlsctl init --from-db      describe an existing database as a spec (optional)\n  rlsctl validate            check the spec offline\n  rlsctl plan                see the exact statements\n  rlsctl apply               run migrations/, then the statements, in one transaction\n  rlsctl apply --ephemeral   the same against a throwaway local PostgreSQL\n  rlsctl verify              prove isolation by acting as the runtime role\n  rlsctl check --ephemeral   apply + audit + verify: the CI gate",
     after_help = "Exit codes: 0 success; 1 failure (bad spec, database error, apply rolled back); \
 2 `plan --exit-code` found changes, `audit` found findings at or above --fail-on, `verify` found a \
 LEAK (or NOT PROVEN with --strict), or `check` found any of these; 64 bad command-line usage."
