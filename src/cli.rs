@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     long_about = "rlsctl reads the tenant isolation declared in policies/*.yaml and converges a \
 PostgreSQL database on it: ENABLE and FORCE ROW LEVEL SECURITY, tenant policies with USING and \
 WITH CHECK, the tenant-context function, tenant indexes, roles and grants.\n\n\
-Typical flow:\n  rlsctl validate            check the spec offline\n  rlsctl plan                see the exact statements\n  rlsctl apply               run migrations/, then the statements, in one transaction\n  rlsctl apply --ephemeral   the same against a throwaway local PostgreSQL\n  rlsctl verify              prove isolation by acting as the runtime role\n  rlsctl check --ephemeral   apply + audit + verify: the CI gate",
+Typical flow:\n  rlsctl init --from-db      describe an existing database as a spec (optional)\n  rlsctl validate            check the spec offline\n  rlsctl plan                see the exact statements\n  rlsctl apply               run migrations/, then the statements, in one transaction\n  rlsctl apply --ephemeral   the same against a throwaway local PostgreSQL\n  rlsctl verify              prove isolation by acting as the runtime role\n  rlsctl check --ephemeral   apply + audit + verify: the CI gate",
     after_help = "Exit codes: 0 success; 1 failure (bad spec, database error, apply rolled back); \
 2 `plan --exit-code` found changes, `audit` found findings at or above --fail-on, `verify` found a \
 LEAK (or NOT PROVEN with --strict), `check` found any of these, or `report`'s verdict is FAILED; 64 bad command-line usage."
@@ -78,11 +78,43 @@ pub enum CommandKind {
     /// Exit 2 when the report's verdict is FAILED (open audit error, verify LEAK, or a
     /// broken history chain).
     Report(ReportArgs),
+    /// Write policies/*.yaml that describe an existing database as it is (--from-db).
+    ///
+    /// Reads the live catalog (read-only) and finds the tenant tables by what their
+    /// policies compare: a column, whatever it is called, with a session setting
+    /// (`current_setting('app.org', true)::uuid`), a JWT claim or a function of them.
+    /// The spec keeps the database's own names: the tenant policy name (a pattern such as
+    /// `{table}_tenant_isolation` when they share one), the context function (adopted,
+    /// `managed: false`) or the inline comparison, the roles the policies are TO (or, for
+    /// TO PUBLIC, the login roles granted the tables), cross-tenant roles and every other
+    /// policy. Partitions are covered by their parent. Whatever the spec cannot say, or
+    /// apply would still change, is written as a `# TODO:` comment.
+    ///
+    /// Next: `rlsctl validate`, then `rlsctl plan`, which against the same database shows no
+    /// statement beyond the TODOs. Writes only policies/rlsctl.yaml (or --config DIR) and
+    /// refuses when the folder already holds *.yaml files, unless --force.
+    Init(InitArgs),
     /// Explain an audit finding id: what it means, why it matters, how to fix it.
     Explain {
         /// A finding id, e.g. POLICY_WITHOUT_TENANT_FILTER (case-insensitive).
         id: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Describe the database at --database-url (required: the only source init knows).
+    #[arg(long, required = true)]
+    pub from_db: bool,
+    /// Folder to write the spec into.
+    #[arg(long, value_name = "DIR", default_value = "policies")]
+    pub config: PathBuf,
+    /// Admin connection URL. Default: $RLSCTL_ADMIN_DATABASE_URL, then $DATABASE_URL.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Replace the spec file even though the folder already holds *.yaml files.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -7,7 +7,8 @@ use sha2::{Digest, Sha256};
 use crate::model::{ContextFunction, Index, Policy, Privilege, Role, State, Table, Volatility};
 use crate::quote::{QualifiedName, ident, literal};
 use crate::spec::{
-    Access, Command, Expression, PolicyKind, PolicySpec, Spec, Tenancy, TenantSource, WhenUnbound,
+    Access, Command, Expression, PolicyKind, PolicySpec, PolicyTo, Spec, Tenancy, TenantSource,
+    WhenUnbound,
 };
 pub use crate::spec::{CROSS_TENANT_PREFIX, TENANT_POLICY};
 const MAX_NAME_BYTES: usize = 63;
@@ -39,10 +40,13 @@ pub fn desired_state(spec: &Spec) -> State {
 
     // An adopted function (`managed: false`) is the database's own: rlsctl
     // neither creates it nor grants anything on it or its schema.
-    let function = spec
-        .tenancy
-        .function_managed
+    // Nor is there one to make when the policies compare the column inline.
+    let function = (spec.tenancy.function_managed && spec.tenancy.inline.is_none())
         .then(|| context_function(&spec.tenancy, &runtime));
+    let tenant_policy_roles = match spec.tenancy.policy_to {
+        PolicyTo::RuntimeRoles => runtime.clone(),
+        PolicyTo::Public => BTreeSet::from(["PUBLIC".to_string()]),
+    };
     if let Some(function) = &function {
         state.schemas.insert(function.name.schema.clone());
         for role in &runtime {
@@ -69,7 +73,7 @@ pub fn desired_state(spec: &Spec) -> State {
             &tenant_policy,
             Command::All,
             true,
-            runtime.clone(),
+            tenant_policy_roles.clone(),
             Some(tenant_check.clone()),
             Some(tenant_check),
         );
@@ -240,6 +244,10 @@ fn add_policy(
 /// planner evaluate the function once per statement as an InitPlan, so the
 /// comparison is an index condition instead of a per-row call.
 pub fn tenant_predicate(column: &str, tenancy: &Tenancy) -> Expression {
+    if let Some(inline) = &tenancy.inline {
+        // Parsed as exactly one expression when the spec was read.
+        return Expression::trusted(format!("{} = ({inline})", ident(column)));
+    }
     Expression::trusted(format!(
         "{} = (SELECT {}())",
         ident(column),
@@ -411,6 +419,22 @@ mod tests {
         assert_eq!(extras("projects"), ["hide_archived"]);
         assert_eq!(extras("invoices"), ["hide_archived"]);
         assert_eq!(extras("tasks"), ["own_tasks"]);
+    }
+
+    #[test]
+    fn an_inline_tenancy_compares_the_column_with_its_expression_and_makes_no_function() {
+        let s = state(
+            "tenancy:\n  column: org_id\n  source: { setting: app.org }\n  inline: \"current_setting('app.org', true)::uuid\"\n  policy_to: public\nroles:\n  - name: app\ntables:\n  - projects\n",
+        );
+        assert!(s.function.is_none());
+        assert!(!s.schemas.contains("rls"));
+        let p = &s.tables[&QualifiedName::new("public", "projects")].policies[TENANT_POLICY];
+        assert_eq!(
+            p.using.as_ref().unwrap().as_str(),
+            r#""org_id" = (current_setting('app.org', true)::uuid)"#
+        );
+        assert_eq!(p.with_check, p.using);
+        assert_eq!(p.roles, BTreeSet::from(["PUBLIC".to_string()]));
     }
 
     #[test]

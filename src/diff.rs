@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{ContextFunction, Index, Policy, Privilege, Role, RoleAttribute, State};
 use crate::quote::QualifiedName;
-use crate::spec::Expression;
+use crate::spec::{Command, Expression};
 
 /// The server's deparse of each spec expression, keyed by (table, text as written).
 #[derive(Debug, Clone, Default)]
@@ -585,9 +585,15 @@ fn compare_policy(
         (Some(w), Some(h)) => normalized.form(table, w) == h.as_str(),
         _ => false,
     };
+    // An ALL or UPDATE policy without WITH CHECK checks new rows with its
+    // USING expression: the same policy as one that repeats it.
+    let have_check = match (&want.with_check, &have.with_check, have.command) {
+        (Some(_), None, Command::All | Command::Update) => &have.using,
+        _ => &have.with_check,
+    };
     if want.roles != have.roles
         || !same_clause(&want.using, &have.using)
-        || !same_clause(&want.with_check, &have.with_check)
+        || !same_clause(&want.with_check, have_check)
     {
         PolicyDelta::Alter
     } else {
@@ -677,6 +683,56 @@ mod tests {
             Options::default(),
         );
         assert_eq!(out, Diff::default());
+    }
+
+    #[test]
+    fn an_all_policy_without_with_check_matches_one_that_repeats_its_using() {
+        let d = desired();
+        let mut live = converged(&d);
+        for t in live.tables.values_mut() {
+            t.policies.get_mut("tenant_isolation").unwrap().with_check = None;
+        }
+        let out = diff(
+            &d,
+            &live,
+            &Normalized::default(),
+            "tenant_id",
+            Options::default(),
+        );
+        assert!(out.changes.is_empty(), "{:?}", out.changes);
+
+        // Nor does a policy declared without WITH CHECK differ from one without.
+        let mut using_only = d.clone();
+        for t in using_only.tables.values_mut() {
+            t.policies.get_mut("tenant_isolation").unwrap().with_check = None;
+        }
+        let out = diff(
+            &using_only,
+            &live,
+            &Normalized::default(),
+            "tenant_id",
+            Options::default(),
+        );
+        assert!(out.changes.is_empty(), "{:?}", out.changes);
+
+        // A SELECT policy's USING checks no new rows: that difference stays.
+        for t in live.tables.values_mut() {
+            t.policies.get_mut("tenant_isolation").unwrap().command = Command::Select;
+        }
+        let out = diff(
+            &d,
+            &live,
+            &Normalized::default(),
+            "tenant_id",
+            Options::default(),
+        );
+        assert!(
+            out.changes
+                .iter()
+                .any(|c| matches!(c, Change::CreatePolicy { .. })),
+            "{:?}",
+            out.changes
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! `spec` (config) → `desired` state; `catalog` → live state;
 //! `diff` (pure) → changes; `plan` → statements; `apply` executes or `render`s.
 
+pub mod adopt;
 pub mod adopted_function;
 pub mod apply;
 pub mod audit;

@@ -92,8 +92,13 @@ impl PolicyExpression {
         found.into_iter().map(|n| self.text(n)).collect()
     }
 
+    /// The expression's tree.
+    pub(crate) fn root(&self) -> &Node {
+        &self.root
+    }
+
     /// A subtree back as SQL, through the same grammar's deparser.
-    fn text(&self, node: &Node) -> String {
+    pub(crate) fn text(&self, node: &Node) -> String {
         let mut select = self.statement.clone();
         select.target_list = vec![Node {
             node: Some(N::ResTarget(Box::new(protobuf::ResTarget {
@@ -606,7 +611,7 @@ impl<'a> Evaluator<'a> {
 }
 
 /// The single value of `(SELECT value)`: no FROM, no WHERE, nothing else.
-fn scalar_select(select: &protobuf::SelectStmt) -> Option<&Node> {
+pub(crate) fn scalar_select(select: &protobuf::SelectStmt) -> Option<&Node> {
     if !select.from_clause.is_empty()
         || select.where_clause.is_some()
         || select.having_clause.is_some()
@@ -625,7 +630,7 @@ fn scalar_select(select: &protobuf::SelectStmt) -> Option<&Node> {
     }
 }
 
-fn names(nodes: &[Node]) -> Vec<String> {
+pub(crate) fn names(nodes: &[Node]) -> Vec<String> {
     nodes
         .iter()
         .filter_map(|n| match &n.node {
@@ -791,6 +796,16 @@ fn infer_sources(
         }
         _ => {}
     }
+}
+
+/// The settings read by `current_setting` and the functions called without
+/// arguments anywhere in `node`: what can carry a tenant into a policy.
+pub(crate) fn sources(node: &Node) -> (BTreeSet<String>, Vec<Vec<String>>) {
+    let json = serde_json::to_value(node).unwrap_or(Json::Null);
+    let mut settings = BTreeSet::new();
+    let mut functions = Vec::new();
+    collect_sources(&json, &mut settings, &mut functions);
+    (settings, functions)
 }
 
 fn collect_sources(json: &Json, settings: &mut BTreeSet<String>, functions: &mut Vec<Vec<String>>) {

@@ -445,6 +445,34 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
     })
 }
 
+/// A function without arguments as a policy names it: `schema.name`, or a
+/// bare name resolved through the search path as the policy's deparse
+/// left it. Its qualified name and body (`prosrc`), if there is one.
+pub async fn zero_argument_function(
+    conn: &mut PgConnection,
+    written: &[String],
+) -> Result<Option<(QualifiedName, String)>, sqlx::Error> {
+    let (schema, name) = match written {
+        [name] => (None, name),
+        [schema, name] => (Some(schema), name),
+        _ => return Ok(None),
+    };
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT n.nspname::text, p.prosrc
+           FROM pg_catalog.pg_proc p
+           JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+          WHERE p.proname = $2 AND p.pronargs = 0
+            AND CASE WHEN $1::text IS NULL THEN pg_catalog.pg_function_is_visible(p.oid)
+                     ELSE n.nspname = $1 END
+          ORDER BY n.nspname LIMIT 1",
+    )
+    .bind(schema)
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|(schema, body)| (QualifiedName::new(schema, name.as_str()), body)))
+}
+
 async fn read_function(
     conn: &mut PgConnection,
     name: &QualifiedName,

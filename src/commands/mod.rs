@@ -10,6 +10,7 @@ mod audit;
 mod check;
 mod database;
 mod explain;
+mod init;
 mod load_spec;
 mod migrate_existing;
 mod plan;
@@ -42,6 +43,7 @@ pub async fn run(cli: Cli) -> Result<Exit> {
         CommandKind::MigrateExisting(args) => migrate_existing::run(&args).await,
         CommandKind::Report(args) => report::run(&args).await,
         CommandKind::Explain { id } => explain::run(&id),
+        CommandKind::Init(args) => init::run(&args).await,
     }
 }
 

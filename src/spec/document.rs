@@ -77,6 +77,22 @@ pub struct TenancyDoc {
     pub policy_name: Option<Spanned<String>>,
     /// Tenant columns default to the bound tenant (the context function).
     pub default_from_context: Option<bool>,
+    /// No context function: each tenant policy compares the tenant column
+    /// with this expression as written (`current_setting('app.org', true)::uuid`).
+    pub inline: Option<Spanned<String>>,
+    /// Who the tenant policies apply to: the runtime roles, or PUBLIC.
+    pub policy_to: Option<PolicyTo>,
+}
+
+/// The roles a tenant policy is `TO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyTo {
+    /// The declared runtime roles (the default).
+    #[default]
+    RuntimeRoles,
+    /// PUBLIC, as many hand-built and ORM-made setups have it.
+    Public,
 }
 
 /// The context function: just its name (`rls.current_tenant_id`), or a map
@@ -165,7 +181,7 @@ pub enum WhenUnbound {
     Error,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Access {
     Read,

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::document::{
     Access, BackfillDoc, Command, CrossTenantDoc, Document, FunctionDoc, MaintenanceDoc, PolicyDoc,
-    ResolverDoc, RoleDoc, SourceDoc, TableDoc, TenancyDoc, TenantType, WhenUnbound,
+    PolicyTo, ResolverDoc, RoleDoc, SourceDoc, TableDoc, TenancyDoc, TenantType, WhenUnbound,
 };
 use super::files::read_spec_file;
 use super::lines::Lines;
@@ -457,6 +457,8 @@ fn tenancy_defaults() -> Tenancy {
         when_unbound: WhenUnbound::Deny,
         policy_name: TENANT_POLICY.to_string(),
         default_from_context: false,
+        inline: None,
+        policy_to: PolicyTo::RuntimeRoles,
     }
 }
 
@@ -503,7 +505,19 @@ fn tenancy_from(at: &Locator, doc: TenancyDoc) -> Result<Tenancy, SpecError> {
             p.value.clone()
         }
     };
+    let inline = match (&doc.inline, &doc.function) {
+        (None, _) => None,
+        (Some(inline), Some(_)) => {
+            return Err(SpecError::at(
+                &at.at(inline),
+                "`inline` and `function` exclude each other: the tenant policies either compare the column with an expression or call a context function",
+            ));
+        }
+        (Some(inline), None) => Some(at.expression(inline, "`inline`")?),
+    };
     Ok(Tenancy {
+        inline,
+        policy_to: doc.policy_to.unwrap_or(defaults.policy_to),
         column,
         column_type: doc.column_type.unwrap_or(defaults.column_type),
         source,
@@ -867,7 +881,12 @@ fn policy_from(
     let mut roles = Vec::new();
     for role in &doc.roles {
         check_identifier(&role.value, "the role name").map_err(|m| SpecError::at(&origin, m))?;
-        roles.push(role.value.clone());
+        // PUBLIC is a keyword for every role, whatever its case, not a role name.
+        if role.value.eq_ignore_ascii_case("public") {
+            roles.push("PUBLIC".to_string());
+        } else {
+            roles.push(role.value.clone());
+        }
     }
     Ok(PolicySpec {
         name,
@@ -1097,6 +1116,27 @@ mod tests {
         );
         assert_eq!(spec.tables[0].index_columns, vec!["tenant_id"]);
         assert_eq!(spec.tables[0].commands.len(), 4);
+    }
+
+    #[test]
+    fn inline_and_function_exclude_each_other_and_inline_is_one_expression() {
+        let err = parse(
+            "tenancy:\n  function: app.tenant\n  inline: \"current_setting('a.b', true)\"\nroles:\n  - name: a\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("app.yaml:3:"), "{err}");
+        assert!(err.contains("exclude each other"), "{err}");
+        let err = parse("tenancy:\n  inline: \"1; DROP TABLE x\"\nroles:\n  - name: a\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("app.yaml:2:"), "{err}");
+        let spec = parse("tenancy:\n  inline: \"current_setting('a.b', true)::uuid\"\n  policy_to: public\nroles:\n  - name: a\n").unwrap();
+        assert_eq!(
+            spec.tenancy.inline.unwrap().as_str(),
+            "current_setting('a.b', true)::uuid"
+        );
+        assert_eq!(spec.tenancy.policy_to, PolicyTo::Public);
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod scope;
 
 use std::collections::BTreeSet;
 
-pub use document::{Access, Command, PolicyKind, TenantType, WhenUnbound};
+pub use document::{Access, Command, PolicyKind, PolicyTo, TenantType, WhenUnbound};
 pub use error::{Origin, SpecError};
 pub use expression::Expression;
 pub use load::{CROSS_TENANT_PREFIX, MAINTENANCE_PREFIX, TENANT_POLICY, load, load_str};
@@ -53,6 +53,10 @@ pub struct Tenancy {
     pub policy_name: String,
     /// Tenant columns default to the context function (`default_from_context`).
     pub default_from_context: bool,
+    /// Set when the policies compare the tenant column with this expression
+    /// instead of calling a context function: no function is created or checked.
+    pub inline: Option<Expression>,
+    pub policy_to: PolicyTo,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,6 +2,10 @@
 //! One test binary, so the whole suite shares one throwaway cluster.
 
 mod harness;
+mod init_from_db_adopts_function_and_partitions;
+mod init_from_db_hand_built_setups;
+mod init_from_db_writes_only_where_told;
+mod init_from_db_writes_todos;
 mod replica;
 
 mod a_managed_admin_declares_its_own_data_access;
