@@ -171,6 +171,7 @@ pub struct TableDoc {
     pub index: Vec<Spanned<String>>,
     pub backfill: Option<Spanned<BackfillDoc>>,
     pub policy_name: Option<Spanned<String>>,
+    pub probe_values: Vec<(Spanned<String>, Spanned<String>)>,
 }
 
 /// How `migrate-existing` derives the tenant of rows that predate the column.
@@ -196,6 +197,10 @@ struct TableMap {
     index: Vec<Spanned<String>>,
     backfill: Option<Spanned<BackfillDoc>>,
     policy_name: Option<Spanned<String>>,
+    /// Values `verify` gives these columns in its probe rows, written as the
+    /// column type's text input.
+    #[serde(default)]
+    probe_values: std::collections::HashMap<Spanned<String>, Spanned<String>>,
 }
 
 impl<'de> Deserialize<'de> for TableDoc {
@@ -204,7 +209,7 @@ impl<'de> Deserialize<'de> for TableDoc {
         impl<'de> Visitor<'de> for TableVisitor {
             type Value = TableDoc;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a table name, or a map with `name` and optional `schema`, `column`, `commands`, `index`, `backfill`, `policy_name`")
+                f.write_str("a table name, or a map with `name` and optional `schema`, `column`, `commands`, `index`, `backfill`, `policy_name`, `probe_values`")
             }
             fn visit_str<E: de::Error>(self, name: &str) -> Result<TableDoc, E> {
                 Ok(TableDoc {
@@ -223,6 +228,7 @@ impl<'de> Deserialize<'de> for TableDoc {
                     index: m.index,
                     backfill: m.backfill,
                     policy_name: m.policy_name,
+                    probe_values: m.probe_values.into_iter().collect(),
                 })
             }
         }

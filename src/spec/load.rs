@@ -671,6 +671,15 @@ fn table_from(at: &Locator, table: Spanned<TableDoc>) -> Result<TableSpec, SpecE
         .as_ref()
         .map(|b| backfill_from(at, b))
         .transpose()?;
+    let mut probe_values = Vec::new();
+    for (column, value) in &doc.probe_values {
+        probe_values.push(crate::spec::ProbeValue {
+            column: at.identifier(column, "a `probe_values` column")?,
+            value: value.value.clone(),
+            origin: at.at(column),
+        });
+    }
+    probe_values.sort_by(|a, b| a.column.cmp(&b.column));
     let mut table = TableSpec {
         name,
         column,
@@ -678,6 +687,7 @@ fn table_from(at: &Locator, table: Spanned<TableDoc>) -> Result<TableSpec, SpecE
         index_columns,
         backfill,
         policy_name: String::new(), // the tenancy's unless set here; see `finish`
+        probe_values,
         origin,
     };
     if let Some(p) = &doc.policy_name {

@@ -83,6 +83,17 @@ pub struct TableSpec {
     /// The tenant policy's name, `{table}` standing for the table's name:
     /// the table's own `policy_name`, else the tenancy's.
     pub policy_name: String,
+    /// Values `verify` gives columns of its probe rows where it cannot derive one.
+    pub probe_values: Vec<ProbeValue>,
+    pub origin: Origin,
+}
+
+/// One `probe_values` entry: a column and the text of its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeValue {
+    pub column: String,
+    pub value: String,
+    /// Where the column is named: a column the table lacks is reported here.
     pub origin: Origin,
 }
 

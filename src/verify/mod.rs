@@ -15,6 +15,7 @@ mod admin;
 mod probes;
 pub mod report;
 mod rows;
+mod values;
 
 use std::collections::BTreeMap;
 
@@ -24,7 +25,7 @@ use sqlx::{Connection, PgConnection};
 use crate::catalog::{self, Scope};
 use crate::errors::database_message;
 use crate::quote::{QualifiedName, Sql};
-use crate::spec::{Spec, TenantSource, WhenUnbound};
+use crate::spec::{ProbeValue, Spec, TenantSource, WhenUnbound};
 
 /// The columns of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -246,6 +247,8 @@ pub struct Target {
     pub tenant_column: String,
     pub binding: Binding,
     pub when_unbound: WhenUnbound,
+    /// Explicit probe values per table, from the spec.
+    pub probe_values: BTreeMap<QualifiedName, Vec<ProbeValue>>,
 }
 
 impl Target {
@@ -263,6 +266,12 @@ impl Target {
                 source: spec.tenancy.source.clone(),
             },
             when_unbound: spec.tenancy.when_unbound,
+            probe_values: spec
+                .tables
+                .iter()
+                .filter(|t| !t.probe_values.is_empty())
+                .map(|t| (t.name.clone(), t.probe_values.clone()))
+                .collect(),
         }
     }
 }
@@ -320,6 +329,9 @@ pub async fn verify(
     let columns = catalog::read_columns(conn)
         .await
         .map_err(db("reading the catalog"))?;
+    let rules = catalog::read_value_rules(conn)
+        .await
+        .map_err(db("reading the catalog"))?;
 
     if target.roles.is_empty() {
         return Err(VerifyError::Setup(
@@ -351,12 +363,15 @@ pub async fn verify(
     tenant_columns.extend(target.tables.clone());
     let tables = chosen_tables(target, &tenant_columns)?;
 
-    let (a, b, token) = made_up_tenants(conn, &tables, &columns).await?;
+    let probe_values = explicit_values(target, &columns)?;
+    let (a, b, token) = made_up_tenants(conn, &tables, &columns, &rules).await?;
     let layout = rows::Layout {
         columns: &columns,
         foreign_keys: &posture.foreign_keys,
         unique_keys: &posture.unique_keys,
         tenant_columns: &tenant_columns,
+        rules: &rules,
+        probe_values: &probe_values,
     };
 
     // Views and children that reach the probed tables.
@@ -501,12 +516,14 @@ fn chosen_tables(
     Ok(kept)
 }
 
-/// Two tenant ids nobody uses, of the tenant column's type, and a token that
-/// keeps the run's other made-up values unique.
+/// Two tenant ids nobody uses, that every probed tenant column accepts (see
+/// [`values::tenant_ids`]), and a token that keeps the run's other made-up
+/// values unique.
 async fn made_up_tenants(
     conn: &mut PgConnection,
     tables: &BTreeMap<QualifiedName, String>,
     columns: &BTreeMap<QualifiedName, Vec<catalog::Column>>,
+    rules: &catalog::ValueRules,
 ) -> Result<(Tenant, Tenant, u32), VerifyError> {
     let (a, b): (String, String) =
         sqlx::query_as("SELECT gen_random_uuid()::text, gen_random_uuid()::text")
@@ -514,29 +531,10 @@ async fn made_up_tenants(
             .await
             .map_err(db("making up tenant ids"))?;
     let token = u32::from_str_radix(&a[..8], 16).unwrap_or(1);
-    let tenant_type = tables
-        .iter()
-        .find_map(|(t, column)| columns.get(t)?.iter().find(|c| &c.name == column))
-        .map(|c| c.base_type.as_str())
-        .unwrap_or("uuid");
-    let numeric =
-        |low: i64, span: i64, salt: u32| -(low + (token.wrapping_add(salt) as i64 % span));
-    let (a, b) = match tenant_type {
-        "uuid" => (a, b),
-        "text" | "character varying" => (
-            format!("rlsctl-verify-a-{}", &a[..8]),
-            format!("rlsctl-verify-b-{}", &b[..8]),
-        ),
-        "bigint" | "integer" => (
-            numeric(1_000_000_000, 500_000_000, 0).to_string(),
-            numeric(1_500_000_000, 500_000_000, 7).to_string(),
-        ),
-        other => {
-            return Err(VerifyError::Setup(format!(
-                "cannot make up tenant ids of type {other}"
-            )));
-        }
-    };
+    let mut constraints = values::Constraints::new(rules);
+    let (a, b) = values::tenant_ids::choose(conn, tables, columns, &mut constraints, &a, &b, token)
+        .await
+        .map_err(db("making up tenant ids"))?;
     Ok((
         Tenant {
             label: "A",
@@ -548,6 +546,40 @@ async fn made_up_tenants(
         },
         token,
     ))
+}
+
+/// The spec's `probe_values`, checked against the tables' columns: a column
+/// the table does not have is an error at the spec line that names it.
+fn explicit_values(
+    target: &Target,
+    columns: &BTreeMap<QualifiedName, Vec<catalog::Column>>,
+) -> Result<BTreeMap<QualifiedName, serde_json::Map<String, serde_json::Value>>, VerifyError> {
+    let mut out: BTreeMap<QualifiedName, serde_json::Map<String, serde_json::Value>> =
+        BTreeMap::new();
+    for (table, given) in &target.probe_values {
+        for value in given {
+            let known = columns
+                .get(table)
+                .is_some_and(|cs| cs.iter().any(|c| c.name == value.column));
+            if !known {
+                return Err(VerifyError::Setup(
+                    crate::spec::SpecError::at(
+                        &value.origin,
+                        format!(
+                            "`probe_values`: table {table} has no column {}",
+                            value.column
+                        ),
+                    )
+                    .to_string(),
+                ));
+            }
+            out.entry(table.clone()).or_default().insert(
+                value.column.clone(),
+                serde_json::Value::String(value.value.clone()),
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// `SET LOCAL ROLE role`: from here the session is subject to the role's rights

@@ -36,4 +36,5 @@ mod spec_expressions_cannot_inject;
 mod tenant_policies_named_by_the_spec;
 mod verify;
 mod verify_as_a_managed_admin;
+mod verify_plants_rows_the_schema_accepts;
 mod verify_warns_when_it_proves_little;
