@@ -303,3 +303,80 @@ async fn verify_makes_up_tenant_ids_every_tenant_column_accepts() {
     let a: i64 = matrix["tenant_a"].as_str().unwrap().parse().unwrap();
     assert!(a > 0, "{a}");
 }
+
+#[tokio::test]
+async fn verify_plants_rows_in_inheritance_children_and_sub_partitions() {
+    let (db, role) = applied(
+        "CREATE TABLE notes (id bigserial PRIMARY KEY, tenant_id uuid NOT NULL, body text);
+         CREATE TABLE legacy_notes (archived_at timestamptz NOT NULL) INHERITS (notes);
+         CREATE TABLE metrics (
+             id bigint NOT NULL,
+             tenant_id uuid NOT NULL,
+             kind text NOT NULL,
+             day date NOT NULL
+         ) PARTITION BY LIST (kind);
+         CREATE TABLE metrics_cpu PARTITION OF metrics FOR VALUES IN ('cpu')
+             PARTITION BY RANGE (day);
+         CREATE TABLE metrics_cpu_1999 PARTITION OF metrics_cpu
+             FOR VALUES FROM ('1999-01-01') TO ('2000-01-01');
+         CREATE TABLE metrics_mem PARTITION OF metrics FOR VALUES IN ('mem');",
+        &["notes", "metrics"],
+    )
+    .await;
+    let (code, matrix) = verify(&db);
+    assert_eq!(unproven(&matrix), vec![]);
+    assert_eq!(code, 0);
+    for child in [
+        "public.legacy_notes",
+        "public.metrics_cpu",
+        "public.metrics_mem",
+    ] {
+        assert_eq!(verdict(&matrix, child, "read"), "PROVEN", "{child}");
+    }
+
+    db.execute(&format!(
+        "ALTER TABLE legacy_notes DISABLE ROW LEVEL SECURITY; GRANT SELECT ON legacy_notes TO {role};
+         ALTER TABLE metrics_cpu DISABLE ROW LEVEL SECURITY; GRANT SELECT ON metrics_cpu TO {role};"
+    ))
+    .await;
+    let (code, matrix) = verify(&db);
+    assert_eq!(code, 2);
+    assert_eq!(verdict(&matrix, "public.legacy_notes", "read"), "LEAK");
+    assert_eq!(verdict(&matrix, "public.metrics_cpu", "read"), "LEAK");
+    assert_eq!(verdict(&matrix, "public.metrics_mem", "read"), "PROVEN");
+}
+
+#[tokio::test]
+async fn verify_chooses_tenant_ids_that_tenant_columns_of_different_types_all_parse() {
+    // A database rlsctl did not build: a text tenant column (sorted first)
+    // beside a uuid one, each with its own hand-written policy.
+    let db = TestDb::new().await;
+    let role = unique("app");
+    db.execute(&format!(
+        "CREATE ROLE {role};
+         CREATE TABLE a_notes (id bigserial PRIMARY KEY, tenant_id text NOT NULL, body text);
+         CREATE TABLE b_docs (id bigserial PRIMARY KEY, tenant_id uuid NOT NULL, body text);
+         ALTER TABLE a_notes ENABLE ROW LEVEL SECURITY;
+         ALTER TABLE b_docs ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY tenant ON a_notes TO {role}
+             USING (tenant_id = current_setting('app.current_tenant_id', true));
+         CREATE POLICY tenant ON b_docs TO {role}
+             USING (tenant_id = nullif(current_setting('app.current_tenant_id', true), '')::uuid);
+         GRANT SELECT, INSERT, UPDATE, DELETE ON a_notes, b_docs TO {role};
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};"
+    ))
+    .await;
+    let run = db.rlsctl(&["verify", "--role", &role, "--format", "json"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stderr, run.stdout);
+    let matrix = run.json();
+    assert_eq!(unproven(&matrix), vec![]);
+
+    // Still a real test: open one table's reads.
+    db.execute(&format!(
+        "CREATE POLICY everyone ON b_docs FOR SELECT TO {role} USING (true)"
+    ))
+    .await;
+    let run = db.rlsctl(&["verify", "--role", &role, "--format", "json"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(verdict(&run.json(), "public.b_docs", "read"), "LEAK");
+}
