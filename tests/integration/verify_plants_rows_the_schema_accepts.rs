@@ -380,3 +380,32 @@ async fn verify_chooses_tenant_ids_that_tenant_columns_of_different_types_all_pa
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert_eq!(verdict(&run.json(), "public.b_docs", "read"), "LEAK");
 }
+
+#[tokio::test]
+async fn verify_proves_table_whose_check_compares_two_columns() {
+    let (db, role) = applied(
+        "CREATE TABLE bookings (
+             id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+             tenant_id uuid NOT NULL,
+             ends_at timestamptz NOT NULL,
+             starts_at timestamptz NOT NULL,
+             max_guests int NOT NULL,
+             min_guests int NOT NULL,
+             CHECK (ends_at > starts_at),
+             CHECK (starts_at <= now()),
+             CHECK (min_guests < max_guests));",
+        &["bookings"],
+    )
+    .await;
+    let (code, matrix) = verify(&db);
+    assert_eq!(unproven(&matrix), vec![]);
+    assert_eq!(code, 0);
+
+    db.execute(&format!(
+        "CREATE POLICY cleanup ON bookings FOR DELETE TO {role} USING (true)"
+    ))
+    .await;
+    let (code, matrix) = verify(&db);
+    assert_eq!(code, 2);
+    assert_eq!(verdict(&matrix, "public.bookings", "delete"), "LEAK");
+}

@@ -72,6 +72,9 @@ pub enum Formula {
     And(Vec<Formula>),
     Or(Vec<Formula>),
     Atom(Atom),
+    /// Two columns compared (`ends_at > starts_at`): made-up values are
+    /// ordered to fit.
+    Relation(String, Bound, String),
     /// Nothing rlsctl can use: assumed satisfiable.
     Anything,
 }
@@ -110,7 +113,16 @@ impl Formula {
                     out.push(a.column.clone());
                 }
             }
-            Formula::Anything => {}
+            Formula::Relation(..) | Formula::Anything => {}
+        }
+    }
+
+    /// Column comparisons that hold whatever else is chosen (under ANDs only).
+    pub fn relations<'f>(&'f self, out: &mut Vec<(&'f str, Bound, &'f str)>) {
+        match self {
+            Formula::And(parts) => parts.iter().for_each(|p| p.relations(out)),
+            Formula::Relation(a, b, c) => out.push((a, *b, c)),
+            _ => {}
         }
     }
 }
@@ -194,6 +206,13 @@ impl Reader<'_> {
                 let (column, value, flipped) = match (self.column(left), self.column(right)) {
                     (Some(c), None) => (c, literal(right), false),
                     (None, Some(c)) => (c, literal(left), true),
+                    (Some(a), Some(c)) => {
+                        return match bound(&op) {
+                            Some(b) if negated => Formula::Relation(a, b.negated(), c),
+                            Some(b) => Formula::Relation(a, b, c),
+                            None => Formula::Anything,
+                        };
+                    }
                     _ => return Formula::Anything,
                 };
                 let Some(value) = value else {
@@ -491,6 +510,15 @@ mod tests {
         );
         let f = Formula::parse("(char_length(VALUE) <= 3)", Some("code"));
         assert_eq!(f, atom("code".into(), Test::Length(Bound::AtMost, 3)));
+    }
+
+    #[test]
+    fn a_comparison_of_two_columns_is_a_relation() {
+        let f = Formula::parse("(ends_at > starts_at)", None);
+        assert_eq!(
+            f,
+            Formula::Relation("ends_at".into(), Bound::Above, "starts_at".into())
+        );
     }
 
     #[test]

@@ -136,6 +136,28 @@ fn compare(kind: Kind, value: &str, other: &str) -> Option<Ordering> {
     }
 }
 
+/// Whether `a OP b` holds for two values of the column's type; `None` when
+/// rlsctl cannot compare them.
+pub fn holds(
+    column: &Column,
+    ty: Option<&ColumnType>,
+    a: &Value,
+    bound: Bound,
+    b: &Value,
+) -> Option<bool> {
+    let (a, b) = (
+        super::super::rows::text_of(a)?,
+        super::super::rows::text_of(b)?,
+    );
+    let order = compare(kind(column, ty), &a, &b)?;
+    Some(match bound {
+        Bound::Below => order == Ordering::Less,
+        Bound::AtMost => order != Ordering::Greater,
+        Bound::Above => order == Ordering::Greater,
+        Bound::AtLeast => order != Ordering::Less,
+    })
+}
+
 /// Whether a given value (the tenant id, a parent's key, an explicit probe
 /// value) passes the column's tests.
 pub fn accepts(column: &Column, ty: Option<&ColumnType>, value: &Value, tests: &[Test]) -> bool {
@@ -321,7 +343,12 @@ fn by_kind(
         }
         Kind::Time => {
             if bounds.is_empty() {
-                return vec![text("now".into())];
+                // Distinct past days, so compared columns can be ordered and
+                // `CHECK (at <= now())` holds; a time of day has no date.
+                return match ty.map(|t| t.base.as_str()) {
+                    Some("time" | "timetz") | None => vec![text("now".into())],
+                    _ => vec![text(day(10_957 + i64::from(n % 7_000)))],
+                };
             }
             let mut out = Vec::new();
             for (bound, limit) in bounds {
@@ -354,9 +381,31 @@ fn by_kind(
     }
 }
 
+/// The ISO date `days` after 1970-01-01 (proleptic Gregorian).
+fn day(days: i64) -> String {
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn made_up_days_are_iso_dates() {
+        assert_eq!(day(0), "1970-01-01");
+        assert_eq!(day(10_957), "2000-01-01");
+        assert_eq!(day(11_016), "2000-02-29");
+    }
 
     fn column(base_type: &str, category: char) -> Column {
         Column {

@@ -111,7 +111,35 @@ impl Problem<'_> {
             )?;
             out.insert(name, value);
         }
+        self.order(goals, &mut out);
         Some(out)
+    }
+
+    /// Made-up values of two compared columns swapped where they are in the
+    /// wrong order (`ends_at > starts_at` with ends_at chosen first).
+    fn order(&self, goals: &[&Formula], out: &mut Map<String, Value>) {
+        let mut relations = Vec::new();
+        for goal in goals {
+            goal.relations(&mut relations);
+        }
+        for (left, bound, right) in relations {
+            let (Some(a), Some(b), Some(column)) = (
+                out.get(left),
+                out.get(right),
+                self.columns.iter().find(|c| c.name == left),
+            ) else {
+                continue;
+            };
+            let ty = self
+                .rules
+                .types
+                .get(&(self.table.clone(), left.to_string()));
+            if column_types::holds(column, ty, a, bound, b) == Some(false) {
+                let (a, b) = (a.clone(), b.clone());
+                out.insert(left.to_string(), b);
+                out.insert(right.to_string(), a);
+            }
+        }
     }
 
     fn column(&self, name: &str) -> Option<&Column> {
@@ -129,7 +157,7 @@ impl Problem<'_> {
         while let Some(goal) = goals.pop() {
             *budget = budget.checked_sub(1)?;
             match goal {
-                Formula::Anything => {}
+                Formula::Relation(..) | Formula::Anything => {}
                 Formula::And(parts) => goals.extend(parts.iter()),
                 Formula::Atom(atom) => {
                     let list = tests.entry(atom.column.clone()).or_default();
