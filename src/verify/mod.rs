@@ -443,7 +443,9 @@ pub async fn verify(
         for (child, parent) in &children {
             progress(done, total, &child.to_string());
             let column = &tables[*parent];
+            probing.factory.focus(Some((*child).clone()));
             let cell = rolled_back!(conn, admin, role, tx => probing.child(&mut tx, child, parent, column).await);
+            probing.factory.focus(None);
             probing.factory.reset();
             objects.push(ObjectResult {
                 role: role.clone(),

@@ -115,6 +115,8 @@ pub struct RowFactory<'a> {
     sequence: u32,
     parents: Parents,
     constraints: Constraints<'a>,
+    /// The partition or child being probed: rows are planted there only.
+    focus: Option<QualifiedName>,
 }
 
 /// A boxed future: building values recurses through parents.
@@ -133,7 +135,15 @@ impl<'a> RowFactory<'a> {
             sequence: 0,
             parents: BTreeMap::new(),
             constraints: Constraints::new(layout.rules),
+            focus: None,
         }
+    }
+
+    /// Plant rows only in `child` (a partition, with the leaves under it, or
+    /// an inheritance child) besides the table itself; `None`: in every one.
+    /// Probing each of a table's partitions then costs rows in that one only.
+    pub fn focus(&mut self, child: Option<QualifiedName>) {
+        self.focus = child;
     }
 
     /// Forgets parents: after the transaction that held them was rolled back.
@@ -164,7 +174,23 @@ impl<'a> RowFactory<'a> {
             .await?;
         let row = self.insert_values(conn, table, tenant, &values).await?;
         for destination in partition_bounds::destinations(self.layout.rules, table) {
-            if destination.descendant.oid != row.tableoid {
+            let wanted = match &self.focus {
+                None => true,
+                Some(child) => {
+                    destination.descendant.table == *child
+                        || self
+                            .layout
+                            .rules
+                            .descendants
+                            .get(child)
+                            .is_some_and(|under| {
+                                under
+                                    .iter()
+                                    .any(|d| d.table == destination.descendant.table)
+                            })
+                }
+            };
+            if wanted && destination.descendant.oid != row.tableoid {
                 self.plant(conn, table, tenant, &destination).await;
             }
         }
