@@ -173,7 +173,7 @@ impl<'a> RowFactory<'a> {
             .values(conn, table, tenant, Map::new(), &mut Vec::new(), None)
             .await?;
         let row = self.insert_values(conn, table, tenant, &values).await?;
-        for destination in partition_bounds::destinations(self.layout.rules, table) {
+        for destination in self.constraints.destinations(table).iter() {
             let wanted = match &self.focus {
                 None => true,
                 Some(child) => {
@@ -191,7 +191,7 @@ impl<'a> RowFactory<'a> {
                 }
             };
             if wanted && destination.descendant.oid != row.tableoid {
-                self.plant(conn, table, tenant, &destination).await;
+                self.plant(conn, table, tenant, destination).await;
             }
         }
         Ok(row)
@@ -339,10 +339,10 @@ impl<'a> RowFactory<'a> {
                 .collect();
             let any_leaf = match route {
                 Some(_) => None,
-                None => partition_bounds::any_leaf(layout.rules, table),
+                None => self.constraints.any_leaf(table),
             };
-            let route = route.or(any_leaf.as_ref());
-            let checks: Vec<(String, Formula)> = self.constraints.of(table, columns).to_vec();
+            let route = route.or(any_leaf.as_deref());
+            let checks = self.constraints.of(table, columns);
             let goals: Vec<&Formula> = checks.iter().map(|(_, f)| f).collect();
             let mut problem = Problem {
                 table,

@@ -10,6 +10,7 @@ pub mod partition_bounds;
 pub mod tenant_ids;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -17,10 +18,13 @@ use crate::catalog::{Column, ValueRules};
 use crate::quote::QualifiedName;
 use check_constraints::{Formula, Test};
 
-/// The constraints of each table, parsed once per run.
+/// The constraints of each table, parsed once per run: a table with
+/// hundreds of partitions is probed hundreds of times.
 pub struct Constraints<'a> {
     pub rules: &'a ValueRules,
-    parsed: BTreeMap<QualifiedName, Vec<(String, Formula)>>,
+    parsed: BTreeMap<QualifiedName, Arc<Vec<(String, Formula)>>>,
+    destinations: BTreeMap<QualifiedName, Arc<Vec<partition_bounds::Destination>>>,
+    any_leaf: BTreeMap<QualifiedName, Option<Arc<Formula>>>,
 }
 
 impl<'a> Constraints<'a> {
@@ -28,14 +32,37 @@ impl<'a> Constraints<'a> {
         Constraints {
             rules,
             parsed: BTreeMap::new(),
+            destinations: BTreeMap::new(),
+            any_leaf: BTreeMap::new(),
         }
+    }
+
+    /// See [`partition_bounds::destinations`].
+    pub fn destinations(
+        &mut self,
+        table: &QualifiedName,
+    ) -> Arc<Vec<partition_bounds::Destination>> {
+        let rules = self.rules;
+        self.destinations
+            .entry(table.clone())
+            .or_insert_with(|| Arc::new(partition_bounds::destinations(rules, table)))
+            .clone()
+    }
+
+    /// See [`partition_bounds::any_leaf`].
+    pub fn any_leaf(&mut self, table: &QualifiedName) -> Option<Arc<Formula>> {
+        let rules = self.rules;
+        self.any_leaf
+            .entry(table.clone())
+            .or_insert_with(|| partition_bounds::any_leaf(rules, table).map(Arc::new))
+            .clone()
     }
 
     /// The table's CHECK constraints and its columns' domain checks, each
     /// with the text to name it by when no value satisfies it.
-    pub fn of(&mut self, table: &QualifiedName, columns: &[Column]) -> &[(String, Formula)] {
+    pub fn of(&mut self, table: &QualifiedName, columns: &[Column]) -> Arc<Vec<(String, Formula)>> {
         let rules = self.rules;
-        self.parsed.entry(table.clone()).or_insert_with(|| {
+        let parsed = self.parsed.entry(table.clone()).or_insert_with(|| {
             let mut out = Vec::new();
             for (name, expression) in rules.checks.get(table).into_iter().flatten() {
                 out.push((
@@ -54,8 +81,9 @@ impl<'a> Constraints<'a> {
                     ));
                 }
             }
-            out
-        })
+            Arc::new(out)
+        });
+        parsed.clone()
     }
 }
 

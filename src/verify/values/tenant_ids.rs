@@ -90,7 +90,7 @@ pub async fn choose(
         let key = format!("{}:{:?}", c.base_type, ty);
         by_type.entry(key.clone()).or_insert((table, column));
         let all = columns.get(table).map(Vec::as_slice).unwrap_or(&[]);
-        let tests = tenant_tests(constraints.of(table, all), column);
+        let tests = tenant_tests(&constraints.of(table, all), column);
         tenant_columns.push((key, c.clone(), ty, tests));
     }
     let mut parses: BTreeMap<(String, String), bool> = BTreeMap::new();
