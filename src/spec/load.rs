@@ -927,6 +927,27 @@ mod tests {
     }
 
     #[test]
+    fn probe_values_keep_their_text_and_the_position_of_each_column() {
+        let spec = parse(
+            "roles:\n  - name: app\ntables:\n  - name: vouchers\n    probe_values:\n      code: ABC-1234\n      amount: 12.50\n      active: true\n",
+        )
+        .unwrap();
+        let values: Vec<(String, String, u64, u64)> = spec.tables[0]
+            .probe_values
+            .iter()
+            .map(|v| (v.column.clone(), v.value.clone(), v.origin.line, v.origin.column))
+            .collect();
+        assert_eq!(
+            values,
+            vec![
+                ("active".into(), "true".into(), 8, 7),
+                ("amount".into(), "12.50".into(), 7, 7),
+                ("code".into(), "ABC-1234".into(), 6, 7),
+            ]
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_errors_at_their_position() {
         let err = parse("tenancy:\n  colum: tenant_id\nroles:\n  - name: a\n").unwrap_err();
         let origin = err.origin.clone().expect("located");
