@@ -935,7 +935,14 @@ mod tests {
         let values: Vec<(String, String, u64, u64)> = spec.tables[0]
             .probe_values
             .iter()
-            .map(|v| (v.column.clone(), v.value.clone(), v.origin.line, v.origin.column))
+            .map(|v| {
+                (
+                    v.column.clone(),
+                    v.value.clone(),
+                    v.origin.line,
+                    v.origin.column,
+                )
+            })
             .collect();
         assert_eq!(
             values,

@@ -199,8 +199,10 @@ impl<'a> RowFactory<'a> {
 
     /// One more row of `tenant` in a partition (inserted through `table`, so
     /// it is routed) or an inheritance child (inserted into it). Best effort,
-    /// in a savepoint: a partition left without rows is reported by its own
-    /// probe.
+    /// in savepoints: a partition left without rows is reported by its own
+    /// probe. A partition whose bounds exclude the tenant (partitioned by the
+    /// tenant column) gets a row of a stand-in tenant inside its bounds: any
+    /// row that is not tenant A's serves its read probe.
     async fn plant(
         &mut self,
         conn: &mut PgConnection,
@@ -212,33 +214,100 @@ impl<'a> RowFactory<'a> {
             Some(route) => (table, Some(route)),
             None => (&destination.descendant.table, None),
         };
+        let oid = &destination.descendant.oid;
+        let mut keys = Vec::new();
+        if let Some(route) = route {
+            route.columns(&mut keys);
+        }
+        let tenant_column = self.layout.tenant_columns.get(into).cloned();
+        let on_tenant = tenant_column.as_ref().is_some_and(|t| keys.contains(t));
+        let other_keys = keys.iter().any(|k| Some(k) != tenant_column.as_ref());
         // Hash partitions: each try draws fresh values for the key.
-        let tries = if destination.hashed { 16 } else { 1 };
+        let tries = if destination.hashed && other_keys {
+            16
+        } else {
+            1
+        };
         for _ in 0..tries {
-            let mark = self.mark();
-            if savepoint(conn, "SAVEPOINT rlsctl_plant").await.is_err() {
-                return;
+            match self.plant_once(conn, into, tenant, route, oid).await {
+                Planted::There => return,
+                Planted::Elsewhere => {}
+                Planted::Failed => break,
             }
-            let row = match self
-                .values(conn, into, tenant, Map::new(), &mut Vec::new(), route)
+        }
+        let (Some(route), Some(column)) = (route.filter(|_| on_tenant), tenant_column) else {
+            return;
+        };
+        let tries = if destination.hashed { 64 } else { 1 };
+        for _ in 0..tries {
+            let Some(value) = self.stand_in(into, &column, route) else {
+                return;
+            };
+            let stand_in = Tenant { label: "C", value };
+            match self
+                .plant_once(conn, into, &stand_in, Some(route), oid)
                 .await
             {
-                Ok(values) => self.insert_values(conn, into, tenant, &values).await,
-                Err(e) => Err(e),
-            };
-            match row {
-                Ok(row) => {
-                    let _ = savepoint(conn, "RELEASE SAVEPOINT rlsctl_plant").await;
-                    if row.tableoid == destination.descendant.oid {
-                        return;
-                    }
+                Planted::There => return,
+                Planted::Elsewhere => {}
+                Planted::Failed if destination.hashed => {}
+                Planted::Failed => return,
+            }
+        }
+    }
+
+    /// A tenant id inside a partition's bounds on the tenant column.
+    fn stand_in(&mut self, table: &QualifiedName, column: &str, route: &Formula) -> Option<String> {
+        let c = self.layout.column(table, column)?;
+        let ty = self
+            .layout
+            .rules
+            .types
+            .get(&(table.clone(), column.to_string()));
+        self.sequence += 1;
+        let value = crate::verify::values::column_types::choose(
+            c,
+            ty,
+            &route.conjunctive_tests(column),
+            self.sequence,
+            self.token,
+        )?;
+        text_of(&value)
+    }
+
+    async fn plant_once(
+        &mut self,
+        conn: &mut PgConnection,
+        into: &QualifiedName,
+        tenant: &Tenant,
+        route: Option<&Formula>,
+        oid: &str,
+    ) -> Planted {
+        let mark = self.mark();
+        if savepoint(conn, "SAVEPOINT rlsctl_plant").await.is_err() {
+            return Planted::Failed;
+        }
+        let row = match self
+            .values(conn, into, tenant, Map::new(), &mut Vec::new(), route)
+            .await
+        {
+            Ok(values) => self.insert_values(conn, into, tenant, &values).await,
+            Err(e) => Err(e),
+        };
+        match row {
+            Ok(row) => {
+                let _ = savepoint(conn, "RELEASE SAVEPOINT rlsctl_plant").await;
+                if row.tableoid == oid {
+                    Planted::There
+                } else {
+                    Planted::Elsewhere
                 }
-                Err(_) => {
-                    let _ = savepoint(conn, "ROLLBACK TO SAVEPOINT rlsctl_plant").await;
-                    let _ = savepoint(conn, "RELEASE SAVEPOINT rlsctl_plant").await;
-                    self.restore(mark);
-                    return;
-                }
+            }
+            Err(_) => {
+                let _ = savepoint(conn, "ROLLBACK TO SAVEPOINT rlsctl_plant").await;
+                let _ = savepoint(conn, "RELEASE SAVEPOINT rlsctl_plant").await;
+                self.restore(mark);
+                Planted::Failed
             }
         }
     }
@@ -524,6 +593,13 @@ pub fn insert_statement<'c>(
         sql = sql.push("r.").ident(column);
     }
     sql.push(" FROM ").sql(&Sql::json_row(table))
+}
+
+/// Where a planted row went.
+enum Planted {
+    There,
+    Elsewhere,
+    Failed,
 }
 
 /// A savepoint statement of the planting (fixed text, no value in it).

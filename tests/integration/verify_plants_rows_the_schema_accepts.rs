@@ -409,3 +409,40 @@ async fn verify_proves_table_whose_check_compares_two_columns() {
     assert_eq!(code, 2);
     assert_eq!(verdict(&matrix, "public.bookings", "delete"), "LEAK");
 }
+
+#[tokio::test]
+async fn verify_plants_rows_in_every_partition_of_a_table_partitioned_by_tenant() {
+    let (db, role) = applied(
+        "CREATE TABLE messages (id bigint NOT NULL, tenant_id uuid NOT NULL, body text)
+             PARTITION BY HASH (tenant_id);
+         CREATE TABLE messages_0 PARTITION OF messages FOR VALUES WITH (MODULUS 4, REMAINDER 0);
+         CREATE TABLE messages_1 PARTITION OF messages FOR VALUES WITH (MODULUS 4, REMAINDER 1);
+         CREATE TABLE messages_2 PARTITION OF messages FOR VALUES WITH (MODULUS 4, REMAINDER 2);
+         CREATE TABLE messages_3 PARTITION OF messages FOR VALUES WITH (MODULUS 4, REMAINDER 3);
+         CREATE TABLE files (id bigint NOT NULL, tenant_id uuid NOT NULL)
+             PARTITION BY LIST (tenant_id);
+         CREATE TABLE files_big_customer PARTITION OF files
+             FOR VALUES IN ('6f1c3a52-0000-4000-8000-000000000001');
+         CREATE TABLE files_rest PARTITION OF files DEFAULT;",
+        &["messages", "files"],
+    )
+    .await;
+    let (code, matrix) = verify(&db);
+    assert_eq!(unproven(&matrix), vec![]);
+    assert_eq!(code, 0);
+
+    db.execute(&format!(
+        "ALTER TABLE messages_3 DISABLE ROW LEVEL SECURITY; GRANT SELECT ON messages_3 TO {role};
+         ALTER TABLE files_big_customer DISABLE ROW LEVEL SECURITY;
+         GRANT SELECT ON files_big_customer TO {role};"
+    ))
+    .await;
+    let (code, matrix) = verify(&db);
+    assert_eq!(code, 2);
+    assert_eq!(verdict(&matrix, "public.messages_3", "read"), "LEAK");
+    assert_eq!(
+        verdict(&matrix, "public.files_big_customer", "read"),
+        "LEAK"
+    );
+    assert_eq!(verdict(&matrix, "public.messages_0", "read"), "PROVEN");
+}

@@ -117,6 +117,20 @@ impl Formula {
         }
     }
 
+    /// The tests on `column` that hold whatever else is chosen (under ANDs only).
+    pub fn conjunctive_tests(&self, column: &str) -> Vec<Test> {
+        fn collect(f: &Formula, column: &str, out: &mut Vec<Test>) {
+            match f {
+                Formula::And(parts) => parts.iter().for_each(|p| collect(p, column, out)),
+                Formula::Atom(a) if a.column == column => out.push(a.test.clone()),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        collect(self, column, &mut out);
+        out
+    }
+
     /// Column comparisons that hold whatever else is chosen (under ANDs only).
     pub fn relations<'f>(&'f self, out: &mut Vec<(&'f str, Bound, &'f str)>) {
         match self {

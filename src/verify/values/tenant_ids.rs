@@ -47,18 +47,10 @@ fn candidates(a: &str, b: &str, token: u32) -> Vec<(String, String)> {
 /// The tests a table's constraints put on its tenant column alone (only
 /// what holds whatever the other columns are).
 fn tenant_tests(formulas: &[(String, Formula)], column: &str) -> Vec<Test> {
-    fn collect(f: &Formula, column: &str, out: &mut Vec<Test>) {
-        match f {
-            Formula::And(parts) => parts.iter().for_each(|p| collect(p, column, out)),
-            Formula::Atom(a) if a.column == column => out.push(a.test.clone()),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    for (_, f) in formulas {
-        collect(f, column, &mut out);
-    }
-    out
+    formulas
+        .iter()
+        .flat_map(|(_, f)| f.conjunctive_tests(column))
+        .collect()
 }
 
 /// Picks the pair; `a` and `b` are two random uuids, `token` the run's token.
