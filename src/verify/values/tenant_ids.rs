@@ -101,6 +101,17 @@ pub async fn choose(
             }
         }
     }
+    // A table whose row template fails whatever the tenant (a NOT NULL domain
+    // on another column) tells nothing: its type is left to the insert.
+    for key in by_type.keys() {
+        if !parses.iter().any(|((k, _), ok)| k == key && *ok) {
+            for ((k, _), ok) in parses.iter_mut() {
+                if k == key {
+                    *ok = true;
+                }
+            }
+        }
+    }
     let score = |(x, y): &(String, String)| {
         tenant_columns
             .iter()
