@@ -78,6 +78,8 @@ async fn verify_proves_table_with_check_in_list_numeric_scale_and_varchar_length
              code varchar(5) NOT NULL,
              priority int NOT NULL CHECK (priority BETWEEN 1 AND 5),
              note text NOT NULL CHECK (length(note) >= 12),
+             pin text NOT NULL CHECK (length(pin) = 4),
+             active boolean NOT NULL CHECK (active),
              UNIQUE (tenant_id, code));",
         &["transfers"],
     )

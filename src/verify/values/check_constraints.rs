@@ -182,6 +182,17 @@ impl Reader<'_> {
                 )
             }
             Some(N::AExpr(e)) => self.comparison(e, negated),
+            // A boolean column on its own: `CHECK (active)`, `NOT archived`.
+            Some(N::ColumnRef(_)) => match self.column(node) {
+                Some(column) => atom(
+                    column,
+                    Test::OneOf(vec![Literal {
+                        text: (!negated).to_string(),
+                        numeric: false,
+                    }]),
+                ),
+                None => Formula::Anything,
+            },
             Some(N::FuncCall(call)) if function_name(call) == "satisfies_hash_partition" => {
                 // (parent oid, modulus, remainder, key columns…)
                 Formula::And(
@@ -214,6 +225,11 @@ impl Reader<'_> {
                             length,
                             Test::Length(if negated { b.negated() } else { b }, n),
                         ),
+                        // `length(code) = 3`
+                        None if op == "=" && !negated => Formula::And(vec![
+                            atom(length.clone(), Test::Length(Bound::AtLeast, n)),
+                            atom(length, Test::Length(Bound::AtMost, n)),
+                        ]),
                         None => Formula::Anything,
                     };
                 }
@@ -524,6 +540,21 @@ mod tests {
         );
         let f = Formula::parse("(char_length(VALUE) <= 3)", Some("code"));
         assert_eq!(f, atom("code".into(), Test::Length(Bound::AtMost, 3)));
+    }
+
+    #[test]
+    fn a_boolean_column_and_an_exact_length_are_read() {
+        assert_eq!(
+            Formula::parse("(NOT archived)", None),
+            atom("archived".into(), Test::OneOf(vec![text("false")]))
+        );
+        assert_eq!(
+            Formula::parse("(char_length(code) = 3)", None),
+            Formula::And(vec![
+                atom("code".into(), Test::Length(Bound::AtLeast, 3)),
+                atom("code".into(), Test::Length(Bound::AtMost, 3)),
+            ])
+        );
     }
 
     #[test]
