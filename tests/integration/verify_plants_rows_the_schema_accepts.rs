@@ -448,3 +448,29 @@ async fn verify_plants_rows_in_every_partition_of_a_table_partitioned_by_tenant(
     );
     assert_eq!(verdict(&matrix, "public.messages_0", "read"), "PROVEN");
 }
+
+#[tokio::test]
+async fn verify_makes_up_tenant_ids_of_a_type_beyond_uuid_text_and_integers() {
+    // Tenants keyed by network address, with a hand-written policy.
+    let db = TestDb::new().await;
+    let role = unique("app");
+    db.execute(&format!(
+        "CREATE ROLE {role};
+         CREATE TABLE leases (id bigserial PRIMARY KEY, tenant_id inet NOT NULL, host text);
+         ALTER TABLE leases ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY tenant ON leases TO {role}
+             USING (tenant_id = nullif(current_setting('app.current_tenant_id', true), '')::inet);
+         GRANT SELECT, INSERT, UPDATE, DELETE ON leases TO {role};
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};"
+    ))
+    .await;
+    let run = db.rlsctl(&["verify", "--role", &role, "--format", "json"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stderr, run.stdout);
+    let matrix = run.json();
+    assert_eq!(unproven(&matrix), vec![]);
+    assert!(
+        matrix["tenant_a"].as_str().unwrap().starts_with("192.0.2."),
+        "{}",
+        matrix["tenant_a"]
+    );
+}

@@ -375,7 +375,7 @@ fn by_kind(
             ("json" | "jsonb", _) => vec![Value::Object(Default::default())],
             (_, 'T') => vec![text("1 hour".into())],
             (_, 'A') => vec![text("{}".into())],
-            (_, 'I') => vec![text("192.0.2.1".into())],
+            (_, 'I') => vec![text(format!("192.0.2.{}", 1 + n % 254))],
             _ => Vec::new(),
         },
     }

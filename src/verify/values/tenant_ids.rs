@@ -63,7 +63,7 @@ pub async fn choose(
     b: &str,
     token: u32,
 ) -> Result<(String, String), sqlx::Error> {
-    let pairs = candidates(a, b, token);
+    let mut pairs = candidates(a, b, token);
     // One table per distinct tenant column type parses the candidates.
     let mut by_type: BTreeMap<String, (&QualifiedName, &str)> = BTreeMap::new();
     let mut tenant_columns = Vec::new();
@@ -84,6 +84,20 @@ pub async fn choose(
         let all = columns.get(table).map(Vec::as_slice).unwrap_or(&[]);
         let tests = tenant_tests(&constraints.of(table, all), column);
         tenant_columns.push((key, c.clone(), ty, tests));
+    }
+    // Then a pair of each column's own made-up values: any type rlsctl can
+    // make a value of (an inet, a date…).
+    for (_, column, ty, tests) in &tenant_columns {
+        let made = [1, 2].map(|n| {
+            column_types::choose(column, ty.as_ref(), tests, n, token)
+                .and_then(|v| super::super::rows::text_of(&v))
+        });
+        if let [Some(x), Some(y)] = made
+            && x != y
+            && !pairs.contains(&(x.clone(), y.clone()))
+        {
+            pairs.push((x, y));
+        }
     }
     let mut parses: BTreeMap<(String, String), bool> = BTreeMap::new();
     for (key, (table, column)) in &by_type {
