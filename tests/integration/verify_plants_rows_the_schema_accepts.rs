@@ -474,3 +474,19 @@ async fn verify_makes_up_tenant_ids_of_a_type_beyond_uuid_text_and_integers() {
         matrix["tenant_a"]
     );
 }
+
+#[tokio::test]
+async fn verify_plants_rows_in_partitions_of_a_two_column_range() {
+    let (db, _) = applied(
+        "CREATE TABLE usage (id bigint NOT NULL, tenant_id uuid NOT NULL,
+                             year int NOT NULL, month int NOT NULL CHECK (month BETWEEN 1 AND 12))
+             PARTITION BY RANGE (year, month);
+         CREATE TABLE usage_2020_h1 PARTITION OF usage FOR VALUES FROM (2020, 1) TO (2020, 7);
+         CREATE TABLE usage_2020_h2 PARTITION OF usage FOR VALUES FROM (2020, 7) TO (2021, 1);",
+        &["usage"],
+    )
+    .await;
+    let (code, matrix) = verify(&db);
+    assert_eq!(unproven(&matrix), vec![]);
+    assert_eq!(code, 0);
+}
