@@ -147,11 +147,13 @@ macro_rules! user_schemas {
 mod columns;
 mod posture;
 pub mod row_security;
+mod value_rules;
 pub use columns::{Column, read_columns};
 pub use posture::{
     ForeignKey, Function, MEMBERSHIP_OPTIONS_FROM, MembershipOptions, Path, Posture, Schema,
     Trigger, UniqueKey, View, read_posture,
 };
+pub use value_rules::{ColumnType, Descendant, ValueRules, read_value_rules};
 
 pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sqlx::Error> {
     let mut queries = 0u32;

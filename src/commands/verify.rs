@@ -25,6 +25,7 @@ pub(super) async fn run(args: &VerifyArgs) -> Result<Exit> {
             tables: Default::default(),
             only: Vec::new(),
             tenant_column: args.tenant_column.clone(),
+            probe_values: Default::default(),
             binding: Binding {
                 source: match &args.jwt_claim {
                     Some(claim) => TenantSource::JwtClaim {

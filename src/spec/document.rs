@@ -215,6 +215,7 @@ pub struct TableDoc {
     pub backfill: Option<Spanned<BackfillDoc>>,
     pub policy_name: Option<Spanned<String>>,
     pub default_from_context: Option<bool>,
+    pub probe_values: Vec<(Spanned<String>, Spanned<String>)>,
 }
 
 /// How `migrate-existing` derives the tenant of rows that predate the column.
@@ -241,6 +242,10 @@ struct TableMap {
     backfill: Option<Spanned<BackfillDoc>>,
     policy_name: Option<Spanned<String>>,
     default_from_context: Option<bool>,
+    /// Values `verify` gives these columns in its probe rows, written as the
+    /// column type's text input.
+    #[serde(default)]
+    probe_values: std::collections::HashMap<Spanned<String>, Spanned<String>>,
 }
 
 impl<'de> Deserialize<'de> for TableDoc {
@@ -249,7 +254,7 @@ impl<'de> Deserialize<'de> for TableDoc {
         impl<'de> Visitor<'de> for TableVisitor {
             type Value = TableDoc;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a table name, or a map with `name` and optional `schema`, `column`, `commands`, `index`, `backfill`, `policy_name`, `default_from_context`")
+                f.write_str("a table name, or a map with `name` and optional `schema`, `column`, `commands`, `index`, `backfill`, `policy_name`, `default_from_context`, `probe_values`")
             }
             fn visit_str<E: de::Error>(self, name: &str) -> Result<TableDoc, E> {
                 Ok(TableDoc {
@@ -269,6 +274,7 @@ impl<'de> Deserialize<'de> for TableDoc {
                     backfill: m.backfill,
                     policy_name: m.policy_name,
                     default_from_context: m.default_from_context,
+                    probe_values: m.probe_values.into_iter().collect(),
                 })
             }
         }

@@ -764,6 +764,15 @@ fn table_from(at: &Locator, table: Spanned<TableDoc>) -> Result<TableSpec, SpecE
         .as_ref()
         .map(|b| backfill_from(at, b))
         .transpose()?;
+    let mut probe_values = Vec::new();
+    for (column, value) in &doc.probe_values {
+        probe_values.push(crate::spec::ProbeValue {
+            column: at.identifier(column, "a `probe_values` column")?,
+            value: value.value.clone(),
+            origin: at.at(column),
+        });
+    }
+    probe_values.sort_by(|a, b| a.column.cmp(&b.column));
     let mut table = TableSpec {
         name,
         column,
@@ -772,6 +781,7 @@ fn table_from(at: &Locator, table: Spanned<TableDoc>) -> Result<TableSpec, SpecE
         backfill,
         policy_name: String::new(), // the tenancy's unless set here; see `finish`
         default_from_context: doc.default_from_context, // else the tenancy's; see `finish`
+        probe_values,
         origin,
     };
     if let Some(p) = &doc.policy_name {
@@ -1137,6 +1147,34 @@ mod tests {
             "current_setting('a.b', true)::uuid"
         );
         assert_eq!(spec.tenancy.policy_to, PolicyTo::Public);
+    }
+
+    #[test]
+    fn probe_values_keep_their_text_and_the_position_of_each_column() {
+        let spec = parse(
+            "roles:\n  - name: app\ntables:\n  - name: vouchers\n    probe_values:\n      code: ABC-1234\n      amount: 12.50\n      active: true\n",
+        )
+        .unwrap();
+        let values: Vec<(String, String, u64, u64)> = spec.tables[0]
+            .probe_values
+            .iter()
+            .map(|v| {
+                (
+                    v.column.clone(),
+                    v.value.clone(),
+                    v.origin.line,
+                    v.origin.column,
+                )
+            })
+            .collect();
+        assert_eq!(
+            values,
+            vec![
+                ("active".into(), "true".into(), 8, 7),
+                ("amount".into(), "12.50".into(), 7, 7),
+                ("code".into(), "ABC-1234".into(), 6, 7),
+            ]
+        );
     }
 
     #[test]

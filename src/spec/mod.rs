@@ -98,6 +98,17 @@ pub struct TableSpec {
     /// The tenant column defaults to the context function: the table's own
     /// `default_from_context`, else the tenancy's.
     pub default_from_context: Option<bool>,
+    /// Values `verify` gives columns of its probe rows where it cannot derive one.
+    pub probe_values: Vec<ProbeValue>,
+    pub origin: Origin,
+}
+
+/// One `probe_values` entry: a column and the text of its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeValue {
+    pub column: String,
+    pub value: String,
+    /// Where the column is named: a column the table lacks is reported here.
     pub origin: Origin,
 }
 

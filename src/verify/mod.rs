@@ -21,6 +21,7 @@ mod admin;
 mod probes;
 pub mod report;
 mod rows;
+mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,7 +31,7 @@ use sqlx::{Connection, PgConnection};
 use crate::catalog::{self, Scope};
 use crate::errors::database_message;
 use crate::quote::{QualifiedName, Sql};
-use crate::spec::{Access, Command, Spec, TenantSource, WhenUnbound};
+use crate::spec::{Access, Command, ProbeValue, Spec, TenantSource, WhenUnbound};
 
 /// The columns of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -329,6 +330,8 @@ pub struct Target {
     pub commands: BTreeMap<QualifiedName, BTreeSet<Command>>,
     /// Roles the spec narrows to some tables (`tables:`): probed only there.
     pub scopes: BTreeMap<String, crate::spec::Scope>,
+    /// Explicit probe values per table, from the spec.
+    pub probe_values: BTreeMap<QualifiedName, Vec<ProbeValue>>,
 }
 
 impl Target {
@@ -366,6 +369,12 @@ impl Target {
                 .iter()
                 .filter(|r| r.scope.tables.is_some())
                 .map(|r| (r.name.clone(), r.scope.clone()))
+                .collect(),
+            probe_values: spec
+                .tables
+                .iter()
+                .filter(|t| !t.probe_values.is_empty())
+                .map(|t| (t.name.clone(), t.probe_values.clone()))
                 .collect(),
         }
     }
@@ -443,6 +452,9 @@ pub async fn verify(
     let columns = catalog::read_columns(conn)
         .await
         .map_err(db("reading the catalog"))?;
+    let rules = catalog::read_value_rules(conn)
+        .await
+        .map_err(db("reading the catalog"))?;
 
     if target.roles.is_empty() {
         return Err(VerifyError::Setup(
@@ -474,12 +486,15 @@ pub async fn verify(
     tenant_columns.extend(target.tables.clone());
     let tables = chosen_tables(target, &tenant_columns)?;
 
-    let (a, b, token) = made_up_tenants(conn, &tables, &columns).await?;
+    let probe_values = explicit_values(target, &columns)?;
+    let (a, b, token) = made_up_tenants(conn, &tables, &columns, &rules).await?;
     let layout = rows::Layout {
         columns: &columns,
         foreign_keys: &posture.foreign_keys,
         unique_keys: &posture.unique_keys,
         tenant_columns: &tenant_columns,
+        rules: &rules,
+        probe_values: &probe_values,
     };
 
     // Views and children that reach the probed tables (with `--table`, only
@@ -609,9 +624,11 @@ pub async fn verify(
         for (child, parent) in &children {
             progress(done, total, &child.to_string());
             let column = &tables[*parent];
+            probing.factory.focus(Some((*child).clone()));
             let partition = posture.partitions.contains(*child);
             let cell = rolled_back!(conn, admin, role, tx => probing.child(&mut tx, child, parent, column, partition).await)
                 .unwrap_or_else(|error| broken(&error));
+            probing.factory.focus(None);
             probing.factory.reset();
             objects.push(ObjectResult {
                 role: role.clone(),
@@ -832,12 +849,14 @@ fn chosen_tables(
     Ok(kept)
 }
 
-/// Two tenant ids nobody uses, of the tenant column's type, and a token that
-/// keeps the run's other made-up values unique.
+/// Two tenant ids nobody uses, that every probed tenant column accepts (see
+/// [`values::tenant_ids`]), and a token that keeps the run's other made-up
+/// values unique.
 async fn made_up_tenants(
     conn: &mut PgConnection,
     tables: &BTreeMap<QualifiedName, String>,
     columns: &BTreeMap<QualifiedName, Vec<catalog::Column>>,
+    rules: &catalog::ValueRules,
 ) -> Result<(Tenant, Tenant, u32), VerifyError> {
     let (a, b): (String, String) =
         sqlx::query_as("SELECT gen_random_uuid()::text, gen_random_uuid()::text")
@@ -845,29 +864,10 @@ async fn made_up_tenants(
             .await
             .map_err(db("making up tenant ids"))?;
     let token = u32::from_str_radix(&a[..8], 16).unwrap_or(1);
-    let tenant_type = tables
-        .iter()
-        .find_map(|(t, column)| columns.get(t)?.iter().find(|c| &c.name == column))
-        .map(|c| c.base_type.as_str())
-        .unwrap_or("uuid");
-    let numeric =
-        |low: i64, span: i64, salt: u32| -(low + (token.wrapping_add(salt) as i64 % span));
-    let (a, b) = match tenant_type {
-        "uuid" => (a, b),
-        "text" | "character varying" => (
-            format!("rlsctl-verify-a-{}", &a[..8]),
-            format!("rlsctl-verify-b-{}", &b[..8]),
-        ),
-        "bigint" | "integer" => (
-            numeric(1_000_000_000, 500_000_000, 0).to_string(),
-            numeric(1_500_000_000, 500_000_000, 7).to_string(),
-        ),
-        other => {
-            return Err(VerifyError::Setup(format!(
-                "cannot make up tenant ids of type {other}"
-            )));
-        }
-    };
+    let mut constraints = values::Constraints::new(rules);
+    let (a, b) = values::tenant_ids::choose(conn, tables, columns, &mut constraints, &a, &b, token)
+        .await
+        .map_err(db("making up tenant ids"))?;
     Ok((
         Tenant {
             label: "A",
@@ -879,6 +879,40 @@ async fn made_up_tenants(
         },
         token,
     ))
+}
+
+/// The spec's `probe_values`, checked against the tables' columns: a column
+/// the table does not have is an error at the spec line that names it.
+fn explicit_values(
+    target: &Target,
+    columns: &BTreeMap<QualifiedName, Vec<catalog::Column>>,
+) -> Result<BTreeMap<QualifiedName, serde_json::Map<String, serde_json::Value>>, VerifyError> {
+    let mut out: BTreeMap<QualifiedName, serde_json::Map<String, serde_json::Value>> =
+        BTreeMap::new();
+    for (table, given) in &target.probe_values {
+        for value in given {
+            let known = columns
+                .get(table)
+                .is_some_and(|cs| cs.iter().any(|c| c.name == value.column));
+            if !known {
+                return Err(VerifyError::Setup(
+                    crate::spec::SpecError::at(
+                        &value.origin,
+                        format!(
+                            "`probe_values`: table {table} has no column {}",
+                            value.column
+                        ),
+                    )
+                    .to_string(),
+                ));
+            }
+            out.entry(table.clone()).or_default().insert(
+                value.column.clone(),
+                serde_json::Value::String(value.value.clone()),
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// `SET LOCAL ROLE role`: from here the session is subject to the role's rights

@@ -21,8 +21,10 @@ use serde_json::{Map, Value};
 use sqlx::PgConnection;
 
 use super::admin::Admin;
+use super::values::check_constraints::Formula;
+use super::values::{Constraints, Problem, partition_bounds};
 use super::{Binding, Tenant};
-use crate::catalog::{Column, ForeignKey, UniqueKey};
+use crate::catalog::{Column, ForeignKey, UniqueKey, ValueRules};
 use crate::quote::{QualifiedName, Sql};
 
 /// Why a table got no probe row: shown as the NOT PROVEN reason.
@@ -53,6 +55,10 @@ pub struct Layout<'a> {
     pub unique_keys: &'a [UniqueKey],
     /// Tenant tables and their tenant column.
     pub tenant_columns: &'a BTreeMap<QualifiedName, String>,
+    /// Types, CHECK constraints, partitions and children: what values must satisfy.
+    pub rules: &'a ValueRules,
+    /// Values the spec gives for columns nothing can be derived for.
+    pub probe_values: &'a BTreeMap<QualifiedName, Map<String, Value>>,
 }
 
 impl Layout<'_> {
@@ -108,6 +114,9 @@ pub struct RowFactory<'a> {
     token: u32,
     sequence: u32,
     parents: Parents,
+    constraints: Constraints<'a>,
+    /// The partition or child being probed: rows are planted there only.
+    focus: Option<QualifiedName>,
 }
 
 /// A boxed future: building values recurses through parents.
@@ -125,7 +134,16 @@ impl<'a> RowFactory<'a> {
             token,
             sequence: 0,
             parents: BTreeMap::new(),
+            constraints: Constraints::new(layout.rules),
+            focus: None,
         }
+    }
+
+    /// Plant rows only in `child` (a partition, with the leaves under it, or
+    /// an inheritance child) besides the table itself; `None`: in every one.
+    /// Probing each of a table's partitions then costs rows in that one only.
+    pub fn focus(&mut self, child: Option<QualifiedName>) {
+        self.focus = child;
     }
 
     /// Forgets parents: after the transaction that held them was rolled back.
@@ -142,7 +160,9 @@ impl<'a> RowFactory<'a> {
         self.parents = mark;
     }
 
-    /// Inserts a new row of `tenant` into `table` (and any parent it needs).
+    /// Inserts a new row of `tenant` into `table` (and any parent it needs),
+    /// then one into each of its partitions and inheritance children that the
+    /// row did not land in, so that each of them holds rows of both tenants.
     pub async fn insert(
         &mut self,
         conn: &mut PgConnection,
@@ -150,9 +170,146 @@ impl<'a> RowFactory<'a> {
         tenant: &Tenant,
     ) -> Result<ProbeRow, Unbuildable> {
         let values = self
-            .values(conn, table, tenant, Map::new(), &mut Vec::new())
+            .values(conn, table, tenant, Map::new(), &mut Vec::new(), None)
             .await?;
-        self.insert_values(conn, table, tenant, &values).await
+        let row = self.insert_values(conn, table, tenant, &values).await?;
+        for destination in self.constraints.destinations(table).iter() {
+            let wanted = match &self.focus {
+                None => true,
+                Some(child) => {
+                    destination.descendant.table == *child
+                        || self
+                            .layout
+                            .rules
+                            .descendants
+                            .get(child)
+                            .is_some_and(|under| {
+                                under
+                                    .iter()
+                                    .any(|d| d.table == destination.descendant.table)
+                            })
+                }
+            };
+            if wanted && destination.descendant.oid != row.tableoid {
+                self.plant(conn, table, tenant, destination).await;
+            }
+        }
+        Ok(row)
+    }
+
+    /// One more row of `tenant` in a partition (inserted through `table`, so
+    /// it is routed) or an inheritance child (inserted into it). Best effort,
+    /// in savepoints: a partition left without rows is reported by its own
+    /// probe. A partition whose bounds exclude the tenant (partitioned by the
+    /// tenant column) gets a row of a stand-in tenant inside its bounds: any
+    /// row that is not tenant A's serves its read probe.
+    async fn plant(
+        &mut self,
+        conn: &mut PgConnection,
+        table: &QualifiedName,
+        tenant: &Tenant,
+        destination: &partition_bounds::Destination,
+    ) {
+        let (into, route) = match &destination.route {
+            Some(route) => (table, Some(route)),
+            None => (&destination.descendant.table, None),
+        };
+        let oid = &destination.descendant.oid;
+        let mut keys = Vec::new();
+        if let Some(route) = route {
+            route.columns(&mut keys);
+        }
+        let tenant_column = self.layout.tenant_columns.get(into).cloned();
+        let on_tenant = tenant_column.as_ref().is_some_and(|t| keys.contains(t));
+        let other_keys = keys.iter().any(|k| Some(k) != tenant_column.as_ref());
+        // Hash partitions: each try draws fresh values for the key.
+        let tries = if destination.hashed && other_keys {
+            16
+        } else {
+            1
+        };
+        for _ in 0..tries {
+            match self.plant_once(conn, into, tenant, route, oid).await {
+                Planted::There => return,
+                Planted::Elsewhere => {}
+                Planted::Failed => break,
+            }
+        }
+        let (Some(route), Some(column)) = (route.filter(|_| on_tenant), tenant_column) else {
+            return;
+        };
+        let tries = if destination.hashed { 64 } else { 1 };
+        for _ in 0..tries {
+            let Some(value) = self.stand_in(into, &column, route) else {
+                return;
+            };
+            let stand_in = Tenant { label: "C", value };
+            match self
+                .plant_once(conn, into, &stand_in, Some(route), oid)
+                .await
+            {
+                Planted::There => return,
+                Planted::Elsewhere => {}
+                Planted::Failed if destination.hashed => {}
+                Planted::Failed => return,
+            }
+        }
+    }
+
+    /// A tenant id inside a partition's bounds on the tenant column.
+    fn stand_in(&mut self, table: &QualifiedName, column: &str, route: &Formula) -> Option<String> {
+        let c = self.layout.column(table, column)?;
+        let ty = self
+            .layout
+            .rules
+            .types
+            .get(&(table.clone(), column.to_string()));
+        self.sequence += 1;
+        let value = crate::verify::values::column_types::choose(
+            c,
+            ty,
+            &route.conjunctive_tests(column),
+            self.sequence,
+            self.token,
+        )?;
+        text_of(&value)
+    }
+
+    async fn plant_once(
+        &mut self,
+        conn: &mut PgConnection,
+        into: &QualifiedName,
+        tenant: &Tenant,
+        route: Option<&Formula>,
+        oid: &str,
+    ) -> Planted {
+        let mark = self.mark();
+        if savepoint(conn, "SAVEPOINT rlsctl_plant").await.is_err() {
+            return Planted::Failed;
+        }
+        let row = match self
+            .values(conn, into, tenant, Map::new(), &mut Vec::new(), route)
+            .await
+        {
+            Ok(values) => self.insert_values(conn, into, tenant, &values).await,
+            Err(e) => Err(e),
+        };
+        match row {
+            Ok(row) => {
+                let _ = savepoint(conn, "RELEASE SAVEPOINT rlsctl_plant").await;
+                if row.tableoid == oid {
+                    Planted::There
+                } else {
+                    Planted::Elsewhere
+                }
+            }
+            Err(_) => {
+                let _ = savepoint(conn, "ROLLBACK TO SAVEPOINT rlsctl_plant").await;
+                let _ = savepoint(conn, "RELEASE SAVEPOINT rlsctl_plant").await;
+                self.restore(mark);
+                Planted::Failed
+            }
+        }
     }
 
     /// Values for a new row of `tenant` without inserting it (its parents are
@@ -163,13 +320,16 @@ impl<'a> RowFactory<'a> {
         table: &QualifiedName,
         tenant: &Tenant,
     ) -> Result<Map<String, Value>, Unbuildable> {
-        self.values(conn, table, tenant, Map::new(), &mut Vec::new())
+        self.values(conn, table, tenant, Map::new(), &mut Vec::new(), None)
             .await
     }
 
-    /// Builds a row's values: `fixed` ones first, the tenant, foreign keys from
-    /// parents (made on demand), then a made-up value for each remaining
-    /// NOT NULL column without a default.
+    /// Builds a row's values: `fixed` ones first, the spec's explicit probe
+    /// values, the tenant, foreign keys from parents (made on demand), then
+    /// for each remaining NOT NULL column without a default (and each column
+    /// `route`, the bounds of the partition the row must land in, constrains)
+    /// a made-up value that satisfies the table's CHECK constraints, the
+    /// column's type and domain, and the route: any partition when `None`.
     fn values<'b>(
         &'b mut self,
         conn: &'b mut PgConnection,
@@ -177,6 +337,7 @@ impl<'a> RowFactory<'a> {
         tenant: &'b Tenant,
         fixed: Map<String, Value>,
         path: &'b mut Vec<QualifiedName>,
+        route: Option<&'b Formula>,
     ) -> Boxed<'b, Map<String, Value>> {
         Box::pin(async move {
             let layout = self.layout;
@@ -190,6 +351,11 @@ impl<'a> RowFactory<'a> {
             }
             path.push(table.clone());
             let mut values = fixed;
+            for (column, value) in layout.probe_values.get(table).into_iter().flatten() {
+                values
+                    .entry(column.clone())
+                    .or_insert_with(|| value.clone());
+            }
             if let Some(column) = layout.tenant_columns.get(table) {
                 let target = match layout.column(table, column) {
                     Some(c) if c.writable() => Some(column.as_str()),
@@ -229,22 +395,40 @@ impl<'a> RowFactory<'a> {
                     }
                 }
             }
-            for column in layout.columns(table) {
-                if values.contains_key(&column.name)
-                    || !column.writable()
-                    || !column.not_null
-                    || column.has_default
-                {
-                    continue;
+            let columns = layout.columns(table);
+            let required: Vec<String> = columns
+                .iter()
+                .filter(|c| {
+                    !values.contains_key(&c.name)
+                        && c.writable()
+                        && (c.not_null || self.domain_not_null(table, &c.name))
+                        && !c.has_default
+                })
+                .map(|c| c.name.clone())
+                .collect();
+            let any_leaf = match route {
+                Some(_) => None,
+                None => self.constraints.any_leaf(table),
+            };
+            let route = route.or(any_leaf.as_deref());
+            let checks = self.constraints.of(table, columns);
+            let goals: Vec<&Formula> = checks.iter().map(|(_, f)| f).collect();
+            let mut problem = Problem {
+                table,
+                columns,
+                rules: layout.rules,
+                fixed: &values,
+                required: required.clone(),
+                sequence: &mut self.sequence,
+                token: self.token,
+            };
+            let chosen = match problem.solve(&goals, route) {
+                Some(chosen) => chosen,
+                None => {
+                    return Err(self.unsolvable(table, &required, &checks, route.is_some()));
                 }
-                let value = self.made_up(column).ok_or_else(|| {
-                    Unbuildable(format!(
-                        "column {}.{} of type {} needs a value rlsctl cannot make up",
-                        table, column.name, column.base_type
-                    ))
-                })?;
-                values.insert(column.name.clone(), value);
-            }
+            };
+            values.extend(chosen);
             values.retain(|name, _| layout.column(table, name).is_some_and(Column::writable));
             path.pop();
             Ok(values)
@@ -266,7 +450,7 @@ impl<'a> RowFactory<'a> {
         {
             return Ok(row.clone());
         }
-        let values = self.values(conn, table, tenant, fixed, path).await?;
+        let values = self.values(conn, table, tenant, fixed, path, None).await?;
         let row = self.insert_values(conn, table, tenant, &values).await?;
         self.parents.insert(cache_key, row.clone());
         Ok(row)
@@ -304,8 +488,18 @@ impl<'a> RowFactory<'a> {
                         self.admin.name
                     )
                 };
+                // A CHECK rlsctl could not read (a pattern, a function call).
+                let hint = if e
+                    .as_database_error()
+                    .and_then(|d| d.code())
+                    .is_some_and(|code| code == "23514")
+                {
+                    "; give the columns it checks values in the spec with `probe_values` on the table"
+                } else {
+                    ""
+                };
                 Unbuildable(format!(
-                    "inserting a probe row into {table} failed: {}{subject}",
+                    "inserting a probe row into {table} failed: {}{subject}{hint}",
                     crate::errors::database_message(&e)
                 ))
             })?;
@@ -328,28 +522,52 @@ impl<'a> RowFactory<'a> {
         })
     }
 
-    /// A value the column's type accepts, unique within the run.
-    fn made_up(&mut self, column: &Column) -> Option<Value> {
-        self.sequence += 1;
-        let n = self.sequence;
-        let token = self.token;
-        Some(match (column.base_type.as_str(), column.category) {
-            ("uuid", _) => Value::String(format!("{token:08x}-0000-4000-8000-{n:012x}")),
-            ("json" | "jsonb", _) => Value::Object(Map::new()),
-            (_, 'S') => Value::String(format!("rv{:06x}{n}", token & 0xff_ffff)),
-            // Far from the small numbers real keys start at; smallint must still fit.
-            ("smallint", _) => Value::from(1 + (token % 20_000) + n),
-            (_, 'N') => {
-                Value::from(1_000_000_000 + u64::from(token % 1_000_000_000) + u64::from(n))
+    fn domain_not_null(&self, table: &QualifiedName, column: &str) -> bool {
+        self.layout
+            .rules
+            .types
+            .get(&(table.clone(), column.to_string()))
+            .is_some_and(|t| t.domain_not_null)
+    }
+
+    /// Why no row could be made up: the constraints in the way, and what to do.
+    fn unsolvable(
+        &self,
+        table: &QualifiedName,
+        required: &[String],
+        checks: &[(String, Formula)],
+        routed: bool,
+    ) -> Unbuildable {
+        // A type rlsctl has no value for at all, whatever the constraints.
+        for name in required {
+            let Some(column) = self.layout.column(table, name) else {
+                continue;
+            };
+            let ty = self.layout.rules.types.get(&(table.clone(), name.clone()));
+            if crate::verify::values::column_types::choose(column, ty, &[], 1, 1).is_none() {
+                return Unbuildable(format!(
+                    "column {table}.{name} of type {} needs a value rlsctl cannot make up; give one in the spec with `probe_values` on the table",
+                    column.base_type
+                ));
             }
-            (_, 'B') => Value::Bool(false),
-            (_, 'D') => Value::String("now".into()),
-            (_, 'T') => Value::String("1 hour".into()),
-            (_, 'A') => Value::String("{}".into()),
-            (_, 'I') => Value::String("192.0.2.1".into()),
-            (_, 'E') => Value::String(column.first_label.clone()?),
-            _ => return None,
-        })
+        }
+        let mut why: Vec<String> = checks.iter().map(|(text, _)| text.clone()).collect();
+        if routed {
+            why.push("the bounds of its partitions".into());
+        }
+        let columns = if required.is_empty() {
+            String::new()
+        } else {
+            format!(" for {}", required.join(", "))
+        };
+        Unbuildable(format!(
+            "rlsctl cannot make up values{columns} in {table} that satisfy {}; give them in the spec with `probe_values` on the table",
+            if why.is_empty() {
+                "the column types".to_string()
+            } else {
+                why.join("; ")
+            }
+        ))
     }
 }
 
@@ -375,6 +593,18 @@ pub fn insert_statement<'c>(
         sql = sql.push("r.").ident(column);
     }
     sql.push(" FROM ").sql(&Sql::json_row(table))
+}
+
+/// Where a planted row went.
+enum Planted {
+    There,
+    Elsewhere,
+    Failed,
+}
+
+/// A savepoint statement of the planting (fixed text, no value in it).
+async fn savepoint(conn: &mut PgConnection, statement: &'static str) -> Result<(), sqlx::Error> {
+    sqlx::query(statement).execute(conn).await.map(|_| ())
 }
 
 /// A JSON scalar as the text PostgreSQL would print.

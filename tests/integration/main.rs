@@ -45,5 +45,6 @@ mod tenant_policies_named_by_the_spec;
 mod tenant_resolvers;
 mod verify;
 mod verify_as_a_managed_admin;
+mod verify_plants_rows_the_schema_accepts;
 mod verify_probes;
 mod verify_warns_when_it_proves_little;
