@@ -39,6 +39,7 @@ pub(super) async fn run(args: &VerifyArgs) -> Result<Exit> {
             cross_tenant: Vec::new(),
             commands: Default::default(),
             scopes: Default::default(),
+            accepted_oracles: Default::default(),
         }
     };
     target.only = args.tables.clone();

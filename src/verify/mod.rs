@@ -114,6 +114,8 @@ impl Probe {
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Verdict {
     Proven,
+    /// A LEAK the spec accepts as a declared exception, with its reason.
+    Accepted,
     NotProven,
     Leak,
 }
@@ -122,6 +124,7 @@ impl Verdict {
     pub fn label(self) -> &'static str {
         match self {
             Verdict::Proven => "PROVEN",
+            Verdict::Accepted => "ACCEPTED",
             Verdict::NotProven => "NOT PROVEN",
             Verdict::Leak => "LEAK",
         }
@@ -228,6 +231,8 @@ pub struct Summary {
     pub proven: usize,
     pub leaks: usize,
     pub not_proven: usize,
+    /// Leaks the spec accepts as exceptions (not counted in `leaks`).
+    pub accepted: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -247,11 +252,36 @@ impl Matrix {
         for cell in self.objects.iter().flat_map(|o| o.cells.values()) {
             match cell.verdict {
                 Verdict::Proven => summary.proven += 1,
+                Verdict::Accepted => summary.accepted += 1,
                 Verdict::Leak => summary.leaks += 1,
                 Verdict::NotProven => summary.not_proven += 1,
             }
         }
         self.summary = summary;
+    }
+}
+
+/// An existence LEAK on a table whose global unique key the spec accepts
+/// (a phone number one account only may hold) becomes ACCEPTED, its reason
+/// beside what the probe saw: shown, not hidden.
+fn accept_declared_oracles(
+    objects: &mut [ObjectResult],
+    accepted: &BTreeMap<QualifiedName, String>,
+) {
+    for object in objects.iter_mut() {
+        let Some(reason) = accepted
+            .iter()
+            .find(|(table, _)| table.to_string() == object.object)
+            .map(|(_, reason)| reason)
+        else {
+            continue;
+        };
+        if let Some(cell) = object.cells.get_mut(&Probe::Existence)
+            && cell.verdict == Verdict::Leak
+        {
+            cell.verdict = Verdict::Accepted;
+            cell.detail = format!("accepted in the spec ({reason}): {}", cell.detail);
+        }
     }
 }
 
@@ -330,6 +360,10 @@ pub struct Target {
     pub commands: BTreeMap<QualifiedName, BTreeSet<Command>>,
     /// Roles the spec narrows to some tables (`tables:`): probed only there.
     pub scopes: BTreeMap<String, crate::spec::Scope>,
+    /// Tables whose unique key across tenants the spec accepts as an
+    /// exception (`UNIQUE_NOT_SCOPED_BY_TENANT`), with the reason: the
+    /// existence probe's LEAK there is shown as ACCEPTED.
+    pub accepted_oracles: BTreeMap<QualifiedName, String>,
     /// Explicit probe values per table, from the spec.
     pub probe_values: BTreeMap<QualifiedName, Vec<ProbeValue>>,
 }
@@ -369,6 +403,19 @@ impl Target {
                 .iter()
                 .filter(|r| r.scope.tables.is_some())
                 .map(|r| (r.name.clone(), r.scope.clone()))
+                .collect(),
+            accepted_oracles: spec
+                .tables
+                .iter()
+                .filter_map(|t| {
+                    let on = format!(" on {}", t.name);
+                    spec.exceptions
+                        .iter()
+                        .find(|e| {
+                            e.finding == "UNIQUE_NOT_SCOPED_BY_TENANT" && e.object.ends_with(&on)
+                        })
+                        .map(|e| (t.name.clone(), e.reason.clone()))
+                })
                 .collect(),
             probe_values: spec
                 .tables
@@ -739,6 +786,7 @@ pub async fn verify(
     }
     progress(done, total, "");
 
+    accept_declared_oracles(&mut objects, &target.accepted_oracles);
     let mut matrix = Matrix {
         schema_version: 2,
         database: snapshot.database,

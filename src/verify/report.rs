@@ -69,10 +69,11 @@ pub fn write_table(out: &mut impl Write, matrix: &Matrix, color: bool) -> std::i
     write_wrapped(out, &legend.join(" "), "")?;
     writeln!(
         out,
-        "{} proven  {} LEAK  {} not proven  · not probed",
+        "{} proven  {} LEAK  {} not proven  {} accepted  · not probed",
         paint(Verdict::Proven, color),
         paint(Verdict::Leak, color),
-        paint(Verdict::NotProven, color)
+        paint(Verdict::NotProven, color),
+        paint(Verdict::Accepted, color)
     )?;
     let mut first = true;
     for object in &matrix.objects {
@@ -107,8 +108,8 @@ pub fn write_table(out: &mut impl Write, matrix: &Matrix, color: bool) -> std::i
     write_wrapped(
         out,
         &format!(
-            "verify: {} proven, {} leak(s), {} not proven (probe tenants A={} B={}; everything was rolled back)",
-            s.proven, s.leaks, s.not_proven, matrix.tenant_a, matrix.tenant_b
+            "verify: {} proven, {} leak(s), {} not proven, {} accepted (probe tenants A={} B={}; everything was rolled back)",
+            s.proven, s.leaks, s.not_proven, s.accepted, matrix.tenant_a, matrix.tenant_b
         ),
         "    ",
     )
@@ -127,6 +128,7 @@ fn paint(verdict: Verdict, color: bool) -> String {
     let (mark, code) = match verdict {
         Verdict::Proven => ("✓", "32"),
         Verdict::Leak => ("✗", "31"),
+        Verdict::Accepted => ("~", "36"),
         Verdict::NotProven => ("?", "33"),
     };
     if color {

@@ -32,3 +32,41 @@ async fn a_natural_key_unique_across_tenants_is_an_existence_oracle() {
     // Scoped by tenant, the same key tells nothing; the server-made id is not probed.
     assert_eq!(verdict(&matrix, "public.members", "existence"), "PROVEN");
 }
+
+#[tokio::test]
+async fn an_oracle_the_spec_accepts_is_shown_as_accepted_with_its_reason() {
+    let db = TestDb::new().await;
+    let role = unique("app");
+    db.migration(
+        "V1__schema.sql",
+        "CREATE TABLE instances (
+            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+            tenant_id uuid NOT NULL,
+            phone_number text NOT NULL UNIQUE);",
+    );
+    db.spec(&format!(
+        "{}exceptions:
+  - finding: UNIQUE_NOT_SCOPED_BY_TENANT
+    object: constraint instances_phone_number_key on public.instances
+    reason: a number belongs to one account only
+",
+        simple_spec(&role, &["instances"])
+    ));
+    db.rlsctl(&["apply"]).success();
+    let (code, matrix) = verify(&db, &[]);
+    assert_eq!(
+        code, 0,
+        "an accepted oracle does not fail verify: {matrix:#}"
+    );
+    assert_eq!(
+        verdict(&matrix, "public.instances", "existence"),
+        "ACCEPTED"
+    );
+    let why = detail(&matrix, "public.instances", "existence");
+    assert!(
+        why.contains("a number belongs to one account only"),
+        "{why}"
+    );
+    assert_eq!(matrix["summary"]["accepted"], 1);
+    assert_eq!(matrix["summary"]["leaks"], 0);
+}
