@@ -322,13 +322,8 @@ async fn pulse_keeps_same_slug_datasets_apart_and_covers_a_later_months_partitio
         plan.iter().all(|s| s.contains("events_2026_12")),
         "{plan:#?}"
     );
-    // TODO(issue 17): `check --strict` once verify picks probe values inside
-    // partition bounds. Today its probe rows for `events` get the current
-    // time, so they land in the partition holding today (and, outside the
-    // months declared, in none): the read cells of the other monthly
-    // partitions (events_2026_10 and events_2026_11 in December 2026) are
-    // NOT PROVEN, having no other tenant's row to test with.
-    check_passes_with_not_proven(&db, |object, _| object.starts_with("public.events"));
+    // Probe rows land inside each monthly partition's bounds: every cell is proven.
+    check_strict_passes(&db);
 
     expect_ok(
         run_script(&db, None, &app.join("seed.sql")).await,
@@ -391,11 +386,8 @@ async fn tutoring_students_see_themselves_staff_read_across_schools_and_anon_not
     let app = example("tutoring").join("app");
     let db = TestDb::new().await;
     copy_example(&db, "tutoring", None);
-    // TODO(issue 17): `check --strict` once verify picks probe values for
-    // numeric columns. Today its probe amount overflows `payments.amount
-    // numeric(10,2)`, so every cell of public.payments is NOT PROVEN.
-    let not_proven = check_passes_with_not_proven(&db, |object, _| object == "public.payments");
-    assert!(not_proven.len() <= 7, "{not_proven:#?}");
+    // Probe amounts fit `payments.amount numeric(10,2)`: every cell is proven.
+    check_strict_passes(&db);
     // One apply converged, Supabase-style default privileges included.
     db.assert_converged();
 
