@@ -30,4 +30,5 @@ pub mod role_rights;
 pub mod scram;
 pub mod spec;
 pub mod sql_tree;
+pub mod suggest;
 pub mod verify;

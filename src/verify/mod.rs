@@ -329,7 +329,8 @@ pub async fn verify(
     for role in &target.roles {
         if !snapshot.state.roles.contains_key(role) {
             return Err(VerifyError::Setup(format!(
-                "runtime role {role} does not exist (run `rlsctl apply` first)"
+                "runtime role {role} does not exist{} (run `rlsctl apply` first)",
+                crate::suggest::did_you_mean(role, snapshot.state.roles.keys())
             )));
         }
     }
@@ -337,7 +338,11 @@ pub async fn verify(
     for table in target.tables.keys() {
         if !columns.contains_key(table) {
             return Err(VerifyError::Setup(format!(
-                "table {table} does not exist (run `rlsctl apply` first)"
+                "table {table} does not exist{} (run `rlsctl apply` first)",
+                crate::suggest::did_you_mean(
+                    &table.to_string(),
+                    &columns.keys().map(|t| t.to_string()).collect::<Vec<_>>()
+                )
             )));
         }
     }
