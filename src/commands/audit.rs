@@ -54,7 +54,7 @@ pub(super) async fn run(args: &AuditArgs) -> Result<Exit> {
             );
         }
         None => write_report(
-            &mut std::io::stdout().lock(),
+            &mut super::stdout::stdout(),
             &report,
             args.format,
             color_stdout(),

@@ -50,7 +50,7 @@ pub(super) async fn run(args: &CheckArgs) -> Result<Exit> {
         Exit::Success if !audit_failed => Exit::Success,
         _ => Exit::Attention,
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = super::stdout::stdout();
     match db_args.spec.format {
         Format::Json => writeln!(
             out,

@@ -16,6 +16,7 @@ mod plan;
 mod progress_bar;
 mod sql;
 mod statements;
+mod stdout;
 mod validate;
 mod verify;
 
@@ -28,6 +29,8 @@ pub enum Exit {
     Attention = 2,
     Usage = 64,
 }
+
+pub use stdout::is_closed_stdout;
 
 pub async fn run(cli: Cli) -> Result<Exit> {
     match cli.command {

@@ -1,5 +1,7 @@
 //! `rlsctl validate`: read the spec and say what it declares.
 
+use std::io::Write;
+
 use anyhow::Result;
 
 use super::Exit;
@@ -9,8 +11,10 @@ use crate::cli::{Format, SpecArgs};
 pub(super) fn run(args: &SpecArgs) -> Result<Exit> {
     let spec = load_spec(args)?;
     let runtime: Vec<&str> = spec.runtime_roles().map(|r| r.name.as_str()).collect();
+    let mut out = super::stdout::stdout();
     match args.format {
-        Format::Json => println!(
+        Format::Json => writeln!(
+            out,
             "{}",
             serde_json::json!({
                 "valid": true,
@@ -21,13 +25,14 @@ pub(super) fn run(args: &SpecArgs) -> Result<Exit> {
                 "spec_hash": spec.hash,
             })
         ),
-        Format::Text => println!(
+        Format::Text => writeln!(
+            out,
             "{}: valid: {} tables, runtime roles {}, {} extra policies",
             args.config.display(),
             spec.tables.len(),
             runtime.join(", "),
             spec.policies.len()
         ),
-    }
+    }?;
     Ok(Exit::Success)
 }

@@ -40,7 +40,7 @@ pub(super) async fn run(args: &VerifyArgs) -> Result<Exit> {
     target.only = args.tables.clone();
     let mut conn = connect(&args.database_url).await?;
     let matrix = run_verify(&mut conn, &target).await?;
-    let mut out = std::io::stdout().lock();
+    let mut out = super::stdout::stdout();
     match args.format {
         Format::Json => crate::verify::report::write_json(&mut out, &matrix)?,
         Format::Text => crate::verify::report::write_table(&mut out, &matrix, color_stdout())?,

@@ -20,6 +20,7 @@ mod config_folder_is_read_safely;
 mod connect_timeout;
 mod context_function;
 mod ephemeral_server;
+mod messages_point_at_the_fix;
 mod migrate_existing;
 mod migrations_cannot_commit_on_their_own;
 mod migrations_filtered_by_rls_are_refused;
