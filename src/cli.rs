@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum CommandKind {
     /// Parse and check policies/*.yaml without a database.
-    Validate(SpecArgs),
+    Validate(ValidateArgs),
     /// Print the full DDL the spec implies, as if the database were empty (offline).
     Sql(SpecArgs),
     /// Show the statements `apply` would run against this database (changes nothing).
@@ -77,12 +77,15 @@ pub enum CommandKind {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
-    /// Grouped by severity, one line per finding.
-    Table,
+    /// Grouped by severity, one line per finding (`table` is accepted too).
+    #[value(alias = "table")]
+    Text,
     /// Versioned JSON (schema_version) for CI and other tools.
     Json,
     /// A report for SOC2 evidence: summary, tables, roles, history, findings.
     Markdown,
+    /// SARIF 2.1.0 for code scanning: findings at their spec lines.
+    Sarif,
 }
 
 #[derive(Debug, Args)]
@@ -109,7 +112,7 @@ pub struct AuditArgs {
     /// Without a spec: settings that carry the tenant (repeatable).
     #[arg(long = "setting", value_name = "NAME", default_values = ["app.current_tenant_id", "request.jwt.claims"])]
     pub settings: Vec<String>,
-    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
     /// Write the report to FILE instead of stdout.
     #[arg(long, value_name = "FILE")]
@@ -134,6 +137,25 @@ pub struct SpecArgs {
     pub config: PathBuf,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ValidateFormat {
+    /// One line: what the spec declares.
+    Text,
+    /// For machines: one JSON document on stdout.
+    Json,
+    /// SARIF 2.1.0 for code scanning: an invalid spec as a result at its line.
+    Sarif,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Folder of *.yaml spec files.
+    #[arg(long, value_name = "DIR", default_value = "policies")]
+    pub config: PathBuf,
+    #[arg(long, value_enum, default_value_t = ValidateFormat::Text)]
+    pub format: ValidateFormat,
 }
 
 #[derive(Debug, Args)]

@@ -27,6 +27,7 @@ pub mod quote;
 pub mod references;
 pub mod role_guard;
 pub mod role_rights;
+pub mod sarif;
 pub mod scram;
 pub mod spec;
 pub mod sql_tree;

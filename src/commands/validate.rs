@@ -5,15 +5,23 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::Exit;
-use super::load_spec::load_spec;
-use crate::cli::{Format, SpecArgs};
+use super::stdout::stdout;
+use crate::cli::{ValidateArgs, ValidateFormat};
 
-pub(super) fn run(args: &SpecArgs) -> Result<Exit> {
-    let spec = load_spec(args)?;
+pub(super) fn run(args: &ValidateArgs) -> Result<Exit> {
+    let loaded = crate::spec::load(&args.config);
+    let mut out = stdout();
+    if args.format == ValidateFormat::Sarif {
+        // The log is the result either way; the exit status and stderr still
+        // say whether the spec is valid.
+        crate::sarif::write_validation(&mut out, loaded.as_ref())?;
+    }
+    // The error is already a located, rendered message.
+    let spec = loaded.map_err(|e| anyhow::anyhow!("{e}"))?;
     let runtime: Vec<&str> = spec.runtime_roles().map(|r| r.name.as_str()).collect();
-    let mut out = super::stdout::stdout();
     match args.format {
-        Format::Json => writeln!(
+        ValidateFormat::Sarif => Ok(()),
+        ValidateFormat::Json => writeln!(
             out,
             "{}",
             serde_json::json!({
@@ -25,7 +33,7 @@ pub(super) fn run(args: &SpecArgs) -> Result<Exit> {
                 "spec_hash": spec.hash,
             })
         ),
-        Format::Text => writeln!(
+        ValidateFormat::Text => writeln!(
             out,
             "{}: valid: {} tables, runtime roles {}, {} extra policies",
             args.config.display(),

@@ -32,6 +32,7 @@ mod prune_of_an_empty_spec_needs_allow_empty;
 mod read_only_commands_change_nothing;
 mod roles_exist_before_migrations;
 mod roles_for_a_managed_cloud_admin;
+mod sarif_for_code_scanning;
 mod secrets_are_never_printed;
 mod spec_expressions_cannot_inject;
 mod tenant_policies_named_by_the_spec;
