@@ -68,6 +68,11 @@ pub enum CommandKind {
     /// tenant is found comes from the table's `backfill:` in the spec, or from --via,
     /// --constant or --expression. Use --dry-run first: it prints every step and its lock.
     MigrateExisting(MigrateArgs),
+    /// Print the JSON Schema of policies/*.yaml, for editor completion and checks.
+    ///
+    /// The repository publishes it as schema/policies.schema.json; point an editor at it
+    /// with `# yaml-language-server: $schema=…` on a spec file's first line.
+    Schema,
     /// Explain an audit finding id: what it means, why it matters, how to fix it.
     Explain {
         /// A finding id, e.g. POLICY_WITHOUT_TENANT_FILTER (case-insensitive).

@@ -14,6 +14,7 @@ mod load_spec;
 mod migrate_existing;
 mod plan;
 mod progress_bar;
+mod schema;
 mod sql;
 mod statements;
 mod stdout;
@@ -42,6 +43,7 @@ pub async fn run(cli: Cli) -> Result<Exit> {
         CommandKind::Verify(args) => verify::run(&args).await,
         CommandKind::Check(args) => check::run(&args).await,
         CommandKind::MigrateExisting(args) => migrate_existing::run(&args).await,
+        CommandKind::Schema => schema::run(),
         CommandKind::Explain { id } => explain::run(&id),
     }
 }

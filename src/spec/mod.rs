@@ -10,6 +10,7 @@ mod expression;
 mod files;
 mod lines;
 mod load;
+mod schema;
 
 use std::collections::BTreeSet;
 
@@ -17,6 +18,7 @@ pub use document::{Access, Command, PolicyKind, TenantType, WhenUnbound};
 pub use error::{Origin, SpecError};
 pub use expression::Expression;
 pub use load::{CROSS_TENANT_PREFIX, MAINTENANCE_PREFIX, TENANT_POLICY, load, load_str};
+pub use schema::{PUBLISHED as PUBLISHED_SCHEMA, json_schema};
 
 use crate::quote::QualifiedName;
 

@@ -35,6 +35,7 @@ mod roles_for_a_managed_cloud_admin;
 mod sarif_for_code_scanning;
 mod secrets_are_never_printed;
 mod spec_expressions_cannot_inject;
+mod spec_schema;
 mod tenant_policies_named_by_the_spec;
 mod verify;
 mod verify_as_a_managed_admin;
