@@ -99,8 +99,12 @@ pub struct AuditArgs {
     #[arg(long, value_name = "DIR")]
     pub config: Option<PathBuf>,
     /// Admin connection URL. Default: $RLSCTL_ADMIN_DATABASE_URL, then $DATABASE_URL.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with = "ephemeral")]
     pub database_url: Option<String>,
+    /// Audit what the spec builds: a throwaway local PostgreSQL with ./migrations and the
+    /// spec applied first, removed afterwards.
+    #[arg(long, conflicts_with = "roles")]
+    pub ephemeral: bool,
     /// A runtime role to audit (repeatable). Without a spec, this is required.
     #[arg(long = "role", value_name = "ROLE")]
     pub roles: Vec<String>,
@@ -247,8 +251,12 @@ pub struct VerifyArgs {
     pub config: Option<PathBuf>,
     /// Admin connection URL: must be allowed to SET ROLE to the runtime role and to
     /// bypass RLS to plant probe rows. Default: $RLSCTL_ADMIN_DATABASE_URL, then $DATABASE_URL.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with = "ephemeral")]
     pub database_url: Option<String>,
+    /// Verify what the spec builds: a throwaway local PostgreSQL with ./migrations and the
+    /// spec applied first, removed afterwards.
+    #[arg(long, conflicts_with = "roles")]
+    pub ephemeral: bool,
     /// The runtime role to act as (repeatable). Without a spec, this is required.
     #[arg(long = "role", value_name = "ROLE")]
     pub roles: Vec<String>,
@@ -344,6 +352,15 @@ mod tests {
         for kept in ["5s", "500ms", "1", "1.5s", " 2 min", "1h"] {
             assert_eq!(lock_timeout(kept).as_deref(), Ok(kept.trim()));
         }
+    }
+
+    #[test]
+    fn audit_format_table_is_still_text() {
+        let cli = Cli::try_parse_from(["rlsctl", "audit", "--format", "table"]).unwrap();
+        let CommandKind::Audit(args) = cli.command else {
+            panic!("audit");
+        };
+        assert_eq!(args.format, ReportFormat::Text);
     }
 
     #[test]

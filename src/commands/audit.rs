@@ -31,7 +31,13 @@ pub(super) async fn run(args: &AuditArgs) -> Result<Exit> {
             tenant_settings: args.settings.clone(),
         }
     };
-    let mut conn = connect(&args.database_url).await?;
+    let (_server, mut conn) = match (&target.spec, args.ephemeral) {
+        (Some(spec), true) => {
+            let (server, conn) = super::database::open_applied_ephemeral(spec).await?;
+            (Some(server), conn)
+        }
+        _ => (None, connect(&args.database_url).await?),
+    };
     let report = crate::audit::audit(&mut conn, &target)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

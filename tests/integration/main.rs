@@ -25,6 +25,7 @@ mod migrate_existing;
 mod migrations_cannot_commit_on_their_own;
 mod migrations_filtered_by_rls_are_refused;
 mod one_apply_converges_with_default_privileges;
+mod one_flag_vocabulary;
 mod partitions_are_covered_by_their_parent;
 mod plan_and_audit_on_a_read_only_server;
 mod privileged_roles_are_refused;
