@@ -90,7 +90,6 @@ fn run(rules: Vec<Value>, results: Vec<Value>) -> Value {
             "driver": {
                 "name": "rlsctl",
                 "version": env!("CARGO_PKG_VERSION"),
-                "informationUri": "https://www.postgresql.org/docs/current/ddl-rowsecurity.html",
                 "rules": rules,
             }
         },
@@ -237,5 +236,64 @@ fn declaration<'a>(spec: &'a Spec, object: &str) -> Option<&'a Origin> {
                 .or_else(|| table(on))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = "roles:
+  - name: app
+  - name: reporting
+    cross_tenant: read
+    reason: Reports across customers.
+tables:
+  - projects
+  - { name: tasks, schema: work }
+policies:
+  - name: archived_read_only
+    tables: [projects]
+    command: update
+    kind: restrictive
+    using: NOT archived
+";
+
+    fn line_of(object: &str) -> Option<u64> {
+        let spec = crate::spec::load_str(Path::new("policies/spec.yaml"), SPEC).unwrap();
+        declaration(&spec, object).map(|origin| origin.line)
+    }
+
+    #[test]
+    fn a_finding_is_placed_at_the_declaration_of_its_object() {
+        assert_eq!(line_of("table public.projects"), Some(7));
+        assert_eq!(line_of("table work.tasks"), Some(8));
+        assert_eq!(line_of("role app"), Some(2));
+        assert_eq!(
+            line_of("constraint projects_slug_key on public.projects"),
+            Some(7)
+        );
+        assert_eq!(
+            line_of("policy archived_read_only on public.projects"),
+            Some(10)
+        );
+        // The generated policies: the tenant policy at its table, a
+        // cross-tenant role's policy at the role.
+        assert_eq!(line_of("policy tenant_isolation on work.tasks"), Some(8));
+        assert_eq!(
+            line_of("policy cross_tenant_reporting on public.projects"),
+            Some(3)
+        );
+        // Not in the spec: no physical location.
+        assert_eq!(line_of("table public.notes"), None);
+        assert_eq!(line_of("function rls.current_tenant_id()"), None);
+        assert_eq!(line_of("database app"), None);
+    }
+
+    #[test]
+    fn severities_map_to_sarif_levels() {
+        assert_eq!(level(Severity::Error), "error");
+        assert_eq!(level(Severity::Warning), "warning");
+        assert_eq!(level(Severity::Info), "note");
     }
 }

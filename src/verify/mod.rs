@@ -498,8 +498,13 @@ fn chosen_tables(
                 .map(|(t, c)| (t.clone(), c.clone())),
         );
         if kept.len() == before {
+            let names: Vec<String> = all
+                .keys()
+                .flat_map(|t| [t.to_string(), t.name.clone()])
+                .collect();
             return Err(VerifyError::Setup(format!(
-                "--table {wanted}: not a tenant table here"
+                "--table {wanted}: not a tenant table here{}",
+                crate::suggest::did_you_mean(wanted, &names)
             )));
         }
     }

@@ -106,6 +106,30 @@ async fn a_misspelt_table_or_role_is_refused_with_the_existing_name() {
         0,
         "a refused apply changed nothing"
     );
+
+    db.spec(&simple_spec(&role, &["projects"]));
+    db.rlsctl(&["apply"]).success();
+    let run = db.rlsctl(&["verify", "--table", "projetcs"]).failure();
+    assert!(
+        run.stderr.contains("did you mean `projects`?"),
+        "{}",
+        run.stderr
+    );
+    let run = db
+        .rlsctl(&[
+            "migrate-existing",
+            "--table",
+            "projetcs",
+            "--constant",
+            "00000000-0000-0000-0000-000000000001",
+            "--dry-run",
+        ])
+        .failure();
+    assert!(
+        run.stderr.contains("did you mean `public.projects`?"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[tokio::test]
