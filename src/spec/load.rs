@@ -133,10 +133,22 @@ fn yaml_message(error: &serde_saphyr::Error) -> String {
         .to_string()
 }
 
-/// serde's "unknown field `colum`, expected one of …" with the closest
-/// expected key named first.
+/// serde's "unknown field `colum`, expected one of …" (and "unknown variant")
+/// with the closest expected name first; the parser's advice to its own
+/// callers about duplicate keys turned into advice for the spec's author.
 fn suggest_known_field(message: &str) -> String {
-    let Some(rest) = message.strip_prefix("unknown field `") else {
+    if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        return format!("duplicate key `{key}`: a key appears once per map; merge the two entries");
+    }
+    let (what, rest) = if let Some(rest) = message.strip_prefix("unknown field `") {
+        ("field", rest)
+    } else if let Some(rest) = message.strip_prefix("unknown variant `") {
+        ("value", rest)
+    } else {
         return message.to_string();
     };
     let Some((field, expected)) = rest.split_once('`') else {
@@ -151,7 +163,7 @@ fn suggest_known_field(message: &str) -> String {
         .collect();
     match crate::suggest::closest(field, &known) {
         Some(key) => format!(
-            "unknown field `{field}`: did you mean `{key}`? ({})",
+            "unknown {what} `{field}`: did you mean `{key}`? ({})",
             expected.trim_start_matches([',', ' '])
         ),
         None => message.to_string(),
@@ -987,6 +999,20 @@ mod tests {
         assert!(err.message.contains("did you mean `login`?"), "{err}");
         let err = parse("roles:\n  - name: a\n    colour: blue\n").unwrap_err();
         assert!(!err.message.contains("did you mean"), "{err}");
+        let err = parse("tenancy:\n  type: uuidv7\n").unwrap_err();
+        assert!(
+            err.message
+                .starts_with("unknown value `uuidv7`: did you mean `uuid`?"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_duplicate_key_is_explained_to_the_author() {
+        let err = parse("tables:\n  - x\ntables:\n  - y\n").unwrap_err();
+        assert_eq!(err.origin.as_ref().map(|o| o.line), Some(3), "{err}");
+        assert!(err.message.starts_with("duplicate key `tables`"), "{err}");
+        assert!(!err.message.contains("DuplicateKeyPolicy"), "{err}");
     }
 
     #[test]
