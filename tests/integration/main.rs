@@ -29,6 +29,7 @@ mod one_flag_vocabulary;
 mod partitions_are_covered_by_their_parent;
 mod plan_and_audit_on_a_read_only_server;
 mod privileged_roles_are_refused;
+mod progress_on_long_work;
 mod prune_of_an_empty_spec_needs_allow_empty;
 mod read_only_commands_change_nothing;
 mod roles_exist_before_migrations;
