@@ -38,7 +38,10 @@ impl fmt::Display for Refused {
 pub enum AdoptedFunctionError {
     #[error("{0}")]
     Refused(#[from] Refused),
-    #[error("checking the context function {function}(): {source}")]
+    #[error(
+        "checking the context function {function}(): {}",
+        crate::errors::database_message(source)
+    )]
     Database {
         function: QualifiedName,
         source: sqlx::Error,

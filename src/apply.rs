@@ -221,7 +221,7 @@ async fn prepare(
             )
             .await?;
         }
-        migrations::run(conn, &found).await?
+        migrations::run(conn, &settings.migrations_dir, &found).await?
     };
 
     let scope = Scope {

@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum CommandKind {
     /// Parse and check policies/*.yaml without a database.
-    Validate(SpecArgs),
+    Validate(ValidateArgs),
     /// Print the full DDL the spec implies, as if the database were empty (offline).
     Sql(SpecArgs),
     /// Show the statements `apply` would run against this database (changes nothing).
@@ -94,6 +94,11 @@ pub enum CommandKind {
     /// statement beyond the TODOs. Writes only policies/rlsctl.yaml (or --config DIR) and
     /// refuses when the folder already holds *.yaml files, unless --force.
     Init(InitArgs),
+    /// Print the JSON Schema of policies/*.yaml, for editor completion and checks.
+    ///
+    /// The repository publishes it as schema/policies.schema.json; point an editor at it
+    /// with `# yaml-language-server: $schema=…` on a spec file's first line.
+    Schema,
     /// Explain an audit finding id: what it means, why it matters, how to fix it.
     Explain {
         /// A finding id, e.g. POLICY_WITHOUT_TENANT_FILTER (case-insensitive).
@@ -119,12 +124,15 @@ pub struct InitArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
-    /// Grouped by severity, one line per finding.
-    Table,
+    /// Grouped by severity, one line per finding (`table` is accepted too).
+    #[value(alias = "table")]
+    Text,
     /// Versioned JSON (schema_version) for CI and other tools.
     Json,
     /// A report for SOC2 evidence: summary, tables, roles, history, findings.
     Markdown,
+    /// SARIF 2.1.0 for code scanning: findings at their spec lines.
+    Sarif,
 }
 
 #[derive(Debug, Args)]
@@ -133,8 +141,12 @@ pub struct AuditArgs {
     #[arg(long, value_name = "DIR")]
     pub config: Option<PathBuf>,
     /// Admin connection URL. Default: $RLSCTL_ADMIN_DATABASE_URL, then $DATABASE_URL.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with = "ephemeral")]
     pub database_url: Option<String>,
+    /// Audit what the spec builds: a throwaway local PostgreSQL with ./migrations and the
+    /// spec applied first, removed afterwards.
+    #[arg(long, conflicts_with = "roles")]
+    pub ephemeral: bool,
     /// A runtime role to audit (repeatable). Without a spec, this is required.
     #[arg(long = "role", value_name = "ROLE")]
     pub roles: Vec<String>,
@@ -151,7 +163,7 @@ pub struct AuditArgs {
     /// Without a spec: settings that carry the tenant (repeatable).
     #[arg(long = "setting", value_name = "NAME", default_values = ["app.current_tenant_id", "request.jwt.claims"])]
     pub settings: Vec<String>,
-    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
     /// Write the report to FILE instead of stdout.
     #[arg(long, value_name = "FILE")]
@@ -176,6 +188,25 @@ pub struct SpecArgs {
     pub config: PathBuf,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ValidateFormat {
+    /// One line: what the spec declares.
+    Text,
+    /// For machines: one JSON document on stdout.
+    Json,
+    /// SARIF 2.1.0 for code scanning: an invalid spec as a result at its line.
+    Sarif,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Folder of *.yaml spec files.
+    #[arg(long, value_name = "DIR", default_value = "policies")]
+    pub config: PathBuf,
+    #[arg(long, value_enum, default_value_t = ValidateFormat::Text)]
+    pub format: ValidateFormat,
 }
 
 #[derive(Debug, Args)]
@@ -262,8 +293,12 @@ pub struct VerifyArgs {
     pub config: Option<PathBuf>,
     /// Admin connection URL: must be allowed to SET ROLE to the runtime role and to
     /// bypass RLS to plant probe rows. Default: $RLSCTL_ADMIN_DATABASE_URL, then $DATABASE_URL.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with = "ephemeral")]
     pub database_url: Option<String>,
+    /// Verify what the spec builds: a throwaway local PostgreSQL with ./migrations and the
+    /// spec applied first, removed afterwards.
+    #[arg(long, conflicts_with = "roles")]
+    pub ephemeral: bool,
     /// The runtime role to act as (repeatable). Without a spec, this is required.
     #[arg(long = "role", value_name = "ROLE")]
     pub roles: Vec<String>,
@@ -386,6 +421,15 @@ mod tests {
         for kept in ["5s", "500ms", "1", "1.5s", " 2 min", "1h"] {
             assert_eq!(lock_timeout(kept).as_deref(), Ok(kept.trim()));
         }
+    }
+
+    #[test]
+    fn audit_format_table_is_still_text() {
+        let cli = Cli::try_parse_from(["rlsctl", "audit", "--format", "table"]).unwrap();
+        let CommandKind::Audit(args) = cli.command else {
+            panic!("audit");
+        };
+        assert_eq!(args.format, ReportFormat::Text);
     }
 
     #[test]

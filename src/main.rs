@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rlsctl::cli::Cli;
-use rlsctl::commands::{Exit, run};
+use rlsctl::commands::{Exit, is_closed_stdout, run};
 use rlsctl::connect::redact_in_message;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -34,6 +34,8 @@ async fn main() -> ExitCode {
     let exit = tokio::select! {
         result = run(cli) => match result {
             Ok(exit) => exit,
+            // `rlsctl sql | head`: the reader had enough.
+            Err(e) if is_closed_stdout(&e) => Exit::Success,
             Err(e) => {
                 eprintln!("error: {e:#}");
                 Exit::Failure

@@ -11,8 +11,13 @@ pub fn check(spec: &Spec, live: &Snapshot) -> Result<(), SpecError> {
             return Err(SpecError::at(
                 &table.origin,
                 format!(
-                    "table {} does not exist in database {} (after running migrations)",
-                    table.name, live.database
+                    "table {} does not exist in database {} (after running migrations){}",
+                    table.name,
+                    live.database,
+                    crate::suggest::did_you_mean(
+                        &table.name.to_string(),
+                        &tables.keys().map(|t| t.to_string()).collect::<Vec<_>>()
+                    )
                 ),
             ));
         };
@@ -54,8 +59,15 @@ pub fn check(spec: &Spec, live: &Snapshot) -> Result<(), SpecError> {
                 return Err(SpecError::at(
                     &policy.origin,
                     format!(
-                        "policy `{}` names role `{role}`, which is neither declared under `roles:` nor exists",
-                        policy.name
+                        "policy `{}` names role `{role}`, which is neither declared under `roles:` nor exists{}",
+                        policy.name,
+                        crate::suggest::did_you_mean(
+                            role,
+                            spec.roles
+                                .iter()
+                                .map(|r| &r.name)
+                                .chain(live.state.roles.keys())
+                        )
                     ),
                 ));
             }
@@ -66,8 +78,10 @@ pub fn check(spec: &Spec, live: &Snapshot) -> Result<(), SpecError> {
             return Err(SpecError::at(
                 &maintenance.origin,
                 format!(
-                    "maintenance role `{}` does not exist: it is an existing admin role (often the one rlsctl connects as, here `{}`), which rlsctl neither creates nor alters",
-                    maintenance.role, live.current_user
+                    "maintenance role `{}` does not exist{}: it is an existing admin role (often the one rlsctl connects as, here `{}`), which rlsctl neither creates nor alters",
+                    maintenance.role,
+                    crate::suggest::did_you_mean(&maintenance.role, live.state.roles.keys()),
+                    live.current_user
                 ),
             ));
         }

@@ -277,12 +277,16 @@ pub fn run(ctx: &Context, exceptions: &[Exception]) -> Vec<Finding> {
 
 /// Looks a check up by id, for `rlsctl explain`.
 pub fn explain(id: &str) -> Option<CheckInfo> {
+    known_findings().find(|info| info.id.eq_ignore_ascii_case(id))
+}
+
+/// Every finding audit can report, posture checks first, then drift.
+pub fn known_findings() -> impl Iterator<Item = CheckInfo> {
     checks::ALL
         .iter()
         .map(|c| c.info)
         .chain(checks::drift::INFOS.iter().copied())
         .chain(checks::maintenance::INFOS.iter().copied())
-        .find(|info| info.id.eq_ignore_ascii_case(id))
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub(super) async fn run(args: &DatabaseArgs) -> Result<Exit> {
     let outcome = apply::apply(&mut conn, &spec, &settings, &mut |m| eprintln!("{m}"))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut out = std::io::stdout().lock();
+    let mut out = super::stdout::stdout();
     match args.spec.format {
         Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&outcome)?)?,
         Format::Text => {

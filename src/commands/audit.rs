@@ -31,7 +31,13 @@ pub(super) async fn run(args: &AuditArgs) -> Result<Exit> {
             tenant_settings: args.settings.clone(),
         }
     };
-    let mut conn = connect(&args.database_url).await?;
+    let (_server, mut conn) = match (&target.spec, args.ephemeral) {
+        (Some(spec), true) => {
+            let (server, conn) = super::database::open_applied_ephemeral(spec).await?;
+            (Some(server), conn)
+        }
+        _ => (None, connect(&args.database_url).await?),
+    };
     let report = crate::audit::audit(&mut conn, &target)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -41,7 +47,7 @@ pub(super) async fn run(args: &AuditArgs) -> Result<Exit> {
                 std::fs::File::create(path)
                     .with_context(|| format!("creating {}", path.display()))?,
             );
-            write_report(&mut file, &report, args.format, false)?;
+            write_report(&mut file, &report, target.spec.as_ref(), args.format, false)?;
             file.flush()?;
             eprintln!(
                 "wrote {}: {} tenant tables examined; {} errors, {} warnings, {} info, {} accepted",
@@ -54,8 +60,9 @@ pub(super) async fn run(args: &AuditArgs) -> Result<Exit> {
             );
         }
         None => write_report(
-            &mut std::io::stdout().lock(),
+            &mut super::stdout::stdout(),
             &report,
+            target.spec.as_ref(),
             args.format,
             color_stdout(),
         )?,
@@ -75,11 +82,13 @@ pub(super) async fn run(args: &AuditArgs) -> Result<Exit> {
 pub(super) fn write_report(
     out: &mut impl Write,
     report: &Report,
+    spec: Option<&crate::spec::Spec>,
     format: ReportFormat,
     color: bool,
 ) -> std::io::Result<()> {
     match format {
-        ReportFormat::Table => write_table(out, report, color),
+        ReportFormat::Text => write_table(out, report, color),
+        ReportFormat::Sarif => crate::sarif::write_audit(out, report, spec),
         ReportFormat::Json => write_json(out, report),
         ReportFormat::Markdown => write_markdown(out, report),
     }

@@ -50,7 +50,7 @@ pub(super) async fn run(args: &CheckArgs) -> Result<Exit> {
         Exit::Success if !audit_failed => Exit::Success,
         _ => Exit::Attention,
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = super::stdout::stdout();
     match db_args.spec.format {
         Format::Json => writeln!(
             out,
@@ -66,7 +66,7 @@ pub(super) async fn run(args: &CheckArgs) -> Result<Exit> {
             let color = color_stdout();
             print_applied(&mut out, &outcome, &shown_url)?;
             writeln!(out)?;
-            write_report(&mut out, &report, ReportFormat::Table, color)?;
+            write_report(&mut out, &report, None, ReportFormat::Text, color)?;
             writeln!(out)?;
             crate::verify::report::write_table(&mut out, &matrix, color)?;
             let s = &report.summary;

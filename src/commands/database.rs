@@ -41,3 +41,26 @@ pub(super) fn apply_settings(args: &DatabaseArgs) -> Settings {
         lock_timeout: args.lock_timeout.clone(),
     }
 }
+
+/// `audit --ephemeral`, `verify --ephemeral`: a throwaway server with the
+/// migrations (`./migrations`, if any) and `spec` applied, so they judge what
+/// the repository builds. The server lives as long as the returned handle.
+pub(super) async fn open_applied_ephemeral(
+    spec: &crate::spec::Spec,
+) -> Result<(EphemeralServer, PgConnection)> {
+    eprintln!("starting a throwaway PostgreSQL…");
+    let server = EphemeralServer::start()?;
+    let mut conn = connect_to(&server.url()).await?;
+    let settings = Settings {
+        migrations_dir: "migrations".into(),
+        migrations_required: false,
+        prune: false,
+        allow_empty: false,
+        allow_rls_filtered_migrations: false,
+        lock_timeout: "5s".into(),
+    };
+    crate::apply::apply(&mut conn, spec, &settings, &mut |m| eprintln!("{m}"))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((server, conn))
+}

@@ -1,5 +1,7 @@
 //! `rlsctl explain ID`: what an audit finding means and how to fix it.
 
+use std::io::Write;
+
 use anyhow::Result;
 
 use super::Exit;
@@ -13,13 +15,14 @@ pub(super) fn run(id: &str) -> Result<Exit> {
             .collect();
         anyhow::bail!("no finding `{id}`; known ids:\n  {}", ids.join("\n  "));
     };
-    println!(
+    writeln!(
+        super::stdout::stdout(),
         "{} ({})\n\n{}\n\nWhy it matters: {}\n\nFix: {}",
         info.id,
         info.severity.label(),
         info.title,
         info.why,
         info.fix
-    );
+    )?;
     Ok(Exit::Success)
 }

@@ -49,7 +49,7 @@ pub(super) async fn run(args: &MigrateArgs) -> Result<Exit> {
         lock_timeout: "2s".into(),
     };
     let (server, _shown_url, mut conn) = open_database(db_args).await?;
-    let mut out = std::io::stdout().lock();
+    let mut out = super::stdout::stdout();
     if args.dry_run {
         let steps = crate::migrate::dry_run(&mut conn, &spec, &request)
             .await

@@ -16,8 +16,10 @@ mod migrate_existing;
 mod plan;
 mod progress_bar;
 mod report;
+mod schema;
 mod sql;
 mod statements;
+mod stdout;
 mod validate;
 mod verify;
 
@@ -31,6 +33,8 @@ pub enum Exit {
     Usage = 64,
 }
 
+pub use stdout::is_closed_stdout;
+
 pub async fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
         CommandKind::Validate(args) => validate::run(&args),
@@ -42,6 +46,7 @@ pub async fn run(cli: Cli) -> Result<Exit> {
         CommandKind::Check(args) => check::run(&args).await,
         CommandKind::MigrateExisting(args) => migrate_existing::run(&args).await,
         CommandKind::Report(args) => report::run(&args).await,
+        CommandKind::Schema => schema::run(),
         CommandKind::Explain { id } => explain::run(&id),
         CommandKind::Init(args) => init::run(&args).await,
     }

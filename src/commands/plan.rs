@@ -20,7 +20,7 @@ pub(super) async fn run(args: &PlanArgs) -> Result<Exit> {
     let outcome = apply::plan(&mut conn, &spec, &settings)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut out = std::io::stdout().lock();
+    let mut out = super::stdout::stdout();
     match db_args.spec.format {
         Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&outcome)?)?,
         Format::Text => print_plan(&mut out, &outcome, &shown_url)?,

@@ -24,7 +24,7 @@ pub(super) fn run(args: &SpecArgs) -> Result<Exit> {
     )
     .changes;
     let statements = render(&changes, &Passwords::Masked)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = super::stdout::stdout();
     match args.format {
         Format::Json => {
             let views: Vec<_> = statements.iter().map(Statement::view).collect();

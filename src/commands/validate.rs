@@ -1,16 +1,28 @@
 //! `rlsctl validate`: read the spec and say what it declares.
 
+use std::io::Write;
+
 use anyhow::Result;
 
 use super::Exit;
-use super::load_spec::load_spec;
-use crate::cli::{Format, SpecArgs};
+use super::stdout::stdout;
+use crate::cli::{ValidateArgs, ValidateFormat};
 
-pub(super) fn run(args: &SpecArgs) -> Result<Exit> {
-    let spec = load_spec(args)?;
+pub(super) fn run(args: &ValidateArgs) -> Result<Exit> {
+    let loaded = crate::spec::load(&args.config);
+    let mut out = stdout();
+    if args.format == ValidateFormat::Sarif {
+        // The log is the result either way; the exit status and stderr still
+        // say whether the spec is valid.
+        crate::sarif::write_validation(&mut out, loaded.as_ref())?;
+    }
+    // The error is already a located, rendered message.
+    let spec = loaded.map_err(|e| anyhow::anyhow!("{e}"))?;
     let runtime: Vec<&str> = spec.runtime_roles().map(|r| r.name.as_str()).collect();
     match args.format {
-        Format::Json => println!(
+        ValidateFormat::Sarif => Ok(()),
+        ValidateFormat::Json => writeln!(
+            out,
             "{}",
             serde_json::json!({
                 "valid": true,
@@ -21,13 +33,14 @@ pub(super) fn run(args: &SpecArgs) -> Result<Exit> {
                 "spec_hash": spec.hash,
             })
         ),
-        Format::Text => println!(
+        ValidateFormat::Text => writeln!(
+            out,
             "{}: valid: {} tables, runtime roles {}, {} extra policies",
             args.config.display(),
             spec.tables.len(),
             runtime.join(", "),
             spec.policies.len()
         ),
-    }
+    }?;
     Ok(Exit::Success)
 }

@@ -13,6 +13,13 @@ use crate::verify::{Binding, Matrix, Target as VerifyTarget};
 
 pub(super) async fn run(args: &VerifyArgs) -> Result<Exit> {
     let spec = spec_unless_roles_given(&args.config, &args.roles, "verify")?;
+    let (_server, mut conn) = match (&spec, args.ephemeral) {
+        (Some(spec), true) => {
+            let (server, conn) = super::database::open_applied_ephemeral(spec).await?;
+            (Some(server), conn)
+        }
+        _ => (None, connect(&args.database_url).await?),
+    };
     let mut target = if let Some(spec) = spec {
         let mut target = VerifyTarget::from_spec(&spec);
         if !args.roles.is_empty() {
@@ -43,9 +50,8 @@ pub(super) async fn run(args: &VerifyArgs) -> Result<Exit> {
         }
     };
     target.only = args.tables.clone();
-    let mut conn = connect(&args.database_url).await?;
     let matrix = run_verify(&mut conn, &target).await?;
-    let mut out = std::io::stdout().lock();
+    let mut out = super::stdout::stdout();
     match args.format {
         Format::Json => crate::verify::report::write_json(&mut out, &matrix)?,
         Format::Text => crate::verify::report::write_table(&mut out, &matrix, color_stdout())?,

@@ -107,8 +107,16 @@ async fn subject<'a>(
 ) -> Result<Subject<'a>, MigrateError> {
     let declared = spec.table(&request.table).ok_or_else(|| {
         MigrateError::Refused(format!(
-            "table {} is not declared in the spec: add it under `tables:` first",
-            request.table
+            "table {} is not declared in the spec{}: add it under `tables:` first",
+            request.table,
+            crate::suggest::did_you_mean(
+                &request.table.to_string(),
+                &spec
+                    .tables
+                    .iter()
+                    .map(|t| t.name.to_string())
+                    .collect::<Vec<_>>()
+            )
         ))
     })?;
     let snapshot = catalog::read(conn, &Scope::default())

@@ -18,13 +18,39 @@ use std::path::Path;
 use refinery::{AsyncMigrate, Migration, Runner};
 use refinery_core::traits::r#async::{AsyncQuery, AsyncTransaction};
 use sqlx::PgConnection;
+
+use crate::quote::display_ident;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 pub const HISTORY_TABLE: &str = "rlsctl.refinery_schema_history";
 
 /// A sqlx connection as refinery sees it.
-pub struct RefineryConnection<'c>(pub &'c mut PgConnection);
+pub struct RefineryConnection<'c> {
+    conn: &'c mut PgConnection,
+    /// The statement that failed, to name its file and line afterwards.
+    failed: Option<FailedStatement>,
+}
+
+impl<'c> RefineryConnection<'c> {
+    pub fn new(conn: &'c mut PgConnection) -> Self {
+        RefineryConnection { conn, failed: None }
+    }
+}
+
+/// What the server said about the one statement of a migration that failed.
+#[derive(Debug)]
+struct FailedStatement {
+    /// The whole text refinery sent: the migration file's content.
+    query: String,
+    /// The byte offset of the failed statement in `query`.
+    offset: usize,
+    statement: String,
+    code: Option<String>,
+    /// The server's 1-based character position within `statement`.
+    position: Option<usize>,
+    message: String,
+}
 
 impl AsyncTransaction for RefineryConnection<'_> {
     type Error = sqlx::Error;
@@ -36,10 +62,38 @@ impl AsyncTransaction for RefineryConnection<'_> {
         let mut count = 0;
         // Already inside rlsctl's transaction: no BEGIN/COMMIT of our own.
         for query in queries {
-            // Migration files are SQL written to be run as-is.
-            sqlx::raw_sql(sqlx::AssertSqlSafe(query.to_string()))
-                .execute(&mut *self.0)
-                .await?;
+            // One statement at a time, as PostgreSQL's grammar splits the
+            // file: inside the transaction that runs the same, and a failure
+            // is then known to the statement (a lock wait names its tables).
+            // A file the grammar rejects goes whole, and the server's error
+            // position is into the file itself.
+            let statements = pg_query::split_with_parser(query).unwrap_or_else(|_| vec![query]);
+            for statement in statements {
+                // Migration files are SQL written to be run as-is.
+                let result = sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_string()))
+                    .execute(&mut *self.conn)
+                    .await;
+                if let Err(error) = result {
+                    self.failed = Some(FailedStatement {
+                        query: query.to_string(),
+                        offset: statement.as_ptr() as usize - query.as_ptr() as usize,
+                        statement: statement.to_string(),
+                        code: error
+                            .as_database_error()
+                            .and_then(|db| db.code())
+                            .map(|c| c.into_owned()),
+                        position: error
+                            .as_database_error()
+                            .and_then(|db| db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
+                            .and_then(|pg| match pg.position() {
+                                Some(sqlx::postgres::PgErrorPosition::Original(at)) => Some(at),
+                                _ => None,
+                            }),
+                        message: crate::errors::database_message(&error),
+                    });
+                    return Err(error);
+                }
+            }
             count += 1;
         }
         Ok(count)
@@ -51,7 +105,7 @@ impl AsyncQuery<Vec<Migration>> for RefineryConnection<'_> {
         // refinery's own query against its own history table.
         let rows: Vec<(i32, String, String, String)> =
             sqlx::query_as(sqlx::AssertSqlSafe(query.to_string()))
-                .fetch_all(&mut *self.0)
+                .fetch_all(&mut *self.conn)
                 .await?;
         rows.into_iter()
             .map(|(version, name, applied_on, checksum)| {
@@ -77,6 +131,8 @@ pub enum MigrationError {
     },
     #[error("migration failed: {0}")]
     Run(String),
+    #[error("{0}")]
+    Statement(String),
     #[error("{0}\nNothing was run.")]
     Refused(Box<Refused>),
     #[error(
@@ -91,7 +147,7 @@ pub enum MigrationError {
     },
     #[error("cannot read migration {file}: {message}")]
     Read { file: String, message: String },
-    #[error("{0}")]
+    #[error("{}", crate::errors::database_message(.0))]
     Database(#[from] sqlx::Error),
 }
 
@@ -131,9 +187,11 @@ fn files(dir: &Path) -> Result<Vec<(std::path::PathBuf, String)>, MigrationError
 }
 
 /// Runs the pending migrations on `conn` (inside the caller's transaction);
-/// returns the names of those applied, like `V1__init`.
+/// returns the names of those applied, like `V1__init`. A failure names the
+/// file in `dir` and the line of the failing statement.
 pub async fn run(
     conn: &mut PgConnection,
+    dir: &Path,
     migrations: &[Migration],
 ) -> Result<Vec<String>, MigrationError> {
     if migrations.is_empty() {
@@ -144,15 +202,87 @@ pub async fn run(
         .await?;
     let mut runner = Runner::new(migrations).set_abort_divergent(true);
     runner.set_migration_table_name(HISTORY_TABLE);
-    let report = runner
-        .run_async(&mut RefineryConnection(conn))
-        .await
-        .map_err(|e| MigrationError::Run(describe(&e)))?;
+    let mut connection = RefineryConnection::new(conn);
+    let result = runner.run_async(&mut connection).await;
+    let report = match (result, connection.failed.take()) {
+        (Ok(report), _) => report,
+        (Err(_), Some(failed)) => return Err(located(dir, &failed)),
+        (Err(e), None) => return Err(MigrationError::Run(describe(&e))),
+    };
     Ok(report
         .applied_migrations()
         .iter()
         .map(|m| format!("V{}__{}", m.version(), m.name()))
         .collect())
+}
+
+/// `file:line:column: message`, the line shown beneath, for the statement of
+/// a migration file that failed; for a lock wait, the tables it waited for.
+fn located(dir: &Path, failed: &FailedStatement) -> MigrationError {
+    let file = files(dir)
+        .ok()
+        .and_then(|found| found.into_iter().find(|(_, sql)| *sql == failed.query))
+        .map(|(shown, _)| shown.display().to_string())
+        .unwrap_or_else(|| "a migration".to_string());
+    // The server counts characters; the file is indexed by bytes.
+    let within = failed
+        .position
+        .and_then(|at| failed.statement.char_indices().nth(at.saturating_sub(1)))
+        .map(|(byte, _)| byte)
+        .unwrap_or_else(|| {
+            // No position: the statement's first non-blank character.
+            failed.statement.len() - failed.statement.trim_start().len()
+        });
+    let at = (failed.offset + within).min(failed.query.len());
+    let before = &failed.query[..at];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = failed.query[line_start..at].chars().count() + 1;
+    let source_line = failed.query[line_start..]
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end();
+    let message = if failed.code.as_deref() == Some("55P03") {
+        let mut tables: Vec<String> = pg_query::parse(&failed.statement, 0)
+            .map(|parsed| {
+                parsed
+                    .protobuf
+                    .nodes()
+                    .into_iter()
+                    .filter_map(|(node, ..)| match node {
+                        pg_query::NodeRef::RangeVar(v) if v.schemaname.is_empty() => {
+                            Some(display_ident(&v.relname))
+                        }
+                        pg_query::NodeRef::RangeVar(v) => Some(format!(
+                            "{}.{}",
+                            display_ident(&v.schemaname),
+                            display_ident(&v.relname)
+                        )),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        tables.sort();
+        tables.dedup();
+        let on = if tables.is_empty() {
+            "a lock".to_string()
+        } else {
+            format!("a lock on {}", tables.join(", "))
+        };
+        format!(
+            "waited longer than lock_timeout for {on}: another session holds it (a long transaction?). Retry when it ends, or pass a longer --lock-timeout"
+        )
+    } else {
+        failed.message.clone()
+    };
+    let number = line.to_string();
+    let pad = " ".repeat(number.len());
+    MigrationError::Statement(format!(
+        "{file}:{line}:{column}: migration failed: {message}\n{pad} |\n{number} | {source_line}\n{pad} | {caret}^\nNothing was applied: the transaction was rolled back.",
+        caret = " ".repeat(column - 1),
+    ))
 }
 
 /// The names of `migrations` not yet recorded as applied, read without

@@ -78,7 +78,12 @@ pub fn check(file: &Path, sql: &str) -> Result<(), Refused> {
     let parsed = match pg_query::parse(sql, 0) {
         Ok(parsed) => parsed,
         Err(error) => {
-            let mut refused = at(0, "PostgreSQL's grammar cannot read this migration", "");
+            let offset = unreadable_statement(sql).unwrap_or(0);
+            let mut refused = at(
+                offset,
+                "PostgreSQL's grammar cannot read this migration",
+                "",
+            );
             refused.statement = error.to_string();
             refused.instead = "Fix the syntax; rlsctl checks every migration before running any.";
             return Err(refused);
@@ -140,6 +145,36 @@ fn has_option(params: &[protobuf::Node], name: &str) -> bool {
 
 /// libpg_query's statement location includes the whitespace and comments
 /// before it; a person wants the line where the statement's first word is.
+/// Where the first statement PostgreSQL's grammar cannot read starts. The
+/// scanner splits statements even where the grammar fails, but leaves out
+/// those that do not start with a keyword: the first piece it skipped, or
+/// the first it kept that does not parse, is the one.
+fn unreadable_statement(sql: &str) -> Option<usize> {
+    let content = |from: usize, to: usize| {
+        let mut at = from;
+        loop {
+            at += leading_trivia(&sql[at..to]);
+            match sql[at..to].strip_prefix(';') {
+                Some(_) => at += 1,
+                None => break,
+            }
+        }
+        (at < to).then_some(at)
+    };
+    let mut previous_end = 0;
+    for statement in pg_query::split_with_scanner(sql).ok()? {
+        let start = statement.as_ptr() as usize - sql.as_ptr() as usize;
+        if let Some(skipped) = content(previous_end, start) {
+            return Some(skipped);
+        }
+        if pg_query::parse(statement, 0).is_err() {
+            return content(start, start + statement.len()).or(Some(start));
+        }
+        previous_end = start + statement.len();
+    }
+    content(previous_end, sql.len())
+}
+
 fn leading_trivia(rest: &str) -> usize {
     let mut i = 0;
     let bytes = rest.as_bytes();
@@ -247,5 +282,22 @@ mod tests {
     #[test]
     fn a_file_the_grammar_cannot_read_is_refused_before_anything_runs() {
         assert!(refused("CREATE TABLE (;").is_some());
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_line_of_its_statement() {
+        for (sql, line) in [
+            (
+                "CREATE TABLE t (a int);\n\n-- then\nSELEC 1;\nSELECT 2;\n",
+                4,
+            ),
+            ("SELECT 1;\nCREATE TABLE (;\n", 2),
+            ("SELECT 1;\n/* last */ SELEC 2\n", 2),
+            ("SELEC 1;", 1),
+        ] {
+            let refused = check(Path::new("migrations/V1__x.sql"), sql).unwrap_err();
+            assert_eq!(refused.line, line, "{refused}");
+            assert!(refused.to_string().contains("syntax error"), "{refused}");
+        }
     }
 }

@@ -42,7 +42,7 @@ pub enum NormalizeError {
         table: QualifiedName,
         expression: String,
     },
-    #[error("{0}")]
+    #[error("{}", crate::errors::database_message(.0))]
     Database(#[from] sqlx::Error),
 }
 

@@ -6,57 +6,82 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_saphyr::Spanned;
 
-#[derive(Debug, Default, Deserialize)]
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use std::borrow::Cow;
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Document {
+    /// How a row's tenant is stored and bound; every key has a default.
+    #[schemars(with = "Option<TenancyDoc>")]
     pub tenancy: Option<Spanned<TenancyDoc>>,
+    /// Runtime roles (tenant-isolated) and declared cross-tenant roles.
     #[serde(default)]
+    #[schemars(with = "Vec<RoleDoc>")]
     pub roles: Vec<Spanned<RoleDoc>>,
+    /// Tenant tables: each gets ENABLE and FORCE ROW LEVEL SECURITY, the tenant policy and index.
     #[serde(default)]
+    #[schemars(with = "Vec<TableDoc>")]
     pub tables: Vec<Spanned<TableDoc>>,
+    /// Extra policies beside the tenant policy (restrictive or permissive).
     #[serde(default)]
+    #[schemars(with = "Vec<PolicyDoc>")]
     pub policies: Vec<Spanned<PolicyDoc>>,
+    /// Rows every tenant may see (or write), by a predicate, with the reason on record.
     #[serde(default)]
+    #[schemars(with = "Vec<CrossTenantDoc>")]
     pub cross_tenant: Vec<Spanned<CrossTenantDoc>>,
+    /// Audit findings accepted on purpose: shown as accepted, not hidden.
     #[serde(default)]
+    #[schemars(with = "Vec<ExceptionDoc>")]
     pub exceptions: Vec<Spanned<ExceptionDoc>>,
+    /// Existing roles (the admin) that read or write every tenant's rows.
     #[serde(default)]
+    #[schemars(with = "Vec<MaintenanceDoc>")]
     pub maintenance: Vec<Spanned<MaintenanceDoc>>,
+    /// Tenant lookups for workers that hold a key (a session id), not a tenant.
     #[serde(default)]
+    #[schemars(with = "Vec<ResolverDoc>")]
     pub resolvers: Vec<Spanned<ResolverDoc>>,
 }
 
 /// A tenant resolver: look a value (a provider session id, an API key) up
 /// in one table and return its tenant (see `crate::resolver`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolverDoc {
     /// The function's name, `schema.name` (default schema: the context function's).
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     /// The lookup table, `schema.table` or `table`.
+    #[schemars(with = "String")]
     pub table: Spanned<String>,
     /// The column the argument is compared to.
+    #[schemars(with = "String")]
     pub key: Spanned<String>,
     /// The argument's type (default text).
     pub key_type: Option<TenantType>,
     /// The lookup table's tenant column (default: the tenancy's column).
+    #[schemars(with = "Option<String>")]
     pub tenant_column: Option<Spanned<String>>,
     /// The declared roles that may call it.
+    #[schemars(with = "Vec<String>")]
     pub roles: Vec<Spanned<String>>,
 }
 
 /// An existing admin or maintenance role's declared access to every tenant's
 /// rows (data migrations, backfills), with the reason on record.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceDoc {
+    #[schemars(with = "String")]
     pub role: Spanned<String>,
     pub access: Access,
     pub reason: Option<String>,
 }
 
 /// An audit finding the team accepts, with the reason on record.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExceptionDoc {
     pub finding: String,
@@ -64,28 +89,37 @@ pub struct ExceptionDoc {
     pub reason: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenancyDoc {
+    /// The tenant column of every tenant table (default `tenant_id`).
+    #[schemars(with = "Option<String>")]
     pub column: Option<Spanned<String>>,
+    /// The tenant column's type (default `uuid`).
     #[serde(rename = "type")]
     pub column_type: Option<TenantType>,
+    /// Where the application binds the tenant (default: the setting `app.current_tenant_id`).
+    #[schemars(with = "Option<SourceDoc>")]
     pub source: Option<Spanned<SourceDoc>>,
+    #[schemars(with = "Option<FunctionDoc>")]
     pub function: Option<Spanned<FunctionDoc>>,
+    /// What a query with no tenant bound gets: no rows (`deny`, default) or an error.
     pub when_unbound: Option<WhenUnbound>,
     /// The tenant policy's name; `{table}` stands for each table's name.
+    #[schemars(with = "Option<String>")]
     pub policy_name: Option<Spanned<String>>,
     /// Tenant columns default to the bound tenant (the context function).
     pub default_from_context: Option<bool>,
     /// No context function: each tenant policy compares the tenant column
     /// with this expression as written (`current_setting('app.org', true)::uuid`).
+    #[schemars(with = "Option<String>")]
     pub inline: Option<Spanned<String>>,
     /// Who the tenant policies apply to: the runtime roles, or PUBLIC.
     pub policy_to: Option<PolicyTo>,
 }
 
 /// The roles a tenant policy is `TO`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PolicyTo {
     /// The declared runtime roles (the default).
@@ -107,11 +141,28 @@ pub struct FunctionDoc {
     pub managed: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct FunctionMap {
+    #[schemars(with = "String")]
     name: Spanned<String>,
     managed: Option<bool>,
+}
+
+impl JsonSchema for FunctionDoc {
+    fn schema_name() -> Cow<'static, str> {
+        "FunctionDoc".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "The tenant context function: its schema-qualified name (default `rls.current_tenant_id`), or a map; `managed: false` adopts a function the database already has, which rlsctl then checks instead of creating.",
+            "anyOf": [
+                { "type": "string" },
+                generator.subschema_for::<FunctionMap>(),
+            ]
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for FunctionDoc {
@@ -142,7 +193,7 @@ impl<'de> Deserialize<'de> for FunctionDoc {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TenantType {
     Uuid,
@@ -163,43 +214,54 @@ impl TenantType {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceDoc {
     /// A custom setting bound per transaction with `set_config(name, value, true)`.
+    #[schemars(with = "Option<String>")]
     pub setting: Option<Spanned<String>>,
     /// A claim of the JWT PostgREST/Supabase expose as `request.jwt.claims`.
+    #[schemars(with = "Option<String>")]
     pub jwt_claim: Option<Spanned<String>>,
     /// The setting holding the JWT claims (default `request.jwt.claims`).
+    #[schemars(with = "Option<String>")]
     pub claims_setting: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum WhenUnbound {
     Deny,
     Error,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Access {
     Read,
     ReadWrite,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleDoc {
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     #[serde(default)]
     pub login: bool,
+    #[schemars(with = "Option<String>")]
     pub password_env: Option<Spanned<String>>,
     pub cross_tenant: Option<Access>,
     pub reason: Option<String>,
     /// Only these of the declared tables (default: all of them).
+    #[schemars(with = "Option<Vec<String>>")]
     pub tables: Option<Vec<Spanned<String>>>,
     /// Only these commands (default: what each table allows, or the cross-tenant access).
+    #[schemars(with = "Option<Vec<Command>>")]
     pub commands: Option<Spanned<Vec<Command>>>,
 }
 
@@ -219,33 +281,59 @@ pub struct TableDoc {
 }
 
 /// How `migrate-existing` derives the tenant of rows that predate the column.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackfillDoc {
     /// Foreign-key columns to follow, e.g. `[task_id, project_id]`.
+    #[schemars(with = "Option<Vec<String>>")]
     pub via: Option<Vec<Spanned<String>>>,
     /// One tenant for every existing row (legacy single-customer data).
+    #[schemars(with = "Option<String>")]
     pub constant: Option<Spanned<String>>,
     /// A SQL expression over the row (alias `x`).
+    #[schemars(with = "Option<String>")]
     pub expression: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct TableMap {
+    #[schemars(with = "String")]
     name: Spanned<String>,
+    #[schemars(with = "Option<String>")]
     schema: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     column: Option<Spanned<String>>,
     commands: Option<Vec<Command>>,
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     index: Vec<Spanned<String>>,
+    #[schemars(with = "Option<BackfillDoc>")]
     backfill: Option<Spanned<BackfillDoc>>,
+    #[schemars(with = "Option<String>")]
     policy_name: Option<Spanned<String>>,
     default_from_context: Option<bool>,
     /// Values `verify` gives these columns in its probe rows, written as the
     /// column type's text input.
     #[serde(default)]
+    #[schemars(with = "std::collections::BTreeMap<String, String>")]
     probe_values: std::collections::HashMap<Spanned<String>, Spanned<String>>,
+}
+
+impl JsonSchema for TableDoc {
+    fn schema_name() -> Cow<'static, str> {
+        "TableDoc".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A tenant table: its name (`projects`, `app.projects`), or a map.",
+            "anyOf": [
+                { "type": "string" },
+                generator.subschema_for::<TableMap>(),
+            ]
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for TableDoc {
@@ -283,7 +371,17 @@ impl<'de> Deserialize<'de> for TableDoc {
 }
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Deserialize,
+    serde::Serialize,
+    JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Command {
@@ -294,25 +392,35 @@ pub enum Command {
     Delete,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PolicyKind {
     Permissive,
     Restrictive,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyDoc {
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
+    #[schemars(with = "Vec<String>")]
     pub tables: Vec<Spanned<String>>,
+    /// The command it applies to (default `all`).
     #[serde(default = "default_command")]
     pub command: Command,
+    /// `permissive` (default: OR-ed with the others) or `restrictive` (AND-ed).
     #[serde(default = "default_kind")]
     pub kind: PolicyKind,
+    /// The roles it applies to (default: the runtime roles).
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub roles: Vec<Spanned<String>>,
+    /// A SQL expression: which existing rows the command sees.
+    #[schemars(with = "Option<String>")]
     pub using: Option<Spanned<String>>,
+    /// A SQL expression: which new rows the command may write.
+    #[schemars(with = "Option<String>")]
     pub with_check: Option<Spanned<String>>,
 }
 
@@ -324,13 +432,16 @@ fn default_kind() -> PolicyKind {
     PolicyKind::Permissive
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CrossTenantDoc {
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
+    #[schemars(with = "String")]
     pub when: Spanned<String>,
     pub access: Access,
     pub reason: Option<String>,
     /// Only these of the declared tables (default: all of them).
+    #[schemars(with = "Option<Vec<String>>")]
     pub tables: Option<Vec<Spanned<String>>>,
 }

@@ -97,22 +97,77 @@ fn yaml_options() -> serde_saphyr::Options {
 }
 
 fn yaml_error(file: &Path, text: &str, error: &serde_saphyr::Error) -> SpecError {
-    let full = error.to_string();
-    // The crate appends its own " at line L column C"; the origin says it better.
-    let message = full
-        .lines()
-        .next()
-        .unwrap_or(&full)
-        .split(" at line ")
-        .next()
-        .unwrap_or(&full)
-        .to_string();
+    let message = suggest_known_field(&yaml_message(error));
     match error.location() {
         Some(loc) => SpecError::at(
             &Origin::new(file, &Lines::new(text), loc.line(), loc.column()),
             message,
         ),
         None => SpecError::general(format!("{}: {message}", file.display())),
+    }
+}
+
+/// The parser's message alone: the origin already says where, and `main`
+/// already says `error:`, so its own "error: line L column C: " prefix and
+/// " at line L column C" suffix would say both twice.
+fn yaml_message(error: &serde_saphyr::Error) -> String {
+    use serde_saphyr::MessageFormatter;
+    let mut inner = error;
+    while !std::ptr::eq(inner.without_snippet(), inner) {
+        inner = inner.without_snippet();
+    }
+    let full = serde_saphyr::DefaultMessageFormatter
+        .format_message(inner)
+        .into_owned();
+    let mut message = full.lines().next().unwrap_or_default().trim();
+    message = message.strip_prefix("error: ").unwrap_or(message);
+    if let Some(rest) = message.strip_prefix("line ")
+        && let Some((position, after)) = rest.split_once(": ")
+        && position.split(" column ").all(|n| n.parse::<u64>().is_ok())
+    {
+        message = after;
+    }
+    message
+        .split(" at line ")
+        .next()
+        .unwrap_or(message)
+        .to_string()
+}
+
+/// serde's "unknown field `colum`, expected one of …" (and "unknown variant")
+/// with the closest expected name first; the parser's advice to its own
+/// callers about duplicate keys turned into advice for the spec's author.
+fn suggest_known_field(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        return format!("duplicate key `{key}`: a key appears once per map; merge the two entries");
+    }
+    let (what, rest) = if let Some(rest) = message.strip_prefix("unknown field `") {
+        ("field", rest)
+    } else if let Some(rest) = message.strip_prefix("unknown variant `") {
+        ("value", rest)
+    } else {
+        return message.to_string();
+    };
+    let Some((field, expected)) = rest.split_once('`') else {
+        return message.to_string();
+    };
+    let known: Vec<&str> = expected
+        .trim_start_matches([',', ' '])
+        .trim_start_matches("expected one of ")
+        .trim_start_matches("expected ")
+        .split(", ")
+        .map(|k| k.trim().trim_matches('`'))
+        .collect();
+    match crate::suggest::closest(field, &known) {
+        Some(key) => format!(
+            "unknown {what} `{field}`: did you mean `{key}`? ({})",
+            expected.trim_start_matches([',', ' '])
+        ),
+        None => message.to_string(),
     }
 }
 
@@ -847,10 +902,12 @@ fn policy_from(
             split_qualified(&table.value, "public").map_err(|m| SpecError::at(table_origin, m))?;
         let qualified = QualifiedName::new(schema, table_name);
         if !declared.contains(&qualified) {
+            let names: Vec<String> = declared.iter().map(|t| t.to_string()).collect();
             return Err(SpecError::at(
                 table_origin,
                 format!(
-                    "policy `{name}` is on table {qualified}, which is not declared under `tables:`"
+                    "policy `{name}` is on table {qualified}, which is not declared under `tables:`{}",
+                    crate::suggest::did_you_mean(&qualified.to_string(), &names)
                 ),
             ));
         }
@@ -1185,6 +1242,50 @@ mod tests {
         assert!(err.message.contains("colum"), "{err}");
         assert!(err.to_string().contains("policies/app.yaml:2:3"), "{err}");
         assert!(err.to_string().contains("  colum: tenant_id"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_closest_known_one_and_its_position_once() {
+        let err = parse("tenancy:\n  colum: tenant_id\n").unwrap_err();
+        assert!(
+            err.message
+                .starts_with("unknown field `colum`: did you mean `column`?"),
+            "{err}"
+        );
+        let shown = err.to_string();
+        assert!(!shown.contains("error"), "{shown}");
+        assert!(!shown.contains("line 2 column 3"), "{shown}");
+        assert_eq!(shown.matches("app.yaml:2:3").count(), 1, "{shown}");
+        let err = parse("roles:\n  - name: a\n    logn: true\n").unwrap_err();
+        assert!(err.message.contains("did you mean `login`?"), "{err}");
+        let err = parse("roles:\n  - name: a\n    colour: blue\n").unwrap_err();
+        assert!(!err.message.contains("did you mean"), "{err}");
+        let err = parse("tenancy:\n  type: uuidv7\n").unwrap_err();
+        assert!(
+            err.message
+                .starts_with("unknown value `uuidv7`: did you mean `uuid`?"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_duplicate_key_is_explained_to_the_author() {
+        let err = parse("tables:\n  - x\ntables:\n  - y\n").unwrap_err();
+        assert_eq!(err.origin.as_ref().map(|o| o.line), Some(3), "{err}");
+        assert!(err.message.starts_with("duplicate key `tables`"), "{err}");
+        assert!(!err.message.contains("DuplicateKeyPolicy"), "{err}");
+    }
+
+    #[test]
+    fn a_policy_on_a_misspelt_table_names_the_declared_one() {
+        let err = parse(&format!(
+            "{MINIMAL}policies:\n  - name: p\n    tables: [projetcs]\n    using: \"true\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.message.contains("did you mean `public.projects`?"),
+            "{err}"
+        );
     }
 
     #[test]

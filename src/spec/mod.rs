@@ -10,6 +10,7 @@ mod expression;
 mod files;
 mod lines;
 mod load;
+mod schema;
 mod scope;
 
 use std::collections::BTreeSet;
@@ -18,6 +19,7 @@ pub use document::{Access, Command, PolicyKind, PolicyTo, TenantType, WhenUnboun
 pub use error::{Origin, SpecError};
 pub use expression::Expression;
 pub use load::{CROSS_TENANT_PREFIX, MAINTENANCE_PREFIX, TENANT_POLICY, load, load_str};
+pub use schema::{PUBLISHED as PUBLISHED_SCHEMA, json_schema};
 pub use scope::{Scope, every_command};
 
 use crate::quote::QualifiedName;

@@ -511,7 +511,8 @@ pub async fn verify(
     for role in &acting {
         if !snapshot.state.roles.contains_key(role) {
             return Err(VerifyError::Setup(format!(
-                "runtime role {role} does not exist (run `rlsctl apply` first)"
+                "runtime role {role} does not exist{} (run `rlsctl apply` first)",
+                crate::suggest::did_you_mean(role, snapshot.state.roles.keys())
             )));
         }
     }
@@ -519,7 +520,11 @@ pub async fn verify(
     for table in target.tables.keys() {
         if !columns.contains_key(table) {
             return Err(VerifyError::Setup(format!(
-                "table {table} does not exist (run `rlsctl apply` first)"
+                "table {table} does not exist{} (run `rlsctl apply` first)",
+                crate::suggest::did_you_mean(
+                    &table.to_string(),
+                    &columns.keys().map(|t| t.to_string()).collect::<Vec<_>>()
+                )
             )));
         }
     }
@@ -889,8 +894,13 @@ fn chosen_tables(
                 .map(|(t, c)| (t.clone(), c.clone())),
         );
         if kept.len() == before {
+            let names: Vec<String> = all
+                .keys()
+                .flat_map(|t| [t.to_string(), t.name.clone()])
+                .collect();
             return Err(VerifyError::Setup(format!(
-                "--table {wanted}: not a tenant table here"
+                "--table {wanted}: not a tenant table here{}",
+                crate::suggest::did_you_mean(wanted, &names)
             )));
         }
     }
