@@ -118,6 +118,44 @@ impl PolicyExpression {
     }
 }
 
+/// The settings and zero-argument functions (as written: `[schema,] name`)
+/// that `text` compares with `column`: what carries the tenant in it.
+pub fn tenant_sources(text: &str, column: &str) -> (BTreeSet<String>, Vec<Vec<String>>) {
+    let mut settings = BTreeSet::new();
+    let mut functions = Vec::new();
+    if let Some(e) = PolicyExpression::parse(text) {
+        let json = serde_json::to_value(&e.root).unwrap_or(Json::Null);
+        infer_sources(&json, column, &mut settings, &mut functions);
+    }
+    (settings, functions)
+}
+
+/// Whether `text` tests `column IS NULL` anywhere: a policy that does
+/// admits the rows whose tenant is NULL, whichever tenant is bound.
+pub fn admits_null_tenant(text: &str, column: &str) -> bool {
+    PolicyExpression::parse(text).is_some_and(|e| {
+        let json = serde_json::to_value(&e.root).unwrap_or(Json::Null);
+        has_is_null_test(&json, column)
+    })
+}
+
+fn has_is_null_test(json: &Json, column: &str) -> bool {
+    match json {
+        Json::Object(map) => {
+            if let Some(test) = map.get("NullTest") {
+                let is_null = test.get("nulltesttype").and_then(Json::as_str) == Some("IS_NULL")
+                    || test.get("nulltesttype").and_then(Json::as_i64) == Some(1);
+                if is_null && test.get("arg").is_some_and(|a| mentions(a, column, false)) {
+                    return true;
+                }
+            }
+            map.values().any(|v| has_is_null_test(v, column))
+        }
+        Json::Array(items) => items.iter().any(|v| has_is_null_test(v, column)),
+        _ => false,
+    }
+}
+
 /// What the tree says about one expression.
 #[derive(Debug, Default)]
 pub struct Analysis {
@@ -832,6 +870,34 @@ fn collect_sources(json: &Json, settings: &mut BTreeSet<String>, functions: &mut
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod null_tenant_tests {
+    use super::{admits_null_tenant, tenant_sources};
+
+    #[test]
+    fn an_is_null_test_on_the_tenant_column_admits_shared_rows() {
+        assert!(admits_null_tenant(
+            "((tenant_id IS NULL) OR (tenant_id = ( SELECT auth.tenant() AS tenant)))",
+            "tenant_id"
+        ));
+        assert!(!admits_null_tenant(
+            "((tenant_id IS NOT NULL) AND (tenant_id = ( SELECT auth.tenant() AS tenant)))",
+            "tenant_id"
+        ));
+        assert!(!admits_null_tenant("(owner_id IS NULL)", "tenant_id"));
+    }
+
+    #[test]
+    fn the_tenant_sources_are_what_the_column_is_compared_with() {
+        let (settings, functions) = tenant_sources(
+            "(org_id = ( SELECT auth.org() AS org)) AND (x = current_setting('other'::text))",
+            "org_id",
+        );
+        assert!(settings.is_empty());
+        assert_eq!(functions, vec![vec!["auth".to_string(), "org".to_string()]]);
     }
 }
 

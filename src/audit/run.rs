@@ -1,6 +1,6 @@
 //! Collects one snapshot and turns it into a [`Report`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::{Connection, PgConnection};
 use time::OffsetDateTime;
@@ -106,14 +106,45 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
                 .map(|t| (t.name.clone(), t.column.clone())),
         );
     }
+    let runtime_roles: BTreeSet<String> = target.roles.iter().cloned().collect();
+    let no_access_roles: BTreeSet<String> = target
+        .spec
+        .iter()
+        .flat_map(|s| s.no_tenant_access.iter().map(|n| n.role.clone()))
+        .collect();
+    let maintenance: BTreeSet<&str> = target
+        .spec
+        .iter()
+        .flat_map(|s| s.maintenance.iter().map(|m| m.role.as_str()))
+        .collect();
+    let reaching_roles = posture
+        .role_attributes
+        .iter()
+        .filter(|(name, a)| {
+            a.login && !a.superuser && !a.bypass_rls && !maintenance.contains(name.as_str())
+        })
+        .map(|(name, _)| name)
+        .chain(runtime_roles.iter())
+        .chain(no_access_roles.iter())
+        .map(|role| (role.clone(), posture.paths(role)))
+        .collect();
+    let (context_function, tenant_settings) = match &target.spec {
+        Some(_) => (
+            target.context_function.clone(),
+            target.tenant_settings.clone(),
+        ),
+        None => infer_tenant_context(&snapshot, &posture, &tenant_tables, target),
+    };
     let ctx = Context {
         snapshot: &snapshot,
         posture: &posture,
-        runtime_roles: target.roles.iter().cloned().collect(),
+        runtime_roles,
+        no_access_roles,
+        reaching_roles,
         tenant_tables,
         tenant_column: target.tenant_column.clone(),
-        context_function: Some(target.context_function.clone()),
-        tenant_settings: target.tenant_settings.clone(),
+        context_function: Some(context_function),
+        tenant_settings,
         expressions: Default::default(),
         today: OffsetDateTime::now_utc().date(),
     };
@@ -211,6 +242,69 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
         history,
         catalog_queries: snapshot.queries + posture.queries + 1,
     })
+}
+
+/// Without a spec, the context function and settings given (or defaulted)
+/// on the command line may not be the ones this database uses: when no
+/// tenant-table policy calls the given function, the function and settings
+/// the policies compare with the tenant column are used instead (the
+/// function most policies use, when they differ).
+fn infer_tenant_context(
+    snapshot: &crate::catalog::Snapshot,
+    posture: &crate::catalog::Posture,
+    tenant_tables: &BTreeMap<QualifiedName, String>,
+    target: &Target,
+) -> (QualifiedName, Vec<String>) {
+    let given = &target.context_function;
+    let called = posture
+        .policy_calls
+        .iter()
+        .any(|((table, _), calls)| tenant_tables.contains_key(table) && calls.contains(given));
+    let mut functions: BTreeMap<QualifiedName, usize> = BTreeMap::new();
+    let mut settings: BTreeSet<String> = BTreeSet::new();
+    for (name, column) in tenant_tables {
+        let Some(table) = snapshot.state.tables.get(name) else {
+            continue;
+        };
+        let calls = posture.policy_calls.iter().filter(|((t, _), _)| t == name);
+        for policy in table.policies.values() {
+            for text in policy.using.iter().chain(policy.with_check.iter()) {
+                let (found_settings, found_functions) =
+                    super::expression_tree::tenant_sources(text.as_str(), column);
+                settings.extend(found_settings);
+                // Match the written name (maybe unqualified) to a called function.
+                for written in found_functions {
+                    let matched = calls
+                        .clone()
+                        .filter(|((_, p), _)| *p == policy.name)
+                        .flat_map(|(_, called)| called.iter())
+                        .find(|f| {
+                            written.last() == Some(&f.name)
+                                && (written.len() == 1 || written.first() == Some(&f.schema))
+                        });
+                    if let Some(f) = matched {
+                        *functions.entry(f.clone()).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+    let function = if called {
+        given.clone()
+    } else {
+        functions
+            .into_iter()
+            .max_by_key(|(_, n)| *n)
+            .map(|(f, _)| f)
+            .unwrap_or_else(|| given.clone())
+    };
+    let mut all_settings = target.tenant_settings.clone();
+    all_settings.extend(
+        settings
+            .into_iter()
+            .filter(|s| !target.tenant_settings.contains(s)),
+    );
+    (function, all_settings)
 }
 
 /// Exceptions the spec declares: its own `exceptions:` and the cross-tenant

@@ -22,6 +22,10 @@ pub struct Document {
     pub exceptions: Vec<Spanned<ExceptionDoc>>,
     #[serde(default)]
     pub maintenance: Vec<Spanned<MaintenanceDoc>>,
+    /// Existing roles that must reach no tenant's rows (Supabase's `anon`):
+    /// audit reports every privilege they hold on a tenant table.
+    #[serde(default)]
+    pub no_tenant_access: Vec<Spanned<String>>,
 }
 
 /// An existing admin or maintenance role's declared access to every tenant's

@@ -13,9 +13,9 @@ use super::document::{
 use super::files::read_spec_file;
 use super::lines::Lines;
 use super::{
-    AcceptedFinding, Backfill, CrossTenantPredicate, Expression, MaintenanceAccess, Origin,
-    PolicySpec, RoleSpec, Spec, SpecError, TABLE_PLACEHOLDER, TableSpec, Tenancy, TenantSource,
-    policy_name_for,
+    AcceptedFinding, Backfill, CrossTenantPredicate, Expression, MaintenanceAccess, NoTenantAccess,
+    Origin, PolicySpec, RoleSpec, Spec, SpecError, TABLE_PLACEHOLDER, TableSpec, Tenancy,
+    TenantSource, policy_name_for,
 };
 use crate::quote::QualifiedName;
 
@@ -135,6 +135,7 @@ struct Builder {
     cross_tenant: Vec<CrossTenantPredicate>,
     exceptions: Vec<AcceptedFinding>,
     maintenance: Vec<MaintenanceAccess>,
+    no_tenant_access: Vec<NoTenantAccess>,
 }
 
 /// Turns a `Spanned` into an origin in `file`.
@@ -262,6 +263,12 @@ impl Builder {
         for entry in doc.maintenance {
             self.maintenance.push(maintenance_from(&at, entry)?);
         }
+        for role in doc.no_tenant_access {
+            self.no_tenant_access.push(NoTenantAccess {
+                role: at.identifier(&role, "the no_tenant_access role")?,
+                origin: at.at(&role),
+            });
+        }
         for exception in doc.exceptions {
             let origin = at.at(&exception);
             if exception.value.reason.trim().is_empty() {
@@ -316,6 +323,13 @@ impl Builder {
             "maintenance role",
         )?;
         check_maintenance_roles(&self.maintenance, &self.roles)?;
+        check_unique(
+            self.no_tenant_access
+                .iter()
+                .map(|n| (n.role.clone(), &n.origin)),
+            "no_tenant_access role",
+        )?;
+        check_no_tenant_access(&self.no_tenant_access, &self.roles, &self.maintenance)?;
         if !self.roles.iter().any(|r| r.cross_tenant.is_none()) {
             return Err(SpecError::general(
                 "no runtime role is declared: add one under `roles:` (the role your application connects as), without `cross_tenant`",
@@ -343,9 +357,39 @@ impl Builder {
             cross_tenant: self.cross_tenant,
             exceptions: self.exceptions,
             maintenance: self.maintenance,
+            no_tenant_access: self.no_tenant_access,
             hash,
         })
     }
+}
+
+/// A role that must reach no tenant's rows cannot also be declared to reach them.
+fn check_no_tenant_access(
+    none: &[NoTenantAccess],
+    roles: &[RoleSpec],
+    maintenance: &[MaintenanceAccess],
+) -> Result<(), SpecError> {
+    for entry in none {
+        let declared = roles
+            .iter()
+            .map(|r| (&r.name, &r.origin, "`roles:`"))
+            .chain(
+                maintenance
+                    .iter()
+                    .map(|m| (&m.role, &m.origin, "`maintenance:`")),
+            );
+        for (name, origin, key) in declared {
+            if *name == entry.role {
+                return Err(SpecError::at(
+                    &entry.origin,
+                    format!(
+                        "role `{name}` is listed under no_tenant_access but declared with tenant access under {key} at {origin}"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_unique<'a>(

@@ -31,6 +31,9 @@ pub struct Spec {
     pub exceptions: Vec<AcceptedFinding>,
     /// Existing roles (the admin) that read or write every tenant's rows.
     pub maintenance: Vec<MaintenanceAccess>,
+    /// Existing roles that must reach no tenant's rows; audit-only, apply
+    /// neither creates nor changes them.
+    pub no_tenant_access: Vec<NoTenantAccess>,
     /// sha256 of every spec file's name and content: recorded with each apply.
     pub hash: String,
 }
@@ -56,6 +59,12 @@ pub enum TenantSource {
         claims_setting: String,
         claim: String,
     },
+}
+
+#[derive(Debug, Clone)]
+pub struct NoTenantAccess {
+    pub role: String,
+    pub origin: Origin,
 }
 
 #[derive(Debug, Clone)]

@@ -7,6 +7,7 @@ pub mod functions;
 pub mod maintenance;
 pub mod paths;
 pub mod policies;
+pub mod reach;
 pub mod roles;
 pub mod server;
 pub mod shape;
@@ -57,5 +58,6 @@ pub const ALL: &[Check] = &[
     shape::TRUNCATE_GRANTED,
     shape::EXCESS_PRIVILEGE,
     shape::DEFAULT_PRIVILEGES_TO_PUBLIC,
+    reach::NO_TENANT_ACCESS_GRANTED,
     server::PAST_END_OF_LIFE,
 ];

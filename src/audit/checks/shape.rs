@@ -1,11 +1,9 @@
 //! Schema shapes and grants that leak across tenants without reading a row.
 
-use std::collections::BTreeSet;
-
 use super::Check;
-use crate::audit::{CheckInfo, Context, Severity};
+use crate::audit::{CheckInfo, Context, Holding, Severity};
 use crate::model::Privilege;
-use crate::quote::ident;
+use crate::quote::{QualifiedName, ident};
 
 /// A key whose single column takes an unguessable default cannot be probed.
 fn unguessable(default: Option<&str>) -> bool {
@@ -87,46 +85,36 @@ pub const FOREIGN_KEY_NOT_SCOPED: Check = Check {
     },
 };
 
-/// Runtime-reachable grantees of `privilege` on each tenant table.
-fn granted(ctx: &Context, privileges: &[Privilege]) -> Vec<(String, String, Privilege)> {
+/// Who holds each of `privileges` on each tenant table: (table, privilege,
+/// holding), among every role that reaches rows as itself (`Context::holders`).
+fn granted(ctx: &Context, privileges: &[Privilege]) -> Vec<(QualifiedName, Privilege, Holding)> {
     let mut out = Vec::new();
     for (t, _) in ctx.tenant_tables() {
-        for (grantee, granted) in &t.grants {
-            if !ctx.includes_runtime(&BTreeSet::from([grantee.clone()])) {
-                continue;
-            }
-            for p in privileges.iter().filter(|p| granted.contains(p)) {
-                out.push((t.name.to_string(), grantee.clone(), *p));
+        for p in privileges {
+            for holding in ctx.holders(t, *p) {
+                out.push((t.name.clone(), *p, holding));
             }
         }
     }
     out
 }
 
-fn grantee_sql(grantee: &str) -> String {
-    if grantee == "PUBLIC" {
-        grantee.to_string()
-    } else {
-        ident(grantee)
-    }
-}
-
 pub const TRUNCATE_GRANTED: Check = Check {
     info: CheckInfo {
         id: "TRUNCATE_GRANTED",
         severity: Severity::Error,
-        title: "The runtime role may TRUNCATE a tenant table",
-        why: "TRUNCATE is not subject to row-level security: one statement deletes every tenant's rows.",
-        fix: "REVOKE TRUNCATE ON <table> FROM <role>;",
+        title: "A role that reaches tenant rows may TRUNCATE a tenant table",
+        why: "TRUNCATE is not subject to row-level security: one statement deletes every tenant's rows. Checked for every role that reaches rows as itself: the runtime roles, every LOGIN role that is neither superuser nor BYPASSRLS, PUBLIC, and the spec's `no_tenant_access` roles (Supabase's `anon`); roles that own the table (or can become its owner) are left out. When the privilege comes through a membership, the finding names it and the fix revokes the membership.",
+        fix: "REVOKE TRUNCATE ON <table> FROM <role>; or, through a membership, REVOKE <group> FROM <role>;",
     },
     run: |ctx| {
         granted(ctx, &[Privilege::Truncate])
             .into_iter()
-            .map(|(table, grantee, _)| {
+            .map(|(table, p, holding)| {
                 TRUNCATE_GRANTED.info.finding(
                     format!("table {table}"),
-                    format!("{grantee} may TRUNCATE it"),
-                    format!("REVOKE TRUNCATE ON {table} FROM {};", grantee_sql(&grantee)),
+                    holding.describe(p.keyword()),
+                    holding.fix(p.keyword(), &table),
                 )
             })
             .collect()
@@ -136,10 +124,10 @@ pub const TRUNCATE_GRANTED: Check = Check {
 pub const EXCESS_PRIVILEGE: Check = Check {
     info: CheckInfo {
         id: "EXCESS_TABLE_PRIVILEGE",
-        severity: Severity::Warning,
-        title: "The runtime role holds TRIGGER, REFERENCES or MAINTAIN on a tenant table",
-        why: "TRIGGER lets it attach code that sees other sessions' writes; REFERENCES lets it create foreign keys that probe for other tenants' keys; MAINTAIN (PostgreSQL 17+) lets it LOCK TABLE, VACUUM FULL, CLUSTER or REINDEX the table, holding locks that stop every tenant's queries. The application needs none of them.",
-        fix: "REVOKE TRIGGER, REFERENCES ON <table> FROM <role>; (on PostgreSQL 17+ also MAINTAIN)",
+        severity: Severity::Error,
+        title: "A role that reaches tenant rows holds TRIGGER, REFERENCES or MAINTAIN on a tenant table",
+        why: "TRIGGER lets it attach code that sees every other session's writes, every tenant's new rows included, and copy them where it reads them: an error. REFERENCES lets it create foreign keys that probe for other tenants' keys; MAINTAIN (PostgreSQL 17+) lets it LOCK TABLE, VACUUM FULL, CLUSTER or REINDEX the table, holding locks that stop every tenant's queries: warnings. Checked for the same roles as TRUNCATE_GRANTED. The application needs none of them.",
+        fix: "REVOKE TRIGGER, REFERENCES ON <table> FROM <role>; (on PostgreSQL 17+ also MAINTAIN); through a membership, REVOKE <group> FROM <role>;",
     },
     run: |ctx| {
         granted(
@@ -151,16 +139,16 @@ pub const EXCESS_PRIVILEGE: Check = Check {
             ],
         )
         .into_iter()
-        .map(|(table, grantee, p)| {
-            EXCESS_PRIVILEGE.info.finding(
+        .map(|(table, p, holding)| {
+            let mut finding = EXCESS_PRIVILEGE.info.finding(
                 format!("table {table}"),
-                format!("{grantee} holds {} on it", p.keyword()),
-                format!(
-                    "REVOKE {} ON {table} FROM {};",
-                    p.keyword(),
-                    grantee_sql(&grantee)
-                ),
-            )
+                holding.describe(p.keyword()),
+                holding.fix(p.keyword(), &table),
+            );
+            if p != Privilege::Trigger {
+                finding.severity = Severity::Warning;
+            }
+            finding
         })
         .collect()
     },
