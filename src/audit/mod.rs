@@ -396,6 +396,24 @@ pub fn explain(id: &str) -> Option<CheckInfo> {
 mod tests {
     use super::mentions_column;
 
+    /// Every id `rlsctl explain` knows is in the README's finding table.
+    #[test]
+    fn the_readme_lists_every_finding_id() {
+        let readme = include_str!("../../README.md");
+        let ids = super::checks::ALL
+            .iter()
+            .map(|c| c.info.id)
+            .chain(super::checks::drift::INFOS.iter().map(|i| i.id))
+            .chain(super::checks::maintenance::INFOS.iter().map(|i| i.id));
+        for id in ids {
+            assert!(
+                readme.contains(&format!("`{id}`")),
+                "{id} is missing from the README"
+            );
+            assert!(super::explain(id).is_some(), "explain {id}");
+        }
+    }
+
     #[test]
     fn column_mentions_respect_word_boundaries() {
         assert!(mentions_column(

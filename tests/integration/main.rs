@@ -29,6 +29,7 @@ mod plan_and_audit_on_a_read_only_server;
 mod privileged_roles_are_refused;
 mod prune_of_an_empty_spec_needs_allow_empty;
 mod read_only_commands_change_nothing;
+mod roles_declared_without_tenant_access;
 mod roles_exist_before_migrations;
 mod roles_for_a_managed_cloud_admin;
 mod secrets_are_never_printed;
