@@ -27,6 +27,8 @@ pub struct Posture {
     pub column_grants: BTreeMap<QualifiedName, BTreeMap<String, BTreeSet<Privilege>>>,
     /// (table, policy) → the functions its expressions call.
     pub policy_calls: BTreeMap<(QualifiedName, String), BTreeSet<QualifiedName>>,
+    /// (table, policy) → the other tables and views its expressions read.
+    pub policy_reads: BTreeMap<(QualifiedName, String), BTreeSet<QualifiedName>>,
     /// (child, parent) pairs of partitions and inheritance children.
     pub children: Vec<(QualifiedName, QualifiedName)>,
     pub triggers: Vec<Trigger>,
@@ -539,24 +541,43 @@ pub async fn read_posture(
         }
     }
 
-    let rows: Vec<(String, String, String)> = sqlx::query_as(concat!(
+    // What each policy depends on: the functions it calls ('f') and the
+    // other relations it reads ('r'), e.g. a membership lookup table.
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(concat!(
             "SELECT ",
             pair!("n", "c"),
-            ", pol.polname::text, fn.nspname::text || chr(31) || pr.proname::text
+            ", pol.polname::text, 'f', fn.nspname::text || chr(31) || pr.proname::text
            FROM pg_catalog.pg_depend d
            JOIN pg_catalog.pg_policy pol ON d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = pol.oid
            JOIN pg_catalog.pg_proc pr ON d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = pr.oid
            JOIN pg_catalog.pg_namespace fn ON fn.oid = pr.pronamespace
            JOIN pg_catalog.pg_class c ON c.oid = pol.polrelid
-           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         UNION
+         SELECT ",
+            pair!("n", "c"),
+            ", pol.polname::text, 'r', ",
+            pair!("rn", "rc"),
+            "
+           FROM pg_catalog.pg_depend d
+           JOIN pg_catalog.pg_policy pol ON d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = pol.oid
+           JOIN pg_catalog.pg_class rc ON d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = rc.oid
+           JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
+           JOIN pg_catalog.pg_class c ON c.oid = pol.polrelid
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE rc.oid <> pol.polrelid"
         ))
     .fetch_all(&mut *conn)
     .await?;
-    for (table, policy, function) in rows {
-        p.policy_calls
-            .entry((qualified(&table), policy))
+    for (table, policy, kind, object) in rows {
+        let into = if kind == "f" {
+            &mut p.policy_calls
+        } else {
+            &mut p.policy_reads
+        };
+        into.entry((qualified(&table), policy))
             .or_default()
-            .insert(qualified(&function));
+            .insert(qualified(&object));
     }
 
     let rows: Vec<(String, String)> = sqlx::query_as(concat!(

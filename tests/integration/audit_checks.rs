@@ -273,18 +273,6 @@ finds!(
      GRANT SELECT ON remote_projects TO {r}"
 );
 finds!(
-    a_unique_key_without_the_tenant,
-    "UNIQUE_NOT_SCOPED_BY_TENANT",
-    "constraint projects_name_key on public.projects",
-    "ALTER TABLE projects ADD CONSTRAINT projects_name_key UNIQUE (name)"
-);
-finds!(
-    a_foreign_key_without_the_tenant,
-    "FOREIGN_KEY_NOT_SCOPED_BY_TENANT",
-    "constraint tasks_project_id_fkey on public.tasks",
-    "CREATE TABLE tasks (id uuid PRIMARY KEY, tenant_id uuid NOT NULL, project_id uuid REFERENCES projects (id))"
-);
-finds!(
     truncate_granted,
     "TRUNCATE_GRANTED",
     "table public.projects",
@@ -948,3 +936,69 @@ async fn spec_less_audit_finds_the_context_function_from_the_policies() {
         "{per_row:#?}"
     );
 }
+
+finds_until_fixed!(
+    a_unique_key_without_the_tenant_the_runtime_role_can_insert_into,
+    "UNIQUE_NOT_SCOPED_BY_TENANT",
+    "constraint projects_name_key on public.projects",
+    broken: "ALTER TABLE projects ADD CONSTRAINT projects_name_key UNIQUE (name)",
+    fixed: "ALTER TABLE projects ADD CONSTRAINT projects_name_key UNIQUE (name);
+            REVOKE INSERT, UPDATE ON projects FROM {r}"
+);
+finds_until_fixed!(
+    a_foreign_key_without_the_tenant_the_runtime_role_can_insert_through,
+    "FOREIGN_KEY_NOT_SCOPED_BY_TENANT",
+    "constraint tasks_project_id_fkey on public.tasks",
+    broken: "CREATE TABLE tasks (id uuid PRIMARY KEY, tenant_id uuid NOT NULL, project_id uuid REFERENCES projects (id));
+             GRANT SELECT, INSERT ON tasks TO {r}",
+    fixed: "CREATE TABLE tasks (id uuid PRIMARY KEY, tenant_id uuid NOT NULL, project_id uuid REFERENCES projects (id));
+            GRANT SELECT ON tasks TO {r}"
+);
+
+/// The oracle names the way the runtime role probes the key.
+#[tokio::test]
+async fn an_existence_oracle_says_how_it_is_probed() {
+    let findings = findings_with_text(
+        "REVOKE INSERT, UPDATE ON projects FROM {r};
+         ALTER TABLE projects ADD CONSTRAINT projects_name_key UNIQUE (name);
+         CREATE TABLE tags (id int, tenant_id uuid NOT NULL, project_name text REFERENCES projects (name));
+         GRANT INSERT ON tags TO {r}",
+    )
+    .await;
+    assert_eq!(
+        found_text(
+            &findings,
+            "UNIQUE_NOT_SCOPED_BY_TENANT",
+            "constraint projects_name_key on public.projects"
+        )
+        .as_deref(),
+        Some(
+            "unique (name) without tenant_id: the runtime role learns whether another tenant uses a value through foreign key tags_project_name_fkey from public.tags"
+        ),
+        "{findings:#?}"
+    );
+}
+
+finds_until_fixed!(
+    a_function_a_policy_calls_owned_by_the_runtime_role,
+    "POLICY_FUNCTION_WRITABLE",
+    "function public.is_member()",
+    broken: "CREATE FUNCTION is_member() RETURNS boolean LANGUAGE sql STABLE AS $$ SELECT true $$;
+             ALTER FUNCTION is_member() OWNER TO {r};
+             CREATE POLICY member ON projects AS RESTRICTIVE TO {r} USING ((SELECT is_member()))",
+    fixed: "CREATE FUNCTION is_member() RETURNS boolean LANGUAGE sql STABLE AS $$ SELECT true $$;
+            CREATE POLICY member ON projects AS RESTRICTIVE TO {r} USING ((SELECT is_member()))"
+);
+finds_until_fixed!(
+    a_lookup_table_a_policy_reads_that_the_runtime_role_can_write,
+    "POLICY_LOOKUP_WRITABLE",
+    "policy via_membership on public.projects",
+    broken: "CREATE TABLE memberships (tenant uuid NOT NULL, member text NOT NULL);
+             GRANT SELECT, INSERT ON memberships TO {r};
+             CREATE POLICY via_membership ON projects TO {r}
+               USING (tenant_id IN (SELECT tenant FROM memberships WHERE member = current_user))",
+    fixed: "CREATE TABLE memberships (tenant uuid NOT NULL, member text NOT NULL);
+            GRANT SELECT ON memberships TO {r};
+            CREATE POLICY via_membership ON projects TO {r}
+              USING (tenant_id IN (SELECT tenant FROM memberships WHERE member = current_user))"
+);

@@ -7,6 +7,7 @@ pub mod functions;
 pub mod maintenance;
 pub mod paths;
 pub mod policies;
+pub mod policy_inputs;
 pub mod reach;
 pub mod roles;
 pub mod server;
@@ -40,6 +41,8 @@ pub const ALL: &[Check] = &[
     policies::VOLATILE_FUNCTION,
     policies::PARALLEL_UNSAFE_FUNCTION,
     policies::TENANT_COLUMN_WRAPPED,
+    policy_inputs::FUNCTION_WRITABLE,
+    policy_inputs::LOOKUP_WRITABLE,
     context_function::UNSAFE_DEFINITION,
     context_function::CALLED_PER_ROW,
     context_function::WRITABLE_BY_RUNTIME,
