@@ -147,8 +147,8 @@ mod posture;
 pub mod row_security;
 pub use columns::{Column, read_columns};
 pub use posture::{
-    ForeignKey, ForeignTable, Function, MEMBERSHIP_OPTIONS_FROM, MembershipOptions, Path, Posture,
-    RoleAttributes, Rule, Schema, Trigger, UniqueKey, View, read_posture,
+    ColumnSequence, ForeignKey, ForeignTable, Function, MEMBERSHIP_OPTIONS_FROM, MembershipOptions,
+    Path, Posture, RoleAttributes, Rule, Schema, Trigger, UniqueKey, View, read_posture,
 };
 
 pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sqlx::Error> {

@@ -40,7 +40,25 @@ pub struct Posture {
     /// Every role's attributes that decide whether it reaches rows as itself:
     /// name → (LOGIN, SUPERUSER, BYPASSRLS).
     pub role_attributes: BTreeMap<String, RoleAttributes>,
+    /// Sequences that number a table's column (serial, identity).
+    pub sequences: Vec<ColumnSequence>,
+    /// Who may SELECT `pg_stat_activity` or EXECUTE `pg_stat_get_activity`
+    /// in this database (`PUBLIC` by name), which show other sessions' queries.
+    pub activity_readers: BTreeSet<String>,
     pub queries: u32,
+}
+
+/// A sequence owned by a table's column.
+#[derive(Debug, Clone)]
+pub struct ColumnSequence {
+    pub table: QualifiedName,
+    pub column: String,
+    pub sequence: QualifiedName,
+    /// An identity column: INSERT on the table draws from it, no sequence grant needed.
+    pub identity: bool,
+    pub owner: String,
+    /// grantee (`PUBLIC` by name) → USAGE, SELECT, UPDATE.
+    pub grants: BTreeMap<String, BTreeSet<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -732,6 +750,71 @@ pub async fn read_posture(
         })
         .collect();
 
-    p.queries = 14;
+    let rows: Vec<(String, String, String, bool, String, Vec<String>)> = sqlx::query_as(concat!(
+        "SELECT ",
+        pair!("n", "c"),
+        ", a.attname::text, ",
+        pair!("sn", "s"),
+        ", a.attidentity <> '', pg_catalog.pg_get_userbyid(s.relowner)::text,
+                ARRAY(SELECT ",
+        grantee!(),
+        " || chr(31) || a.privilege_type FROM pg_catalog.aclexplode(s.relacl) a)
+           FROM pg_catalog.pg_depend d
+           JOIN pg_catalog.pg_class s ON d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = s.oid AND s.relkind = 'S'
+           JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
+           JOIN pg_catalog.pg_class c ON d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = c.oid
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.refobjsubid
+          WHERE d.deptype IN ('a', 'i') AND ",
+        user_schemas!()
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    p.sequences = rows
+        .into_iter()
+        .map(|(table, column, sequence, identity, owner, acl)| {
+            let mut grants: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for entry in acl {
+                if let Some((grantee, privilege)) = entry.split_once('\u{1f}') {
+                    grants
+                        .entry(grantee.to_string())
+                        .or_default()
+                        .insert(privilege.to_string());
+                }
+            }
+            ColumnSequence {
+                table: qualified(&table),
+                column,
+                sequence: qualified(&sequence),
+                identity,
+                owner,
+                grants,
+            }
+        })
+        .collect();
+
+    // A NULL ACL is the default: PUBLIC may read the view and run the function.
+    let readers: Vec<String> = sqlx::query_scalar(concat!(
+        "SELECT DISTINCT g FROM (
+           SELECT CASE WHEN c.relacl IS NULL THEN ARRAY['PUBLIC']
+                       ELSE ARRAY(SELECT ",
+        grantee!(),
+        " FROM pg_catalog.aclexplode(c.relacl) a WHERE a.privilege_type = 'SELECT') END AS gs
+             FROM pg_catalog.pg_class c
+            WHERE c.oid = 'pg_catalog.pg_stat_activity'::regclass
+           UNION ALL
+           SELECT CASE WHEN p.proacl IS NULL THEN ARRAY['PUBLIC']
+                       ELSE ARRAY(SELECT ",
+        grantee!(),
+        " FROM pg_catalog.aclexplode(p.proacl) a WHERE a.privilege_type = 'EXECUTE') END
+             FROM pg_catalog.pg_proc p
+            WHERE p.oid = 'pg_catalog.pg_stat_get_activity'::regproc
+         ) x, unnest(x.gs) g"
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    p.activity_readers = readers.into_iter().collect();
+
+    p.queries = 16;
     Ok(p)
 }

@@ -20,6 +20,8 @@ CREATE POLICY tenant_isolation ON projects TO {r}
   USING (tenant_id = (SELECT rls.current_tenant_id()))
   WITH CHECK (tenant_id = (SELECT rls.current_tenant_id()));
 GRANT SELECT, INSERT, UPDATE, DELETE ON projects TO {r};
+REVOKE SELECT ON pg_catalog.pg_stat_activity FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer) FROM PUBLIC;
 "#;
 
 /// Builds the baseline plus `breakage`, audits as `--role {r}`, returns (id, object) pairs.
@@ -76,9 +78,19 @@ async fn audit_with_severity(breakage: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// A correct setup's only finding is the info that setting-based tenancy
+/// rests on a setting the runtime role can change (see
+/// `the_tenant_setting_is_on_record_until_the_tenant_comes_from_elsewhere`).
 #[tokio::test]
 async fn a_correct_setup_has_no_findings() {
-    assert_eq!(audit_after("").await, Vec::<(String, String)>::new());
+    assert_eq!(
+        audit_with_severity("").await,
+        vec![(
+            "TENANT_SETTING_SETTABLE".to_string(),
+            "setting app.current_tenant_id".to_string(),
+            "info".to_string()
+        )]
+    );
 }
 
 macro_rules! finds {
@@ -1001,4 +1013,32 @@ finds_until_fixed!(
             GRANT SELECT ON memberships TO {r};
             CREATE POLICY via_membership ON projects TO {r}
               USING (tenant_id IN (SELECT tenant FROM memberships WHERE member = current_user))"
+);
+
+finds_until_fixed!(
+    a_sequence_every_tenant_draws_from,
+    "SEQUENCE_SHARED_ACROSS_TENANTS",
+    "sequence public.orders_id_seq",
+    broken: "CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY, tenant_id uuid NOT NULL);
+             GRANT SELECT, INSERT ON orders TO {r}",
+    fixed: "CREATE TABLE orders (id uuid DEFAULT gen_random_uuid(), tenant_id uuid NOT NULL);
+            GRANT SELECT, INSERT ON orders TO {r}"
+);
+finds_until_fixed!(
+    other_sessions_query_text_readable,
+    "STAT_ACTIVITY_READABLE",
+    "view pg_catalog.pg_stat_activity",
+    broken: "GRANT SELECT ON pg_catalog.pg_stat_activity TO PUBLIC",
+    fixed: "GRANT SELECT ON pg_catalog.pg_stat_activity TO PUBLIC;
+            REVOKE SELECT ON pg_catalog.pg_stat_activity FROM PUBLIC"
+);
+finds_until_fixed!(
+    the_tenant_setting_is_on_record_until_the_tenant_comes_from_elsewhere,
+    "TENANT_SETTING_SETTABLE",
+    "setting app.current_tenant_id",
+    broken: "",
+    fixed: "CREATE TABLE rls.tenant_of_role (role_name name PRIMARY KEY, tenant uuid NOT NULL);
+            GRANT SELECT ON rls.tenant_of_role TO {r};
+            CREATE OR REPLACE FUNCTION rls.current_tenant_id() RETURNS uuid LANGUAGE sql STABLE PARALLEL SAFE
+              AS $$ SELECT tenant FROM rls.tenant_of_role WHERE role_name = current_user $$"
 );

@@ -12,6 +12,7 @@ pub mod reach;
 pub mod roles;
 pub mod server;
 pub mod shape;
+pub mod side_channels;
 pub mod tables;
 
 use super::{CheckInfo, Context, Finding};
@@ -62,5 +63,8 @@ pub const ALL: &[Check] = &[
     shape::EXCESS_PRIVILEGE,
     shape::DEFAULT_PRIVILEGES_TO_PUBLIC,
     reach::NO_TENANT_ACCESS_GRANTED,
+    side_channels::SHARED_SEQUENCE,
+    side_channels::ACTIVITY_READABLE,
+    side_channels::SETTING_SETTABLE,
     server::PAST_END_OF_LIFE,
 ];
