@@ -130,6 +130,81 @@ pub fn tenant_sources(text: &str, column: &str) -> (BTreeSet<String>, Vec<Vec<St
     (settings, functions)
 }
 
+/// The columns `text` compares with what can only be a tenant context: a
+/// `current_setting(…)` call or a zero-argument function call (bare, cast
+/// or in a sub-select), on a side that reads no column itself.
+/// `org_id = (SELECT auth.org_id())` gives `org_id`; a membership lookup
+/// (`org_id IN (SELECT org_id FROM members …)`) gives nothing.
+pub fn columns_compared_with_context(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    if let Some(e) = PolicyExpression::parse(text) {
+        let json = serde_json::to_value(&e.root).unwrap_or(Json::Null);
+        compared_columns(&json, &mut out);
+    }
+    out
+}
+
+fn compared_columns(json: &Json, out: &mut BTreeSet<String>) {
+    match json {
+        Json::Object(map) => {
+            let sides = match (map.get("AExpr"), map.get("SubLink")) {
+                (Some(e), _) => Some((e.get("lexpr"), e.get("rexpr"))),
+                (_, Some(l)) => Some((l.get("testexpr"), l.get("subselect"))),
+                _ => None,
+            };
+            if let Some((Some(left), Some(right))) = sides {
+                for (this, other) in [(left, right), (right, left)] {
+                    let Some(column) = bare_column(this) else {
+                        continue;
+                    };
+                    let (mut settings, mut functions) = (BTreeSet::new(), Vec::new());
+                    collect_sources(other, &mut settings, &mut functions);
+                    if (!settings.is_empty() || !functions.is_empty()) && !reads_a_column(other) {
+                        out.insert(column);
+                    }
+                }
+            }
+            // A sub-select's own comparisons are about its own tables' columns.
+            if let Some(link) = map.get("SubLink") {
+                if let Some(test) = link.get("testexpr") {
+                    compared_columns(test, out);
+                }
+                return;
+            }
+            for v in map.values() {
+                compared_columns(v, out);
+            }
+        }
+        Json::Array(items) => {
+            for v in items {
+                compared_columns(v, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The column a node is, possibly under casts.
+fn bare_column(node: &Json) -> Option<String> {
+    if let Some(arg) = node.pointer("/node/TypeCast/arg") {
+        return bare_column(arg);
+    }
+    let fields = node.pointer("/node/ColumnRef/fields")?.as_array()?;
+    fields
+        .last()?
+        .pointer("/node/String/sval")
+        .and_then(Json::as_str)
+        .map(str::to_string)
+}
+
+fn reads_a_column(json: &Json) -> bool {
+    match json {
+        Json::Object(map) => map.contains_key("ColumnRef") || map.values().any(reads_a_column),
+        Json::Array(items) => items.iter().any(reads_a_column),
+        _ => false,
+    }
+}
+
 /// Whether `text` tests `column IS NULL` anywhere: a policy that does
 /// admits the rows whose tenant is NULL, whichever tenant is bound.
 pub fn admits_null_tenant(text: &str, column: &str) -> bool {
@@ -888,6 +963,25 @@ mod null_tenant_tests {
             "tenant_id"
         ));
         assert!(!admits_null_tenant("(owner_id IS NULL)", "tenant_id"));
+    }
+
+    #[test]
+    fn tenant_columns_are_those_compared_with_a_context() {
+        use super::columns_compared_with_context as columns;
+        let one = |c: &str| std::collections::BTreeSet::from([c.to_string()]);
+        assert_eq!(
+            columns("(org_id = ( SELECT auth.org_id() AS org_id))"),
+            one("org_id")
+        );
+        assert_eq!(
+            columns("((account)::text = current_setting('app.account'::text, true))"),
+            one("account")
+        );
+        assert!(
+            columns("(org_id IN ( SELECT m.org_id FROM members m WHERE (m.user_id = auth.uid())))")
+                .is_empty()
+        );
+        assert!(columns("(archived = false)").is_empty());
     }
 
     #[test]

@@ -105,6 +105,8 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
                 .iter()
                 .map(|t| (t.name.clone(), t.column.clone())),
         );
+    } else if tenant_tables.is_empty() {
+        tenant_tables = tenant_tables_from_policies(&snapshot);
     }
     let runtime_roles: BTreeSet<String> = target.roles.iter().cloned().collect();
     let no_access_roles: BTreeSet<String> = target
@@ -242,6 +244,32 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
         history,
         catalog_queries: snapshot.queries + posture.queries + 1,
     })
+}
+
+/// Without a spec, when no table has the tenant column given: the tables
+/// whose RLS policies compare a column with a tenant context (a setting, a
+/// zero-argument function), with that column (the one most of its policy
+/// clauses compare, when they differ).
+fn tenant_tables_from_policies(
+    snapshot: &crate::catalog::Snapshot,
+) -> BTreeMap<QualifiedName, String> {
+    let mut out = BTreeMap::new();
+    for table in snapshot.state.tables.values() {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for policy in table.policies.values().filter(|p| p.permissive) {
+            for text in policy.using.iter().chain(policy.with_check.iter()) {
+                for column in super::expression_tree::columns_compared_with_context(text.as_str()) {
+                    if table.columns.contains_key(&column) {
+                        *counts.entry(column).or_default() += 1;
+                    }
+                }
+            }
+        }
+        if let Some((column, _)) = counts.into_iter().max_by_key(|(_, n)| *n) {
+            out.insert(table.name.clone(), column);
+        }
+    }
+    out
 }
 
 /// Without a spec, the context function and settings given (or defaulted)
