@@ -254,11 +254,16 @@ fn tenant_tables_from_policies(
     snapshot: &crate::catalog::Snapshot,
 ) -> BTreeMap<QualifiedName, String> {
     let mut out = BTreeMap::new();
+    let mut read: std::collections::HashMap<&str, BTreeSet<String>> =
+        std::collections::HashMap::new();
     for table in snapshot.state.tables.values() {
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for policy in table.policies.values().filter(|p| p.permissive) {
             for text in policy.using.iter().chain(policy.with_check.iter()) {
-                for column in super::expression_tree::columns_compared_with_context(text.as_str()) {
+                let columns = read.entry(text.as_str()).or_insert_with(|| {
+                    super::expression_tree::columns_compared_with_context(text.as_str())
+                });
+                for column in columns.iter().cloned() {
                     if table.columns.contains_key(&column) {
                         *counts.entry(column).or_default() += 1;
                     }
@@ -290,26 +295,30 @@ fn infer_tenant_context(
         .any(|((table, _), calls)| tenant_tables.contains_key(table) && calls.contains(given));
     let mut functions: BTreeMap<QualifiedName, usize> = BTreeMap::new();
     let mut settings: BTreeSet<String> = BTreeSet::new();
+    // The generated policy text repeats on every table: read each once.
+    let mut read: std::collections::HashMap<(&str, &str), _> = std::collections::HashMap::new();
     for (name, column) in tenant_tables {
         let Some(table) = snapshot.state.tables.get(name) else {
             continue;
         };
-        let calls = posture.policy_calls.iter().filter(|((t, _), _)| t == name);
         for policy in table.policies.values() {
+            let called = posture
+                .policy_calls
+                .get(&(name.clone(), policy.name.clone()));
             for text in policy.using.iter().chain(policy.with_check.iter()) {
-                let (found_settings, found_functions) =
-                    super::expression_tree::tenant_sources(text.as_str(), column);
+                let (found_settings, found_functions) = read
+                    .entry((text.as_str(), column.as_str()))
+                    .or_insert_with(|| {
+                        super::expression_tree::tenant_sources(text.as_str(), column)
+                    })
+                    .clone();
                 settings.extend(found_settings);
                 // Match the written name (maybe unqualified) to a called function.
                 for written in found_functions {
-                    let matched = calls
-                        .clone()
-                        .filter(|((_, p), _)| *p == policy.name)
-                        .flat_map(|(_, called)| called.iter())
-                        .find(|f| {
-                            written.last() == Some(&f.name)
-                                && (written.len() == 1 || written.first() == Some(&f.schema))
-                        });
+                    let matched = called.into_iter().flatten().find(|f| {
+                        written.last() == Some(&f.name)
+                            && (written.len() == 1 || written.first() == Some(&f.schema))
+                    });
                     if let Some(f) = matched {
                         *functions.entry(f.clone()).or_default() += 1;
                     }
