@@ -853,6 +853,22 @@ async fn truncate_by_any_login_role_is_found() {
         None,
         "a role nobody logs in as or reaches: {quiet:#?}"
     );
+    // The owner holds every privilege (its ACL entry says so): that is
+    // ownership, not a grant to report here.
+    let owner =
+        findings_with_text("CREATE ROLE {r}_admin LOGIN; ALTER TABLE projects OWNER TO {r}_admin")
+            .await;
+    assert_eq!(
+        found_text(&owner, "TRUNCATE_GRANTED", "table public.projects"),
+        None,
+        "{owner:#?}"
+    );
+    let public = findings_with_text("GRANT TRUNCATE ON projects TO PUBLIC").await;
+    assert_eq!(
+        found_text(&public, "TRUNCATE_GRANTED", "table public.projects").as_deref(),
+        Some("PUBLIC (every role) may TRUNCATE it"),
+        "{public:#?}"
+    );
 }
 
 /// The (id, object, fix) of each finding after `breakage`, role written `{r}`.
