@@ -123,6 +123,119 @@ impl PolicyExpression {
     }
 }
 
+/// The settings and zero-argument functions (as written: `[schema,] name`)
+/// that `text` compares with `column`: what carries the tenant in it.
+pub fn tenant_sources(text: &str, column: &str) -> (BTreeSet<String>, Vec<Vec<String>>) {
+    let mut settings = BTreeSet::new();
+    let mut functions = Vec::new();
+    if let Some(e) = PolicyExpression::parse(text) {
+        let json = serde_json::to_value(&e.root).unwrap_or(Json::Null);
+        infer_sources(&json, column, &mut settings, &mut functions);
+    }
+    (settings, functions)
+}
+
+/// The columns `text` compares with what can only be a tenant context: a
+/// `current_setting(…)` call or a zero-argument function call (bare, cast
+/// or in a sub-select), on a side that reads no column itself.
+/// `org_id = (SELECT auth.org_id())` gives `org_id`; a membership lookup
+/// (`org_id IN (SELECT org_id FROM members …)`) gives nothing.
+pub fn columns_compared_with_context(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    if let Some(e) = PolicyExpression::parse(text) {
+        let json = serde_json::to_value(&e.root).unwrap_or(Json::Null);
+        compared_columns(&json, &mut out);
+    }
+    out
+}
+
+fn compared_columns(json: &Json, out: &mut BTreeSet<String>) {
+    match json {
+        Json::Object(map) => {
+            let sides = match (map.get("AExpr"), map.get("SubLink")) {
+                (Some(e), _) => Some((e.get("lexpr"), e.get("rexpr"))),
+                (_, Some(l)) => Some((l.get("testexpr"), l.get("subselect"))),
+                _ => None,
+            };
+            if let Some((Some(left), Some(right))) = sides {
+                for (this, other) in [(left, right), (right, left)] {
+                    let Some(column) = bare_column(this) else {
+                        continue;
+                    };
+                    let (mut settings, mut functions) = (BTreeSet::new(), Vec::new());
+                    collect_sources(other, &mut settings, &mut functions);
+                    if (!settings.is_empty() || !functions.is_empty()) && !reads_a_column(other) {
+                        out.insert(column);
+                    }
+                }
+            }
+            // A sub-select's own comparisons are about its own tables' columns.
+            if let Some(link) = map.get("SubLink") {
+                if let Some(test) = link.get("testexpr") {
+                    compared_columns(test, out);
+                }
+                return;
+            }
+            for v in map.values() {
+                compared_columns(v, out);
+            }
+        }
+        Json::Array(items) => {
+            for v in items {
+                compared_columns(v, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The column a node is, possibly under casts.
+fn bare_column(node: &Json) -> Option<String> {
+    if let Some(arg) = node.pointer("/node/TypeCast/arg") {
+        return bare_column(arg);
+    }
+    let fields = node.pointer("/node/ColumnRef/fields")?.as_array()?;
+    fields
+        .last()?
+        .pointer("/node/String/sval")
+        .and_then(Json::as_str)
+        .map(str::to_string)
+}
+
+fn reads_a_column(json: &Json) -> bool {
+    match json {
+        Json::Object(map) => map.contains_key("ColumnRef") || map.values().any(reads_a_column),
+        Json::Array(items) => items.iter().any(reads_a_column),
+        _ => false,
+    }
+}
+
+/// Whether `text` tests `column IS NULL` anywhere: a policy that does
+/// admits the rows whose tenant is NULL, whichever tenant is bound.
+pub fn admits_null_tenant(text: &str, column: &str) -> bool {
+    PolicyExpression::parse(text).is_some_and(|e| {
+        let json = serde_json::to_value(&e.root).unwrap_or(Json::Null);
+        has_is_null_test(&json, column)
+    })
+}
+
+fn has_is_null_test(json: &Json, column: &str) -> bool {
+    match json {
+        Json::Object(map) => {
+            if let Some(test) = map.get("NullTest") {
+                let is_null = test.get("nulltesttype").and_then(Json::as_str) == Some("IS_NULL")
+                    || test.get("nulltesttype").and_then(Json::as_i64) == Some(1);
+                if is_null && test.get("arg").is_some_and(|a| mentions(a, column, false)) {
+                    return true;
+                }
+            }
+            map.values().any(|v| has_is_null_test(v, column))
+        }
+        Json::Array(items) => items.iter().any(|v| has_is_null_test(v, column)),
+        _ => false,
+    }
+}
+
 /// What the tree says about one expression.
 #[derive(Debug, Default)]
 pub struct Analysis {
@@ -847,6 +960,53 @@ fn collect_sources(json: &Json, settings: &mut BTreeSet<String>, functions: &mut
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod null_tenant_tests {
+    use super::{admits_null_tenant, tenant_sources};
+
+    #[test]
+    fn an_is_null_test_on_the_tenant_column_admits_shared_rows() {
+        assert!(admits_null_tenant(
+            "((tenant_id IS NULL) OR (tenant_id = ( SELECT auth.tenant() AS tenant)))",
+            "tenant_id"
+        ));
+        assert!(!admits_null_tenant(
+            "((tenant_id IS NOT NULL) AND (tenant_id = ( SELECT auth.tenant() AS tenant)))",
+            "tenant_id"
+        ));
+        assert!(!admits_null_tenant("(owner_id IS NULL)", "tenant_id"));
+    }
+
+    #[test]
+    fn tenant_columns_are_those_compared_with_a_context() {
+        use super::columns_compared_with_context as columns;
+        let one = |c: &str| std::collections::BTreeSet::from([c.to_string()]);
+        assert_eq!(
+            columns("(org_id = ( SELECT auth.org_id() AS org_id))"),
+            one("org_id")
+        );
+        assert_eq!(
+            columns("((account)::text = current_setting('app.account'::text, true))"),
+            one("account")
+        );
+        assert!(
+            columns("(org_id IN ( SELECT m.org_id FROM members m WHERE (m.user_id = auth.uid())))")
+                .is_empty()
+        );
+        assert!(columns("(archived = false)").is_empty());
+    }
+
+    #[test]
+    fn the_tenant_sources_are_what_the_column_is_compared_with() {
+        let (settings, functions) = tenant_sources(
+            "(org_id = ( SELECT auth.org() AS org)) AND (x = current_setting('other'::text))",
+            "org_id",
+        );
+        assert!(settings.is_empty());
+        assert_eq!(functions, vec![vec!["auth".to_string(), "org".to_string()]]);
     }
 }
 

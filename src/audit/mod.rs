@@ -7,6 +7,7 @@
 
 pub mod checks;
 pub mod expression_tree;
+pub mod function_body;
 pub mod report;
 mod run;
 
@@ -94,6 +95,13 @@ pub struct Context<'a> {
     pub snapshot: &'a Snapshot,
     pub posture: &'a Posture,
     pub runtime_roles: BTreeSet<String>,
+    /// Roles the spec says must reach no tenant's rows (`no_tenant_access:`).
+    pub no_access_roles: BTreeSet<String>,
+    /// Every role that reaches rows as itself, with the roles it can act as
+    /// (see `Posture::paths`): the runtime and no-access roles, and every
+    /// LOGIN role that is neither superuser nor BYPASSRLS (those bypass RLS
+    /// anyway and are reported as such), except declared maintenance roles.
+    pub reaching_roles: BTreeMap<String, BTreeMap<String, Path>>,
     /// Tenant tables and their tenant column: the declared ones with a spec,
     /// otherwise every table that has the tenant column.
     pub tenant_tables: BTreeMap<QualifiedName, String>,
@@ -194,6 +202,50 @@ impl Context<'_> {
         out
     }
 
+    /// Who holds `privilege` on `table` by a grant (to the table or, for
+    /// column privileges, one of its columns): PUBLIC once if granted to it,
+    /// then each role of `reaching_roles` granted it directly or through a
+    /// membership. Roles that are or can become the table's owner are left
+    /// out: ownership is RUNTIME_OWNS_TENANT_TABLE's, and an admin that owns
+    /// the table is meant to hold everything.
+    pub fn holders(&self, table: &Table, privilege: Privilege) -> Vec<Holding> {
+        let columns = self.posture.column_grants.get(&table.name);
+        let grantees: BTreeSet<&String> = table
+            .grants
+            .iter()
+            .chain(columns.into_iter().flatten())
+            .filter(|(_, privileges)| privileges.contains(&privilege))
+            .map(|(grantee, _)| grantee)
+            .collect();
+        let mut out = Vec::new();
+        if grantees.iter().any(|g| *g == "PUBLIC") {
+            out.push(Holding {
+                role: "PUBLIC".into(),
+                grantee: "PUBLIC".into(),
+                path: Path::Itself,
+            });
+        }
+        for (role, paths) in &self.reaching_roles {
+            if paths.contains_key(&table.owner) {
+                continue;
+            }
+            let mut via: Vec<(&String, &Path)> = grantees
+                .iter()
+                .filter(|g| **g != "PUBLIC")
+                .filter_map(|g| Some((*g, paths.get(*g)?)))
+                .collect();
+            via.sort_by_key(|(_, path)| !matches!(path, Path::Itself));
+            if let Some((grantee, path)) = via.first() {
+                out.push(Holding {
+                    role: role.clone(),
+                    grantee: (*grantee).clone(),
+                    path: (*path).clone(),
+                });
+            }
+        }
+        out
+    }
+
     /// Schemas a runtime role may CREATE in: (schema, runtime role, the role
     /// the right comes through). Superusers are left out: they may do
     /// anything, which RUNTIME_SUPERUSER reports.
@@ -215,6 +267,61 @@ impl Context<'_> {
             }
         }
         out
+    }
+}
+
+/// A role holding a privilege on a table, and the grant it comes through.
+#[derive(Debug, Clone)]
+pub struct Holding {
+    /// The role that holds it, or `PUBLIC` for a grant to every role.
+    pub role: String,
+    /// The role the privilege is granted to.
+    pub grantee: String,
+    pub path: Path,
+}
+
+impl Holding {
+    /// `app may TRUNCATE it (…how…)`.
+    pub fn describe(&self, privilege: &str) -> String {
+        match &self.path {
+            _ if self.role == "PUBLIC" => {
+                format!("PUBLIC (every role) may {privilege} it")
+            }
+            Path::Itself => format!("{} may {privilege} it (granted to {0})", self.role),
+            path => format!(
+                "{} may {privilege} it: {}, which is granted {privilege}",
+                self.role,
+                path.describe(&self.role, &self.grantee)
+            ),
+        }
+    }
+
+    /// Revokes the grant, or, when it comes through a membership, the
+    /// membership (the group's grant may be right for its other members).
+    pub fn fix(&self, privilege: &str, table: &QualifiedName) -> String {
+        let revoke_grant = |from: &str| {
+            let from = if from == "PUBLIC" {
+                from.to_string()
+            } else {
+                crate::quote::ident(from)
+            };
+            format!("REVOKE {privilege} ON {} FROM {from};", table.quoted())
+        };
+        match &self.path {
+            Path::Itself => revoke_grant(&self.grantee),
+            Path::Inherits => format!(
+                "REVOKE {} FROM {}; (or {})",
+                crate::quote::ident(&self.grantee),
+                crate::quote::ident(&self.role),
+                revoke_grant(&self.grantee)
+            ),
+            Path::SetRole(to) => format!(
+                "REVOKE {} FROM {}; (or {})",
+                crate::quote::ident(to),
+                crate::quote::ident(&self.role),
+                revoke_grant(&self.grantee)
+            ),
+        }
     }
 }
 
@@ -292,6 +399,24 @@ pub fn known_findings() -> impl Iterator<Item = CheckInfo> {
 #[cfg(test)]
 mod tests {
     use super::mentions_column;
+
+    /// Every id `rlsctl explain` knows is in the README's finding table.
+    #[test]
+    fn the_readme_lists_every_finding_id() {
+        let readme = include_str!("../../README.md");
+        let ids = super::checks::ALL
+            .iter()
+            .map(|c| c.info.id)
+            .chain(super::checks::drift::INFOS.iter().map(|i| i.id))
+            .chain(super::checks::maintenance::INFOS.iter().map(|i| i.id));
+        for id in ids {
+            assert!(
+                readme.contains(&format!("`{id}`")),
+                "{id} is missing from the README"
+            );
+            assert!(super::explain(id).is_some(), "explain {id}");
+        }
+    }
 
     #[test]
     fn column_mentions_respect_word_boundaries() {

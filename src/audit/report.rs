@@ -123,7 +123,7 @@ impl Report {
 }
 
 /// What a report with no tenant table says, in every format.
-pub const NOTHING_EXAMINED: &str = "No tenant tables were examined: no table has the tenant column and no declared table exists, so this audit says nothing about tenant isolation (wrong database, schema, --tenant-column or spec?).";
+pub const NOTHING_EXAMINED: &str = "No tenant tables were examined: no table has the tenant column, no declared table exists and no policy compares a column with a tenant setting or function, so this audit says nothing about tenant isolation (wrong database, schema, --tenant-column or spec?).";
 
 fn examined(summary: &Summary) -> String {
     match summary.tenant_tables {

@@ -1,6 +1,6 @@
 //! Collects one snapshot and turns it into a [`Report`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::{Connection, PgConnection};
 use time::OffsetDateTime;
@@ -110,15 +110,48 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
                 .iter()
                 .map(|t| (t.name.clone(), t.column.clone())),
         );
+    } else if tenant_tables.is_empty() {
+        tenant_tables = tenant_tables_from_policies(&snapshot);
     }
+    let runtime_roles: BTreeSet<String> = target.roles.iter().cloned().collect();
+    let no_access_roles: BTreeSet<String> = target
+        .spec
+        .iter()
+        .flat_map(|s| s.no_tenant_access.iter().map(|n| n.role.clone()))
+        .collect();
+    let maintenance: BTreeSet<&str> = target
+        .spec
+        .iter()
+        .flat_map(|s| s.maintenance.iter().map(|m| m.role.as_str()))
+        .collect();
+    let reaching_roles = posture
+        .role_attributes
+        .iter()
+        .filter(|(name, a)| {
+            a.login && !a.superuser && !a.bypass_rls && !maintenance.contains(name.as_str())
+        })
+        .map(|(name, _)| name)
+        .chain(runtime_roles.iter())
+        .chain(no_access_roles.iter())
+        .map(|role| (role.clone(), posture.paths(role)))
+        .collect();
+    let (context_function, tenant_settings) = match &target.spec {
+        Some(_) => (
+            target.context_function.clone(),
+            target.tenant_settings.clone(),
+        ),
+        None => infer_tenant_context(&snapshot, &posture, &tenant_tables, target),
+    };
     let ctx = Context {
         snapshot: &snapshot,
         posture: &posture,
-        runtime_roles: target.roles.iter().cloned().collect(),
+        runtime_roles,
+        no_access_roles,
+        reaching_roles,
         tenant_tables,
         tenant_column: target.tenant_column.clone(),
-        context_function: Some(target.context_function.clone()),
-        tenant_settings: target.tenant_settings.clone(),
+        context_function: Some(context_function),
+        tenant_settings,
         expressions: Default::default(),
         today: OffsetDateTime::now_utc().date(),
     };
@@ -218,6 +251,104 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
     })
 }
 
+/// Without a spec, when no table has the tenant column given: the tables
+/// whose RLS policies compare a column with a tenant context (a setting, a
+/// zero-argument function), with that column (the one most of its policy
+/// clauses compare, when they differ).
+fn tenant_tables_from_policies(
+    snapshot: &crate::catalog::Snapshot,
+) -> BTreeMap<QualifiedName, String> {
+    let mut out = BTreeMap::new();
+    let mut read: std::collections::HashMap<&str, BTreeSet<String>> =
+        std::collections::HashMap::new();
+    for table in snapshot.state.tables.values() {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for policy in table.policies.values().filter(|p| p.permissive) {
+            for text in policy.using.iter().chain(policy.with_check.iter()) {
+                let columns = read.entry(text.as_str()).or_insert_with(|| {
+                    super::expression_tree::columns_compared_with_context(text.as_str())
+                });
+                for column in columns.iter().cloned() {
+                    if table.columns.contains_key(&column) {
+                        *counts.entry(column).or_default() += 1;
+                    }
+                }
+            }
+        }
+        if let Some((column, _)) = counts.into_iter().max_by_key(|(_, n)| *n) {
+            out.insert(table.name.clone(), column);
+        }
+    }
+    out
+}
+
+/// Without a spec, the context function and settings given (or defaulted)
+/// on the command line may not be the ones this database uses: when no
+/// tenant-table policy calls the given function, the function and settings
+/// the policies compare with the tenant column are used instead (the
+/// function most policies use, when they differ).
+fn infer_tenant_context(
+    snapshot: &crate::catalog::Snapshot,
+    posture: &crate::catalog::Posture,
+    tenant_tables: &BTreeMap<QualifiedName, String>,
+    target: &Target,
+) -> (QualifiedName, Vec<String>) {
+    let given = &target.context_function;
+    let called = posture
+        .policy_calls
+        .iter()
+        .any(|((table, _), calls)| tenant_tables.contains_key(table) && calls.contains(given));
+    let mut functions: BTreeMap<QualifiedName, usize> = BTreeMap::new();
+    let mut settings: BTreeSet<String> = BTreeSet::new();
+    // The generated policy text repeats on every table: read each once.
+    let mut read: std::collections::HashMap<(&str, &str), _> = std::collections::HashMap::new();
+    for (name, column) in tenant_tables {
+        let Some(table) = snapshot.state.tables.get(name) else {
+            continue;
+        };
+        for policy in table.policies.values() {
+            let called = posture
+                .policy_calls
+                .get(&(name.clone(), policy.name.clone()));
+            for text in policy.using.iter().chain(policy.with_check.iter()) {
+                let (found_settings, found_functions) = read
+                    .entry((text.as_str(), column.as_str()))
+                    .or_insert_with(|| {
+                        super::expression_tree::tenant_sources(text.as_str(), column)
+                    })
+                    .clone();
+                settings.extend(found_settings);
+                // Match the written name (maybe unqualified) to a called function.
+                for written in found_functions {
+                    let matched = called.into_iter().flatten().find(|f| {
+                        written.last() == Some(&f.name)
+                            && (written.len() == 1 || written.first() == Some(&f.schema))
+                    });
+                    if let Some(f) = matched {
+                        *functions.entry(f.clone()).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+    let function = if called {
+        given.clone()
+    } else {
+        functions
+            .into_iter()
+            .max_by_key(|(_, n)| *n)
+            .map(|(f, _)| f)
+            .unwrap_or_else(|| given.clone())
+    };
+    let mut all_settings = target.tenant_settings.clone();
+    all_settings.extend(
+        settings
+            .into_iter()
+            .filter(|s| !target.tenant_settings.contains(s)),
+    );
+    (function, all_settings)
+}
+
 /// Exceptions the spec declares: its own `exceptions:` and the cross-tenant
 /// predicates, whose policies by design do not filter on the tenant.
 fn spec_exceptions(spec: &Spec) -> Vec<Exception> {
@@ -230,6 +361,24 @@ fn spec_exceptions(spec: &Spec) -> Vec<Exception> {
             reason: e.reason.clone(),
         })
         .collect();
+    // A declared resolver is a SECURITY DEFINER function that reads a
+    // tenant table on purpose; its definition and callers are checked as drift.
+    for resolver in &spec.resolvers {
+        out.push(Exception {
+            id: checks::paths::SECURITY_DEFINER_FUNCTION.info.id.to_string(),
+            object: format!(
+                "function {}({})",
+                resolver.name,
+                resolver.key_type.sql_name()
+            ),
+            reason: format!(
+                "declared tenant resolver: returns the one tenant of a {} in {}, callable only by {}",
+                resolver.key,
+                resolver.table,
+                resolver.roles.join(", ")
+            ),
+        });
+    }
     for predicate in &spec.cross_tenant {
         for table in &spec.tables {
             let object = format!(

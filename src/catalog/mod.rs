@@ -150,8 +150,8 @@ pub mod row_security;
 mod value_rules;
 pub use columns::{Column, read_columns};
 pub use posture::{
-    ForeignKey, Function, MEMBERSHIP_OPTIONS_FROM, MembershipOptions, Path, Posture, Schema,
-    Trigger, UniqueKey, View, read_posture,
+    ColumnSequence, ForeignKey, ForeignTable, Function, MEMBERSHIP_OPTIONS_FROM, MembershipOptions,
+    Path, Posture, RoleAttributes, Rule, Schema, Trigger, UniqueKey, View, read_posture,
 };
 pub use value_rules::{ColumnType, Descendant, ValueRules, read_value_rules};
 

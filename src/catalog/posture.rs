@@ -17,8 +17,7 @@ pub struct Posture {
     /// `ALTER ROLE/DATABASE … SET name = value` defaults: (role, database, name, value).
     pub settings: Vec<(Option<String>, Option<String>, String, String)>,
     pub views: Vec<View>,
-    /// Foreign tables and who may SELECT them.
-    pub foreign_tables: Vec<(QualifiedName, BTreeSet<String>)>,
+    pub foreign_tables: Vec<ForeignTable>,
     /// SECURITY DEFINER functions, LEAKPROOF ones and functions that policies call.
     pub functions: Vec<Function>,
     /// Every schema but the system's, with the roles that may CREATE in it.
@@ -28,18 +27,68 @@ pub struct Posture {
     pub column_grants: BTreeMap<QualifiedName, BTreeMap<String, BTreeSet<Privilege>>>,
     /// (table, policy) → the functions its expressions call.
     pub policy_calls: BTreeMap<(QualifiedName, String), BTreeSet<QualifiedName>>,
+    /// (table, policy) → the other tables and views its expressions read.
+    pub policy_reads: BTreeMap<(QualifiedName, String), BTreeSet<QualifiedName>>,
     /// (child, parent) pairs of partitions and inheritance children.
     pub children: Vec<(QualifiedName, QualifiedName)>,
     /// The children above that are partitions (the others inherit).
     pub partitions: BTreeSet<QualifiedName>,
     pub triggers: Vec<Trigger>,
-    /// (table, rule name) of rewrite rules on tables.
-    pub rules: Vec<(QualifiedName, String)>,
+    pub rules: Vec<Rule>,
     pub unique_keys: Vec<UniqueKey>,
     pub foreign_keys: Vec<ForeignKey>,
     /// Default privileges on future tables: (owner, schema, grantee, privilege).
     pub default_privileges: Vec<(String, Option<String>, String, String)>,
+    /// Every role's attributes that decide whether it reaches rows as itself:
+    /// name → (LOGIN, SUPERUSER, BYPASSRLS).
+    pub role_attributes: BTreeMap<String, RoleAttributes>,
+    /// Sequences that number a table's column (serial, identity).
+    pub sequences: Vec<ColumnSequence>,
+    /// Who may SELECT `pg_stat_activity` or EXECUTE `pg_stat_get_activity`
+    /// in this database (`PUBLIC` by name), which show other sessions' queries.
+    pub activity_readers: BTreeSet<String>,
     pub queries: u32,
+}
+
+/// A sequence owned by a table's column.
+#[derive(Debug, Clone)]
+pub struct ColumnSequence {
+    pub table: QualifiedName,
+    pub column: String,
+    pub sequence: QualifiedName,
+    /// An identity column: INSERT on the table draws from it, no sequence grant needed.
+    pub identity: bool,
+    pub owner: String,
+    /// grantee (`PUBLIC` by name) → USAGE, SELECT, UPDATE.
+    pub grants: BTreeMap<String, BTreeSet<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RoleAttributes {
+    pub login: bool,
+    pub superuser: bool,
+    pub bypass_rls: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ForeignTable {
+    pub name: QualifiedName,
+    /// Roles granted SELECT (`PUBLIC` by name).
+    pub readers: BTreeSet<String>,
+    /// The roles its server has a user mapping for (`PUBLIC` by name): a
+    /// query by one of them reaches the remote server with the mapping's credentials.
+    pub mapped: BTreeSet<String>,
+}
+
+/// A rewrite rule on a table.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub table: QualifiedName,
+    pub name: String,
+    /// The command it rewrites: SELECT, UPDATE, INSERT or DELETE.
+    pub event: String,
+    /// The other relations its actions read or write.
+    pub touches: BTreeSet<QualifiedName>,
 }
 
 /// What one membership lets its member do. PostgreSQL 16 stores both per
@@ -176,6 +225,8 @@ pub struct Function {
     pub leakproof: bool,
     /// `proconfig`: the settings pinned with `SET name = value`, as `name=value`.
     pub config: Vec<String>,
+    /// `prosrc`: the body as written (SQL, PL/pgSQL), or a C symbol.
+    pub body: String,
 }
 
 impl Function {
@@ -228,6 +279,9 @@ pub struct Trigger {
     pub name: String,
     pub function: QualifiedName,
     pub security_definer: bool,
+    pub owner: String,
+    pub language: String,
+    pub body: String,
 }
 
 #[derive(Debug, Clone)]
@@ -277,7 +331,10 @@ type FunctionRow = (
     Vec<String>,
     bool,
     Vec<String>,
+    String,
 );
+
+type TriggerRow = (String, String, String, bool, String, String, String);
 
 type ConstraintRow = (
     String,
@@ -373,13 +430,17 @@ pub async fn read_posture(
         });
     }
 
-    let rows: Vec<(String, Vec<String>)> = sqlx::query_as(concat!(
+    // pg_user_mappings (not pg_user_mapping) is readable without superuser.
+    let rows: Vec<(String, Vec<String>, Vec<String>)> = sqlx::query_as(concat!(
         "SELECT ",
         pair!("n", "c"),
         ", ARRAY(SELECT ",
         grantee!(),
-        " FROM pg_catalog.aclexplode(c.relacl) a WHERE a.privilege_type = 'SELECT')
+        " FROM pg_catalog.aclexplode(c.relacl) a WHERE a.privilege_type = 'SELECT'),
+                ARRAY(SELECT CASE WHEN um.umuser = 0 THEN 'PUBLIC' ELSE um.usename::text END
+                        FROM pg_catalog.pg_user_mappings um WHERE um.srvid = ft.ftserver)
            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_catalog.pg_foreign_table ft ON ft.ftrelid = c.oid
           WHERE c.relkind = 'f' AND ",
         user_schemas!()
     ))
@@ -387,7 +448,11 @@ pub async fn read_posture(
     .await?;
     p.foreign_tables = rows
         .into_iter()
-        .map(|(name, readers)| (qualified(&name), readers.into_iter().collect()))
+        .map(|(name, readers, mapped)| ForeignTable {
+            name: qualified(&name),
+            readers: readers.into_iter().collect(),
+            mapped: mapped.into_iter().collect(),
+        })
         .collect();
 
     let rows: Vec<FunctionRow> =
@@ -399,7 +464,7 @@ pub async fn read_posture(
                          ELSE ARRAY(SELECT ",
             grantee!(),
             " FROM pg_catalog.aclexplode(p.proacl) a WHERE a.privilege_type = 'EXECUTE') END,
-                    p.proleakproof, coalesce(p.proconfig, '{}')
+                    p.proleakproof, coalesce(p.proconfig, '{}'), p.prosrc
                FROM pg_catalog.pg_proc p
                JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
                JOIN pg_catalog.pg_language l ON l.oid = p.prolang
@@ -423,6 +488,7 @@ pub async fn read_posture(
         executors,
         leakproof,
         config,
+        body,
     ) in rows
     {
         p.functions.push(Function {
@@ -436,6 +502,7 @@ pub async fn read_posture(
             executors: executors.into_iter().collect(),
             leakproof,
             config,
+            body,
         });
     }
 
@@ -494,24 +561,43 @@ pub async fn read_posture(
         }
     }
 
-    let rows: Vec<(String, String, String)> = sqlx::query_as(concat!(
+    // What each policy depends on: the functions it calls ('f') and the
+    // other relations it reads ('r'), e.g. a membership lookup table.
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(concat!(
             "SELECT ",
             pair!("n", "c"),
-            ", pol.polname::text, fn.nspname::text || chr(31) || pr.proname::text
+            ", pol.polname::text, 'f', fn.nspname::text || chr(31) || pr.proname::text
            FROM pg_catalog.pg_depend d
            JOIN pg_catalog.pg_policy pol ON d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = pol.oid
            JOIN pg_catalog.pg_proc pr ON d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = pr.oid
            JOIN pg_catalog.pg_namespace fn ON fn.oid = pr.pronamespace
            JOIN pg_catalog.pg_class c ON c.oid = pol.polrelid
-           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         UNION
+         SELECT ",
+            pair!("n", "c"),
+            ", pol.polname::text, 'r', ",
+            pair!("rn", "rc"),
+            "
+           FROM pg_catalog.pg_depend d
+           JOIN pg_catalog.pg_policy pol ON d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = pol.oid
+           JOIN pg_catalog.pg_class rc ON d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = rc.oid
+           JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
+           JOIN pg_catalog.pg_class c ON c.oid = pol.polrelid
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE rc.oid <> pol.polrelid"
         ))
     .fetch_all(&mut *conn)
     .await?;
-    for (table, policy, function) in rows {
-        p.policy_calls
-            .entry((qualified(&table), policy))
+    for (table, policy, kind, object) in rows {
+        let into = if kind == "f" {
+            &mut p.policy_calls
+        } else {
+            &mut p.policy_reads
+        };
+        into.entry((qualified(&table), policy))
             .or_default()
-            .insert(qualified(&function));
+            .insert(qualified(&object));
     }
 
     let rows: Vec<(String, String, bool)> = sqlx::query_as(concat!(
@@ -537,13 +623,15 @@ pub async fn read_posture(
         .map(|(c, _, _)| qualified(c))
         .collect();
 
-    let rows: Vec<(String, String, String, bool)> = sqlx::query_as(concat!(
+    let rows: Vec<TriggerRow> = sqlx::query_as(concat!(
             "SELECT ",
             pair!("n", "c"),
-            ", t.tgname::text, fn.nspname::text || chr(31) || pr.proname::text, pr.prosecdef
+            ", t.tgname::text, fn.nspname::text || chr(31) || pr.proname::text, pr.prosecdef,
+                  pg_catalog.pg_get_userbyid(pr.proowner)::text, l.lanname::text, pr.prosrc
            FROM pg_catalog.pg_trigger t
            JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
            JOIN pg_catalog.pg_proc pr ON pr.oid = t.tgfoid JOIN pg_catalog.pg_namespace fn ON fn.oid = pr.pronamespace
+           JOIN pg_catalog.pg_language l ON l.oid = pr.prolang
           WHERE NOT t.tgisinternal AND ",
             user_schemas!()
         ))
@@ -551,18 +639,31 @@ pub async fn read_posture(
     .await?;
     p.triggers = rows
         .into_iter()
-        .map(|(table, name, function, security_definer)| Trigger {
-            table: qualified(&table),
-            name,
-            function: qualified(&function),
-            security_definer,
-        })
+        .map(
+            |(table, name, function, security_definer, owner, language, body)| Trigger {
+                table: qualified(&table),
+                name,
+                function: qualified(&function),
+                security_definer,
+                owner,
+                language,
+                body,
+            },
+        )
         .collect();
 
-    let rows: Vec<(String, String)> = sqlx::query_as(concat!(
+    let rows: Vec<(String, String, String, Vec<String>)> = sqlx::query_as(concat!(
             "SELECT ",
             pair!("n", "c"),
-            ", r.rulename::text
+            ", r.rulename::text,
+                  CASE r.ev_type WHEN '1' THEN 'SELECT' WHEN '2' THEN 'UPDATE' WHEN '3' THEN 'INSERT' ELSE 'DELETE' END,
+                  ARRAY(SELECT DISTINCT ",
+            pair!("dn", "dc"),
+            " FROM pg_catalog.pg_depend d
+                          JOIN pg_catalog.pg_class dc ON dc.oid = d.refobjid
+                          JOIN pg_catalog.pg_namespace dn ON dn.oid = dc.relnamespace
+                         WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+                           AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> r.ev_class)
            FROM pg_catalog.pg_rewrite r
            JOIN pg_catalog.pg_class c ON c.oid = r.ev_class JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
           WHERE c.relkind IN ('r', 'p') AND r.rulename <> '_RETURN' AND ",
@@ -570,7 +671,15 @@ pub async fn read_posture(
         ))
     .fetch_all(&mut *conn)
     .await?;
-    p.rules = rows.into_iter().map(|(t, r)| (qualified(&t), r)).collect();
+    p.rules = rows
+        .into_iter()
+        .map(|(table, name, event, touches)| Rule {
+            table: qualified(&table),
+            name,
+            event,
+            touches: touches.iter().map(|t| qualified(t)).collect(),
+        })
+        .collect();
 
     let rows: Vec<ConstraintRow> =
         sqlx::query_as(concat!(
@@ -629,6 +738,90 @@ pub async fn read_posture(
     .await?;
     p.default_privileges = rows;
 
-    p.queries = 13;
+    let rows: Vec<(String, bool, bool, bool)> = sqlx::query_as(
+        "SELECT rolname::text, rolcanlogin, rolsuper, rolbypassrls FROM pg_catalog.pg_roles",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    p.role_attributes = rows
+        .into_iter()
+        .map(|(name, login, superuser, bypass_rls)| {
+            (
+                name,
+                RoleAttributes {
+                    login,
+                    superuser,
+                    bypass_rls,
+                },
+            )
+        })
+        .collect();
+
+    let rows: Vec<(String, String, String, bool, String, Vec<String>)> = sqlx::query_as(concat!(
+        "SELECT ",
+        pair!("n", "c"),
+        ", a.attname::text, ",
+        pair!("sn", "s"),
+        ", a.attidentity <> '', pg_catalog.pg_get_userbyid(s.relowner)::text,
+                ARRAY(SELECT ",
+        grantee!(),
+        " || chr(31) || a.privilege_type FROM pg_catalog.aclexplode(s.relacl) a)
+           FROM pg_catalog.pg_depend d
+           JOIN pg_catalog.pg_class s ON d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = s.oid AND s.relkind = 'S'
+           JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
+           JOIN pg_catalog.pg_class c ON d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = c.oid
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.refobjsubid
+          WHERE d.deptype IN ('a', 'i') AND ",
+        user_schemas!()
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    p.sequences = rows
+        .into_iter()
+        .map(|(table, column, sequence, identity, owner, acl)| {
+            let mut grants: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for entry in acl {
+                if let Some((grantee, privilege)) = entry.split_once('\u{1f}') {
+                    grants
+                        .entry(grantee.to_string())
+                        .or_default()
+                        .insert(privilege.to_string());
+                }
+            }
+            ColumnSequence {
+                table: qualified(&table),
+                column,
+                sequence: qualified(&sequence),
+                identity,
+                owner,
+                grants,
+            }
+        })
+        .collect();
+
+    // A NULL ACL is the default: PUBLIC may read the view and run the function.
+    let readers: Vec<String> = sqlx::query_scalar(concat!(
+        "SELECT DISTINCT g FROM (
+           SELECT CASE WHEN c.relacl IS NULL THEN ARRAY['PUBLIC']
+                       ELSE ARRAY(SELECT ",
+        grantee!(),
+        " FROM pg_catalog.aclexplode(c.relacl) a WHERE a.privilege_type = 'SELECT') END AS gs
+             FROM pg_catalog.pg_class c
+            WHERE c.oid = 'pg_catalog.pg_stat_activity'::regclass
+           UNION ALL
+           SELECT CASE WHEN p.proacl IS NULL THEN ARRAY['PUBLIC']
+                       ELSE ARRAY(SELECT ",
+        grantee!(),
+        " FROM pg_catalog.aclexplode(p.proacl) a WHERE a.privilege_type = 'EXECUTE') END
+             FROM pg_catalog.pg_proc p
+            WHERE p.oid = 'pg_catalog.pg_stat_get_activity'::regproc
+         ) x, unnest(x.gs) g"
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    p.activity_readers = readers.into_iter().collect();
+
+    p.queries = 16;
     Ok(p)
 }

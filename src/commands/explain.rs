@@ -12,6 +12,11 @@ pub(super) fn run(id: &str) -> Result<Exit> {
             .iter()
             .map(|c| c.info.id)
             .chain(crate::audit::checks::drift::INFOS.iter().map(|i| i.id))
+            .chain(
+                crate::audit::checks::maintenance::INFOS
+                    .iter()
+                    .map(|i| i.id),
+            )
             .collect();
         anyhow::bail!("no finding `{id}`; known ids:\n  {}", ids.join("\n  "));
     };

@@ -39,6 +39,11 @@ pub struct Document {
     #[serde(default)]
     #[schemars(with = "Vec<MaintenanceDoc>")]
     pub maintenance: Vec<Spanned<MaintenanceDoc>>,
+    /// Existing roles that must reach no tenant's rows (Supabase's `anon`):
+    /// audit reports every privilege they hold on a tenant table.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub no_tenant_access: Vec<Spanned<String>>,
     /// Tenant lookups for workers that hold a key (a session id), not a tenant.
     #[serde(default)]
     #[schemars(with = "Vec<ResolverDoc>")]

@@ -14,9 +14,9 @@ use super::files::read_spec_file;
 use super::lines::Lines;
 use super::scope::{Scope, every_command, expand_commands};
 use super::{
-    AcceptedFinding, Backfill, CrossTenantPredicate, Expression, MaintenanceAccess, Origin,
-    PolicySpec, ResolverSpec, RoleSpec, Spec, SpecError, TABLE_PLACEHOLDER, TableSpec, Tenancy,
-    TenantSource, policy_name_for,
+    AcceptedFinding, Backfill, CrossTenantPredicate, Expression, MaintenanceAccess, NoTenantAccess,
+    Origin, PolicySpec, ResolverSpec, RoleSpec, Spec, SpecError, TABLE_PLACEHOLDER, TableSpec,
+    Tenancy, TenantSource, policy_name_for,
 };
 use crate::quote::QualifiedName;
 
@@ -191,6 +191,7 @@ struct Builder {
     cross_tenant: Vec<CrossTenantPredicate>,
     exceptions: Vec<AcceptedFinding>,
     maintenance: Vec<MaintenanceAccess>,
+    no_tenant_access: Vec<NoTenantAccess>,
     resolvers: Vec<PendingResolver>,
 }
 
@@ -331,6 +332,12 @@ impl Builder {
         for entry in doc.resolvers {
             self.resolvers.push(resolver_from(&at, entry)?);
         }
+        for role in doc.no_tenant_access {
+            self.no_tenant_access.push(NoTenantAccess {
+                role: at.identifier(&role, "the no_tenant_access role")?,
+                origin: at.at(&role),
+            });
+        }
         for exception in doc.exceptions {
             let origin = at.at(&exception);
             if exception.value.reason.trim().is_empty() {
@@ -390,6 +397,13 @@ impl Builder {
         check_maintenance_roles(&self.maintenance, &self.roles)?;
         check_scopes(&tables, &self.roles, &self.cross_tenant)?;
         let resolvers = finish_resolvers(self.resolvers, &tenancy, &self.roles)?;
+        check_unique(
+            self.no_tenant_access
+                .iter()
+                .map(|n| (n.role.clone(), &n.origin)),
+            "no_tenant_access role",
+        )?;
+        check_no_tenant_access(&self.no_tenant_access, &self.roles, &self.maintenance)?;
         if !self.roles.iter().any(|r| r.cross_tenant.is_none()) {
             return Err(SpecError::general(
                 "no runtime role is declared: add one under `roles:` (the role your application connects as), without `cross_tenant`",
@@ -418,9 +432,39 @@ impl Builder {
             exceptions: self.exceptions,
             maintenance: self.maintenance,
             resolvers,
+            no_tenant_access: self.no_tenant_access,
             hash,
         })
     }
+}
+
+/// A role that must reach no tenant's rows cannot also be declared to reach them.
+fn check_no_tenant_access(
+    none: &[NoTenantAccess],
+    roles: &[RoleSpec],
+    maintenance: &[MaintenanceAccess],
+) -> Result<(), SpecError> {
+    for entry in none {
+        let declared = roles
+            .iter()
+            .map(|r| (&r.name, &r.origin, "`roles:`"))
+            .chain(
+                maintenance
+                    .iter()
+                    .map(|m| (&m.role, &m.origin, "`maintenance:`")),
+            );
+        for (name, origin, key) in declared {
+            if *name == entry.role {
+                return Err(SpecError::at(
+                    &entry.origin,
+                    format!(
+                        "role `{name}` is listed under no_tenant_access but declared with tenant access under {key} at {origin}"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_unique<'a>(

@@ -37,6 +37,9 @@ pub struct Spec {
     pub maintenance: Vec<MaintenanceAccess>,
     /// Tenant resolvers (SECURITY DEFINER lookups) for workers without a tenant.
     pub resolvers: Vec<ResolverSpec>,
+    /// Existing roles that must reach no tenant's rows; audit-only, apply
+    /// neither creates nor changes them.
+    pub no_tenant_access: Vec<NoTenantAccess>,
     /// sha256 of every spec file's name and content: recorded with each apply.
     pub hash: String,
 }
@@ -68,6 +71,12 @@ pub enum TenantSource {
         claims_setting: String,
         claim: String,
     },
+}
+
+#[derive(Debug, Clone)]
+pub struct NoTenantAccess {
+    pub role: String,
+    pub origin: Origin,
 }
 
 #[derive(Debug, Clone)]

@@ -20,6 +20,8 @@ CREATE POLICY tenant_isolation ON projects TO {r}
   USING (tenant_id = (SELECT rls.current_tenant_id()))
   WITH CHECK (tenant_id = (SELECT rls.current_tenant_id()));
 GRANT SELECT, INSERT, UPDATE, DELETE ON projects TO {r};
+REVOKE SELECT ON pg_catalog.pg_stat_activity FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer) FROM PUBLIC;
 "#;
 
 /// Builds the baseline plus `breakage`, audits as `--role {r}`, returns (id, object) pairs.
@@ -76,9 +78,19 @@ async fn audit_with_severity(breakage: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// A correct setup's only finding is the info that setting-based tenancy
+/// rests on a setting the runtime role can change (see
+/// `the_tenant_setting_is_on_record_until_the_tenant_comes_from_elsewhere`).
 #[tokio::test]
 async fn a_correct_setup_has_no_findings() {
-    assert_eq!(audit_after("").await, Vec::<(String, String)>::new());
+    assert_eq!(
+        audit_with_severity("").await,
+        vec![(
+            "TENANT_SETTING_SETTABLE".to_string(),
+            "setting app.current_tenant_id".to_string(),
+            "info".to_string()
+        )]
+    );
 }
 
 macro_rules! finds {
@@ -271,18 +283,6 @@ finds!(
     "CREATE EXTENSION postgres_fdw; CREATE SERVER elsewhere FOREIGN DATA WRAPPER postgres_fdw;
      CREATE FOREIGN TABLE remote_projects (id uuid, tenant_id uuid) SERVER elsewhere;
      GRANT SELECT ON remote_projects TO {r}"
-);
-finds!(
-    a_unique_key_without_the_tenant,
-    "UNIQUE_NOT_SCOPED_BY_TENANT",
-    "constraint projects_name_key on public.projects",
-    "ALTER TABLE projects ADD CONSTRAINT projects_name_key UNIQUE (name)"
-);
-finds!(
-    a_foreign_key_without_the_tenant,
-    "FOREIGN_KEY_NOT_SCOPED_BY_TENANT",
-    "constraint tasks_project_id_fkey on public.tasks",
-    "CREATE TABLE tasks (id uuid PRIMARY KEY, tenant_id uuid NOT NULL, project_id uuid REFERENCES projects (id))"
 );
 finds!(
     truncate_granted,
@@ -704,7 +704,7 @@ async fn maintain_on_a_tenant_table_is_an_excess_privilege() {
     let findings = findings_with_text("GRANT MAINTAIN ON projects TO {r}").await;
     assert_eq!(
         found_text(&findings, "EXCESS_TABLE_PRIVILEGE", "table public.projects").as_deref(),
-        Some("{r} holds MAINTAIN on it"),
+        Some("{r} may MAINTAIN it (granted to {r})"),
         "{findings:#?}"
     );
 }
@@ -743,3 +743,318 @@ async fn server_past_end_of_life() {
         "{text}"
     );
 }
+
+/// Severity follows reach: the broken setup lets the runtime role reach
+/// another tenant's rows and the finding is an error (audit fails with the
+/// default `--fail-on error`); the fixed one may keep the finding, but not
+/// as an error.
+macro_rules! error_until_fixed {
+    ($test:ident, $id:literal, $object:literal, broken: $broken:literal, fixed: $fixed:literal) => {
+        #[tokio::test]
+        async fn $test() {
+            let broken = audit_with_severity($broken).await;
+            assert_eq!(
+                severity_of(&broken, $id, $object).as_deref(),
+                Some("error"),
+                "expected {} as an error on {} when broken, got {broken:#?}",
+                $id,
+                $object
+            );
+            let fixed = audit_with_severity($fixed).await;
+            assert!(
+                !fixed
+                    .iter()
+                    .any(|(id, _, severity)| id == $id && severity == "error"),
+                "expected no {} error once fixed, got {fixed:#?}",
+                $id
+            );
+        }
+    };
+}
+
+error_until_fixed!(
+    a_nullable_tenant_column_whose_null_rows_every_tenant_shares,
+    "TENANT_COLUMN_NULLABLE",
+    "table public.projects",
+    broken: "ALTER TABLE projects ALTER tenant_id DROP NOT NULL;
+             ALTER POLICY tenant_isolation ON projects
+               USING (tenant_id IS NULL OR tenant_id = (SELECT rls.current_tenant_id()))
+               WITH CHECK (tenant_id IS NULL OR tenant_id = (SELECT rls.current_tenant_id()))",
+    fixed: "ALTER TABLE projects ALTER tenant_id DROP NOT NULL"
+);
+error_until_fixed!(
+    a_security_definer_function_that_reads_a_tenant_table,
+    "SECURITY_DEFINER_EXECUTABLE",
+    "function public.count_all()",
+    broken: "CREATE FUNCTION count_all() RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+               AS $$ SELECT count(*) FROM public.projects $$",
+    fixed: "CREATE FUNCTION count_all() RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+              AS $$ SELECT 0::bigint $$"
+);
+error_until_fixed!(
+    a_security_definer_trigger_that_copies_other_tenants_rows,
+    "TRIGGER_RUNS_AS_OWNER",
+    "trigger copy on public.projects",
+    broken: "CREATE TABLE name_log (name text);
+             CREATE FUNCTION copy() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+               BEGIN INSERT INTO name_log SELECT name FROM projects; RETURN NEW; END $$;
+             CREATE TRIGGER copy AFTER INSERT ON projects FOR EACH ROW EXECUTE FUNCTION copy()",
+    fixed: "CREATE TABLE name_log (name text);
+            CREATE FUNCTION copy() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+              BEGIN INSERT INTO name_log VALUES (NEW.name); RETURN NEW; END $$;
+            CREATE TRIGGER copy AFTER INSERT ON projects FOR EACH ROW EXECUTE FUNCTION copy()"
+);
+error_until_fixed!(
+    a_rule_that_changes_another_tenants_rows,
+    "RULE_ON_TENANT_TABLE",
+    "rule touch on public.projects",
+    broken: "CREATE TABLE tasks (id int, tenant_id uuid NOT NULL, title text);
+             CREATE RULE touch AS ON INSERT TO projects DO ALSO UPDATE tasks SET title = NEW.name",
+    fixed: "CREATE TABLE name_log (name text);
+            CREATE RULE touch AS ON INSERT TO projects DO ALSO INSERT INTO name_log VALUES (NEW.name)"
+);
+error_until_fixed!(
+    a_foreign_table_the_runtime_role_reaches_through_a_user_mapping,
+    "FOREIGN_TABLE_READABLE",
+    "foreign table public.remote_projects",
+    broken: "CREATE EXTENSION postgres_fdw; CREATE SERVER elsewhere FOREIGN DATA WRAPPER postgres_fdw;
+             CREATE USER MAPPING FOR PUBLIC SERVER elsewhere OPTIONS (user 'reporting');
+             CREATE FOREIGN TABLE remote_projects (id uuid, tenant_id uuid) SERVER elsewhere;
+             GRANT SELECT ON remote_projects TO {r}",
+    fixed: "CREATE EXTENSION postgres_fdw; CREATE SERVER elsewhere FOREIGN DATA WRAPPER postgres_fdw;
+            CREATE FOREIGN TABLE remote_projects (id uuid, tenant_id uuid) SERVER elsewhere;
+            GRANT SELECT ON remote_projects TO {r}"
+);
+error_until_fixed!(
+    a_trigger_privilege_on_a_tenant_table,
+    "EXCESS_TABLE_PRIVILEGE",
+    "table public.projects",
+    broken: "GRANT TRIGGER ON projects TO {r}",
+    fixed: "GRANT REFERENCES ON projects TO {r}"
+);
+
+/// Not only the runtime role: any LOGIN role that is subject to RLS and
+/// may TRUNCATE a tenant table empties every tenant's rows.
+#[tokio::test]
+async fn truncate_by_any_login_role_is_found() {
+    let findings =
+        findings_with_text("CREATE ROLE {r}_etl LOGIN; GRANT TRUNCATE ON projects TO {r}_etl")
+            .await;
+    assert_eq!(
+        found_text(&findings, "TRUNCATE_GRANTED", "table public.projects").as_deref(),
+        Some("{r}_etl may TRUNCATE it (granted to {r}_etl)"),
+        "{findings:#?}"
+    );
+    let quiet =
+        findings_with_text("CREATE ROLE {r}_etl NOLOGIN; GRANT TRUNCATE ON projects TO {r}_etl")
+            .await;
+    assert_eq!(
+        found_text(&quiet, "TRUNCATE_GRANTED", "table public.projects"),
+        None,
+        "a role nobody logs in as or reaches: {quiet:#?}"
+    );
+    // The owner holds every privilege (its ACL entry says so): that is
+    // ownership, not a grant to report here.
+    let owner =
+        findings_with_text("CREATE ROLE {r}_admin LOGIN; ALTER TABLE projects OWNER TO {r}_admin")
+            .await;
+    assert_eq!(
+        found_text(&owner, "TRUNCATE_GRANTED", "table public.projects"),
+        None,
+        "{owner:#?}"
+    );
+    let public = findings_with_text("GRANT TRUNCATE ON projects TO PUBLIC").await;
+    assert_eq!(
+        found_text(&public, "TRUNCATE_GRANTED", "table public.projects").as_deref(),
+        Some("PUBLIC (every role) may TRUNCATE it"),
+        "{public:#?}"
+    );
+}
+
+/// The (id, object, fix) of each finding after `breakage`, role written `{r}`.
+async fn fixes(breakage: &str) -> Vec<(String, String, String)> {
+    let db = TestDb::new().await;
+    let role = unique("auditee");
+    db.execute(&BASELINE.replace("{r}", &role)).await;
+    db.execute(&breakage.replace("{r}", &role)).await;
+    let report = db
+        .rlsctl(&["audit", "--role", &role, "--format", "json"])
+        .json();
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let text = |k: &str| f[k].as_str().unwrap().replace(&role, "{r}");
+            (
+                f["id"].as_str().unwrap().to_string(),
+                text("object"),
+                text("fix"),
+            )
+        })
+        .collect()
+}
+
+/// A privilege that comes through a membership is reported with the
+/// membership, and the fix revokes the membership, not the group's grant.
+#[tokio::test]
+async fn a_privilege_through_a_membership_names_the_path_and_fixes_the_membership() {
+    let breakage =
+        "CREATE ROLE {r}_grp; GRANT TRUNCATE ON projects TO {r}_grp; GRANT {r}_grp TO {r}";
+    let findings = findings_with_text(breakage).await;
+    let found = found_text(&findings, "TRUNCATE_GRANTED", "table public.projects")
+        .expect("TRUNCATE through the group");
+    assert!(
+        found.contains("{r} may TRUNCATE it: {r} inherits the rights of {r}_grp (membership with INHERIT), which is granted TRUNCATE"),
+        "{found}"
+    );
+    let fix = found_text(
+        &fixes(breakage).await,
+        "TRUNCATE_GRANTED",
+        "table public.projects",
+    )
+    .expect("a fix");
+    assert!(fix.starts_with("REVOKE \"{r}_grp\" FROM \"{r}\";"), "{fix}");
+
+    let owner =
+        "CREATE ROLE {r}_owner; ALTER TABLE projects OWNER TO {r}_owner; GRANT {r}_owner TO {r}";
+    let fix = found_text(
+        &fixes(owner).await,
+        "RUNTIME_OWNS_TENANT_TABLE",
+        "table public.projects",
+    )
+    .expect("ownership through the membership");
+    assert_eq!(fix, "REVOKE \"{r}_owner\" FROM \"{r}\";");
+}
+
+/// Without a spec, audit does not assume `rls.current_tenant_id`: the
+/// context function is the one the policies compare the tenant column with.
+#[tokio::test]
+async fn spec_less_audit_finds_the_context_function_from_the_policies() {
+    let setup = "CREATE SCHEMA app;
+        CREATE FUNCTION app.current_tenant_id() RETURNS uuid LANGUAGE sql STABLE PARALLEL SAFE
+          AS $$ SELECT nullif(current_setting('app.current_tenant_id', true), '')::uuid $$;
+        GRANT USAGE ON SCHEMA app TO {r};";
+    let sub_select = findings_with_text(&format!(
+        "{setup} ALTER POLICY tenant_isolation ON projects
+           USING (tenant_id = (SELECT app.current_tenant_id()))
+           WITH CHECK (tenant_id = (SELECT app.current_tenant_id()))"
+    ))
+    .await;
+    assert!(
+        !sub_select
+            .iter()
+            .any(|(id, _, _)| id == "CONTEXT_CALLED_PER_ROW"),
+        "{sub_select:#?}"
+    );
+    let per_row = findings_with_text(&format!(
+        "{setup} ALTER POLICY tenant_isolation ON projects
+           USING (tenant_id = app.current_tenant_id())
+           WITH CHECK (tenant_id = (SELECT app.current_tenant_id()))"
+    ))
+    .await;
+    assert_eq!(
+        found_text(
+            &per_row,
+            "CONTEXT_CALLED_PER_ROW",
+            "policy tenant_isolation on public.projects"
+        )
+        .as_deref(),
+        Some("calls app.current_tenant_id() outside a sub-select"),
+        "{per_row:#?}"
+    );
+}
+
+finds_until_fixed!(
+    a_unique_key_without_the_tenant_the_runtime_role_can_insert_into,
+    "UNIQUE_NOT_SCOPED_BY_TENANT",
+    "constraint projects_name_key on public.projects",
+    broken: "ALTER TABLE projects ADD CONSTRAINT projects_name_key UNIQUE (name)",
+    fixed: "ALTER TABLE projects ADD CONSTRAINT projects_name_key UNIQUE (name);
+            REVOKE INSERT, UPDATE ON projects FROM {r}"
+);
+finds_until_fixed!(
+    a_foreign_key_without_the_tenant_the_runtime_role_can_insert_through,
+    "FOREIGN_KEY_NOT_SCOPED_BY_TENANT",
+    "constraint tasks_project_id_fkey on public.tasks",
+    broken: "CREATE TABLE tasks (id uuid PRIMARY KEY, tenant_id uuid NOT NULL, project_id uuid REFERENCES projects (id));
+             GRANT SELECT, INSERT ON tasks TO {r}",
+    fixed: "CREATE TABLE tasks (id uuid PRIMARY KEY, tenant_id uuid NOT NULL, project_id uuid REFERENCES projects (id));
+            GRANT SELECT ON tasks TO {r}"
+);
+
+/// The oracle names the way the runtime role probes the key.
+#[tokio::test]
+async fn an_existence_oracle_says_how_it_is_probed() {
+    let findings = findings_with_text(
+        "REVOKE INSERT, UPDATE ON projects FROM {r};
+         ALTER TABLE projects ADD CONSTRAINT projects_name_key UNIQUE (name);
+         CREATE TABLE tags (id int, tenant_id uuid NOT NULL, project_name text REFERENCES projects (name));
+         GRANT INSERT ON tags TO {r}",
+    )
+    .await;
+    assert_eq!(
+        found_text(
+            &findings,
+            "UNIQUE_NOT_SCOPED_BY_TENANT",
+            "constraint projects_name_key on public.projects"
+        )
+        .as_deref(),
+        Some(
+            "unique (name) without tenant_id: the runtime role learns whether another tenant uses a value through foreign key tags_project_name_fkey from public.tags"
+        ),
+        "{findings:#?}"
+    );
+}
+
+finds_until_fixed!(
+    a_function_a_policy_calls_owned_by_the_runtime_role,
+    "POLICY_FUNCTION_WRITABLE",
+    "function public.is_member()",
+    broken: "CREATE FUNCTION is_member() RETURNS boolean LANGUAGE sql STABLE AS $$ SELECT true $$;
+             ALTER FUNCTION is_member() OWNER TO {r};
+             CREATE POLICY member ON projects AS RESTRICTIVE TO {r} USING ((SELECT is_member()))",
+    fixed: "CREATE FUNCTION is_member() RETURNS boolean LANGUAGE sql STABLE AS $$ SELECT true $$;
+            CREATE POLICY member ON projects AS RESTRICTIVE TO {r} USING ((SELECT is_member()))"
+);
+finds_until_fixed!(
+    a_lookup_table_a_policy_reads_that_the_runtime_role_can_write,
+    "POLICY_LOOKUP_WRITABLE",
+    "policy via_membership on public.projects",
+    broken: "CREATE TABLE memberships (tenant uuid NOT NULL, member text NOT NULL);
+             GRANT SELECT, INSERT ON memberships TO {r};
+             CREATE POLICY via_membership ON projects TO {r}
+               USING (tenant_id IN (SELECT tenant FROM memberships WHERE member = current_user))",
+    fixed: "CREATE TABLE memberships (tenant uuid NOT NULL, member text NOT NULL);
+            GRANT SELECT ON memberships TO {r};
+            CREATE POLICY via_membership ON projects TO {r}
+              USING (tenant_id IN (SELECT tenant FROM memberships WHERE member = current_user))"
+);
+
+finds_until_fixed!(
+    a_sequence_every_tenant_draws_from,
+    "SEQUENCE_SHARED_ACROSS_TENANTS",
+    "sequence public.orders_id_seq",
+    broken: "CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY, tenant_id uuid NOT NULL);
+             GRANT SELECT, INSERT ON orders TO {r}",
+    fixed: "CREATE TABLE orders (id uuid DEFAULT gen_random_uuid(), tenant_id uuid NOT NULL);
+            GRANT SELECT, INSERT ON orders TO {r}"
+);
+finds_until_fixed!(
+    other_sessions_query_text_readable,
+    "STAT_ACTIVITY_READABLE",
+    "view pg_catalog.pg_stat_activity",
+    broken: "GRANT SELECT ON pg_catalog.pg_stat_activity TO PUBLIC",
+    fixed: "GRANT SELECT ON pg_catalog.pg_stat_activity TO PUBLIC;
+            REVOKE SELECT ON pg_catalog.pg_stat_activity FROM PUBLIC"
+);
+finds_until_fixed!(
+    the_tenant_setting_is_on_record_until_the_tenant_comes_from_elsewhere,
+    "TENANT_SETTING_SETTABLE",
+    "setting app.current_tenant_id",
+    broken: "",
+    fixed: "CREATE TABLE rls.tenant_of_role (role_name name PRIMARY KEY, tenant uuid NOT NULL);
+            GRANT SELECT ON rls.tenant_of_role TO {r};
+            CREATE OR REPLACE FUNCTION rls.current_tenant_id() RETURNS uuid LANGUAGE sql STABLE PARALLEL SAFE
+              AS $$ SELECT tenant FROM rls.tenant_of_role WHERE role_name = current_user $$"
+);

@@ -297,3 +297,60 @@ async fn an_audit_that_examined_no_tenant_table_says_so_and_fails() {
         text.stdout
     );
 }
+
+/// Without a spec and with no table holding `--tenant-column`, the tenant
+/// tables are found from their policies: the column compared with a tenant
+/// context, whatever it is called, and the context function they call.
+#[tokio::test]
+async fn spec_less_audit_finds_tenant_tables_from_their_policies() {
+    let db = TestDb::new().await;
+    let role = unique("app");
+    db.execute(&format!(
+        "CREATE ROLE {role};
+         CREATE SCHEMA auth;
+         CREATE FUNCTION auth.org_id() RETURNS uuid LANGUAGE sql STABLE PARALLEL SAFE
+           AS $$ SELECT nullif(current_setting('app.org', true), '')::uuid $$;
+         CREATE TABLE invoices (id int PRIMARY KEY, org_id uuid NOT NULL);
+         ALTER TABLE invoices ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+         CREATE POLICY org_isolation ON invoices TO {role} USING (org_id = auth.org_id());
+         GRANT SELECT ON invoices TO {role};"
+    ))
+    .await;
+    let found = |db: &TestDb| {
+        let report = db
+            .rlsctl(&["audit", "--role", &role, "--format", "json"])
+            .json();
+        assert_eq!(report["summary"]["tenant_tables"], 1, "{report:#}");
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["id"].as_str().unwrap().to_string(),
+                    f["found"].as_str().unwrap().to_string(),
+                )
+            })
+            .filter(|(id, _)| id == "CONTEXT_CALLED_PER_ROW" || id == "TENANT_INDEX_MISSING")
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        found(&db),
+        vec![
+            (
+                "CONTEXT_CALLED_PER_ROW".to_string(),
+                "calls auth.org_id() outside a sub-select".to_string()
+            ),
+            (
+                "TENANT_INDEX_MISSING".to_string(),
+                "no valid index starts with org_id".to_string()
+            ),
+        ]
+    );
+    db.execute(
+        "CREATE INDEX ON invoices (org_id);
+         ALTER POLICY org_isolation ON invoices USING (org_id = (SELECT auth.org_id()))",
+    )
+    .await;
+    assert_eq!(found(&db), Vec::<(String, String)>::new());
+}

@@ -38,6 +38,7 @@ mod progress_on_long_work;
 mod prune_of_an_empty_spec_needs_allow_empty;
 mod read_only_commands_change_nothing;
 mod report_is_evidence;
+mod roles_declared_without_tenant_access;
 mod roles_exist_before_migrations;
 mod roles_for_a_managed_cloud_admin;
 mod roles_scoped_to_tables_and_commands;

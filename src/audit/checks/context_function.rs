@@ -57,19 +57,39 @@ pub const CALLED_PER_ROW: Check = Check {
         let Some(function) = &ctx.context_function else {
             return Vec::new();
         };
-        let call = format!("{}(", function.name);
+        let call = format!("{}(", crate::quote::display_ident(&function.name));
+        let schema = crate::quote::display_ident(&function.schema);
         let mut out = Vec::new();
         for (t, _) in ctx.tenant_tables() {
             for p in t.policies.values() {
+                // pg_depend says whether the policy calls this very function;
+                // the text only says where.
+                let calls_it = ctx
+                    .posture
+                    .policy_calls
+                    .get(&(t.name.clone(), p.name.clone()))
+                    .is_some_and(|called| called.contains(function));
+                if !calls_it {
+                    continue;
+                }
                 let texts = p.using.iter().chain(p.with_check.iter());
                 let per_row = texts.into_iter().any(|e| {
                     let e = e.as_str();
                     e.match_indices(&call).any(|(i, _)| {
                         let before = &e[..i];
-                        let before = before
-                            .strip_suffix(&format!("{}.", function.schema))
-                            .unwrap_or(before);
-                        !before.trim_end().ends_with("SELECT")
+                        let before = match before.strip_suffix('.') {
+                            // Another schema's function of the same name is not this one.
+                            Some(qualified) => match qualified.strip_suffix(schema.as_str()) {
+                                Some(rest) => rest,
+                                None => return false,
+                            },
+                            None => before,
+                        };
+                        let part_of_a_longer_name = before
+                            .chars()
+                            .last()
+                            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '"');
+                        !part_of_a_longer_name && !before.trim_end().ends_with("SELECT")
                     })
                 });
                 if per_row {

@@ -7,9 +7,12 @@ pub mod functions;
 pub mod maintenance;
 pub mod paths;
 pub mod policies;
+pub mod policy_inputs;
+pub mod reach;
 pub mod roles;
 pub mod server;
 pub mod shape;
+pub mod side_channels;
 pub mod tables;
 
 use super::{CheckInfo, Context, Finding};
@@ -39,6 +42,8 @@ pub const ALL: &[Check] = &[
     policies::VOLATILE_FUNCTION,
     policies::PARALLEL_UNSAFE_FUNCTION,
     policies::TENANT_COLUMN_WRAPPED,
+    policy_inputs::FUNCTION_WRITABLE,
+    policy_inputs::LOOKUP_WRITABLE,
     context_function::UNSAFE_DEFINITION,
     context_function::CALLED_PER_ROW,
     context_function::WRITABLE_BY_RUNTIME,
@@ -57,5 +62,9 @@ pub const ALL: &[Check] = &[
     shape::TRUNCATE_GRANTED,
     shape::EXCESS_PRIVILEGE,
     shape::DEFAULT_PRIVILEGES_TO_PUBLIC,
+    reach::NO_TENANT_ACCESS_GRANTED,
+    side_channels::SHARED_SEQUENCE,
+    side_channels::ACTIVITY_READABLE,
+    side_channels::SETTING_SETTABLE,
     server::PAST_END_OF_LIFE,
 ];

@@ -1,8 +1,9 @@
 //! Objects that reach tenant rows with someone else's rights.
 
 use super::Check;
-use crate::audit::{CheckInfo, Context, Severity};
+use crate::audit::{CheckInfo, Context, Severity, function_body};
 use crate::catalog::View;
+use crate::model::Privilege;
 use crate::quote::ident;
 
 /// The tenant tables `view` reads whose policies its owner does not pass.
@@ -78,12 +79,35 @@ pub const MATERIALIZED_VIEW: Check = Check {
     },
 };
 
+/// The tenant tables a function body (as its owner runs it) reads or writes
+/// past their policies; `None` when the body cannot be read (C, other
+/// languages). Unqualified names resolve in the pinned search_path, or
+/// `public` and the owner's own schema, the default path.
+fn bypassed_by_body(
+    ctx: &Context,
+    owner: &str,
+    language: &str,
+    body: &str,
+    pinned: Option<Vec<String>>,
+) -> Option<Vec<String>> {
+    let path = pinned.unwrap_or_else(|| vec![owner.to_string(), "public".to_string()]);
+    let touched = function_body::tables_touched(language, body, &path, ctx.tenant_tables.keys())?;
+    Some(
+        touched
+            .iter()
+            .filter_map(|t| ctx.table(t))
+            .filter(|t| ctx.reads_past_policies(owner, t))
+            .map(|t| t.name.to_string())
+            .collect(),
+    )
+}
+
 pub const SECURITY_DEFINER_FUNCTION: Check = Check {
     info: CheckInfo {
         id: "SECURITY_DEFINER_EXECUTABLE",
-        severity: Severity::Warning,
+        severity: Severity::Error,
         title: "The runtime role can execute a SECURITY DEFINER function whose owner bypasses RLS",
-        why: "A SECURITY DEFINER function runs as its owner; EXECUTE is granted to PUBLIC by default. If the owner bypasses RLS, whatever tables the function touches are reachable without the tenant policy.",
+        why: "A SECURITY DEFINER function runs as its owner; EXECUTE is granted to PUBLIC by default. If the owner bypasses RLS, whatever tables the function touches are reachable without the tenant policy. An error when its body (SQL or PL/pgSQL, read with PostgreSQL's grammar) reads or writes a tenant table whose policies the owner passes: the runtime role reaches other tenants' rows through it. A warning when the body touches none, or cannot be read (C and other languages).",
         fix: "REVOKE EXECUTE ON FUNCTION <function> FROM PUBLIC, <runtime role>; or make it SECURITY INVOKER.",
     },
     run: |ctx| {
@@ -101,14 +125,28 @@ pub const SECURITY_DEFINER_FUNCTION: Check = Check {
                     .any(|r| ctx.bypasses(r) || owns_tenant_table(r))
             })
             .map(|f| {
-                SECURITY_DEFINER_FUNCTION.info.finding(
+                let bypassed =
+                    bypassed_by_body(ctx, &f.owner, &f.language, &f.body, f.pinned_search_path());
+                let reach = match &bypassed {
+                    Some(tables) if !tables.is_empty() => format!(
+                        "; its body reaches {} past the tenant policy",
+                        tables.join(", ")
+                    ),
+                    Some(_) => "; its body touches no tenant table".to_string(),
+                    None => format!("; its {} body cannot be read", f.language),
+                };
+                let mut finding = SECURITY_DEFINER_FUNCTION.info.finding(
                     format!("function {}({})", f.name, f.arguments),
                     format!(
-                        "SECURITY DEFINER, owned by {}, executable by the runtime role",
+                        "SECURITY DEFINER, owned by {}, executable by the runtime role{reach}",
                         f.owner
                     ),
                     format!("REVOKE EXECUTE ON FUNCTION {} FROM PUBLIC;", f.signature()),
-                )
+                );
+                if bypassed.is_none_or(|t| t.is_empty()) {
+                    finding.severity = Severity::Warning;
+                }
+                finding
             })
             .collect()
     },
@@ -117,9 +155,9 @@ pub const SECURITY_DEFINER_FUNCTION: Check = Check {
 pub const TRIGGER_AS_OWNER: Check = Check {
     info: CheckInfo {
         id: "TRIGGER_RUNS_AS_OWNER",
-        severity: Severity::Warning,
+        severity: Severity::Error,
         title: "A tenant table fires a SECURITY DEFINER trigger function",
-        why: "The trigger runs as the function's owner for every write the runtime role makes: what it reads or writes elsewhere is not filtered by the caller's tenant.",
+        why: "The trigger runs as the function's owner for every write the runtime role makes: what it reads or writes elsewhere is not filtered by the caller's tenant. An error when its body reads or writes a tenant table whose policies the owner passes (it can copy other tenants' rows into the caller's reach, or change them); a warning when it touches none or its body cannot be read.",
         fix: "ALTER FUNCTION <trigger function>() SECURITY INVOKER; or check the tenant inside it.",
     },
     run: |ctx| {
@@ -128,11 +166,24 @@ pub const TRIGGER_AS_OWNER: Check = Check {
             .iter()
             .filter(|t| t.security_definer && ctx.tenant_tables.contains_key(&t.table))
             .map(|t| {
-                TRIGGER_AS_OWNER.info.finding(
+                let bypassed = bypassed_by_body(ctx, &t.owner, &t.language, &t.body, None);
+                let reach = match &bypassed {
+                    Some(tables) if !tables.is_empty() => format!(
+                        ", which as {} reaches {} past the tenant policy",
+                        t.owner,
+                        tables.join(", ")
+                    ),
+                    _ => String::new(),
+                };
+                let mut finding = TRIGGER_AS_OWNER.info.finding(
                     format!("trigger {} on {}", t.name, t.table),
-                    format!("calls SECURITY DEFINER {}()", t.function),
+                    format!("calls SECURITY DEFINER {}(){reach}", t.function),
                     format!("ALTER FUNCTION {}() SECURITY INVOKER;", t.function.quoted()),
-                )
+                );
+                if reach.is_empty() {
+                    finding.severity = Severity::Warning;
+                }
+                finding
             })
             .collect()
     },
@@ -141,22 +192,57 @@ pub const TRIGGER_AS_OWNER: Check = Check {
 pub const RULE_ON_TENANT_TABLE: Check = Check {
     info: CheckInfo {
         id: "RULE_ON_TENANT_TABLE",
-        severity: Severity::Warning,
+        severity: Severity::Error,
         title: "A rewrite rule on a tenant table",
-        why: "Rule actions run with the rights of the table's owner, not the caller: a rule that copies or redirects rows can move them past the tenant policy.",
+        why: "Rule actions run with the rights of the table's owner, not the caller: a rule that copies or redirects rows can move them past the tenant policy. An error when the runtime role can run the statement the rule rewrites and the rule's actions touch a tenant table whose policies the owner passes (another tenant's rows are read or changed), or a table without RLS the runtime role can read (every tenant's rows land where it reads them); a warning otherwise.",
         fix: "DROP RULE <rule> ON <table>; use a trigger (SECURITY INVOKER) instead.",
     },
     run: |ctx| {
         ctx.posture
             .rules
             .iter()
-            .filter(|(t, _)| ctx.tenant_tables.contains_key(t))
-            .map(|(t, rule)| {
-                RULE_ON_TENANT_TABLE.info.finding(
-                    format!("rule {rule} on {t}"),
-                    "its actions run as the table owner",
-                    format!("DROP RULE {} ON {};", ident(rule), t.quoted()),
-                )
+            .filter(|r| ctx.tenant_tables.contains_key(&r.table))
+            .filter_map(|r| Some((r, ctx.table(&r.table)?)))
+            .map(|(rule, table)| {
+                let fires = ctx
+                    .runtime_privileges(table)
+                    .iter()
+                    .any(|p| p.keyword() == rule.event);
+                let reached: Vec<String> = rule
+                    .touches
+                    .iter()
+                    .filter_map(|t| ctx.table(t))
+                    .filter(|t| {
+                        let tenant = ctx.tenant_tables.contains_key(&t.name);
+                        ctx.reads_past_policies(&table.owner, t)
+                            && (tenant
+                                || (!t.rls_enabled
+                                    && ctx.runtime_privileges(t).contains(&Privilege::Select)))
+                    })
+                    .map(|t| t.name.to_string())
+                    .collect();
+                let mut finding = RULE_ON_TENANT_TABLE.info.finding(
+                    format!("rule {} on {}", rule.name, rule.table),
+                    if fires && !reached.is_empty() {
+                        format!(
+                            "its actions on {} run as the table owner {} for the runtime role's {}",
+                            reached.join(", "),
+                            table.owner,
+                            rule.event
+                        )
+                    } else {
+                        "its actions run as the table owner".to_string()
+                    },
+                    format!(
+                        "DROP RULE {} ON {};",
+                        ident(&rule.name),
+                        rule.table.quoted()
+                    ),
+                );
+                if !fires || reached.is_empty() {
+                    finding.severity = Severity::Warning;
+                }
+                finding
             })
             .collect()
     },
@@ -165,22 +251,40 @@ pub const RULE_ON_TENANT_TABLE: Check = Check {
 pub const FOREIGN_TABLE: Check = Check {
     info: CheckInfo {
         id: "FOREIGN_TABLE_READABLE",
-        severity: Severity::Warning,
+        severity: Severity::Error,
         title: "The runtime role can read a foreign table",
-        why: "Foreign tables cannot have row-level security: the remote server's rights apply, not the tenant policy.",
-        fix: "REVOKE SELECT ON <foreign table> FROM <runtime role>;",
+        why: "Foreign tables cannot have row-level security: the remote server's rights apply, not the tenant policy. An error when a user mapping of its server applies to the runtime role (for it, for a role it can SET ROLE to, or for PUBLIC): its queries reach the remote data with the mapping's credentials, typically a role that sees every tenant there. A warning while no mapping applies, so the read fails today.",
+        fix: "REVOKE SELECT ON <foreign table> FROM <runtime role>; DROP USER MAPPING FOR PUBLIC SERVER <server>; map only roles that need it.",
     },
     run: |ctx| {
+        let mapped_roles: std::collections::BTreeSet<String> = ctx
+            .runtime_roles
+            .iter()
+            .flat_map(|r| ctx.can_set_role(r))
+            .chain(["PUBLIC".to_string()])
+            .collect();
         ctx.posture
             .foreign_tables
             .iter()
-            .filter(|(_, readers)| ctx.includes_runtime(readers))
-            .map(|(name, _)| {
-                FOREIGN_TABLE.info.finding(
-                    format!("foreign table {name}"),
-                    "readable by the runtime role, without row-level security",
-                    format!("REVOKE SELECT ON {} FROM <runtime role>;", name.quoted()),
-                )
+            .filter(|f| ctx.includes_runtime(&f.readers))
+            .map(|f| {
+                let mapped: Vec<&String> = f.mapped.intersection(&mapped_roles).collect();
+                let mut finding = FOREIGN_TABLE.info.finding(
+                    format!("foreign table {}", f.name),
+                    if mapped.is_empty() {
+                        "readable by the runtime role, without row-level security (no user mapping applies to it yet)".to_string()
+                    } else {
+                        format!(
+                            "readable by the runtime role, without row-level security, through the user mapping for {}",
+                            mapped.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ")
+                        )
+                    },
+                    format!("REVOKE SELECT ON {} FROM <runtime role>;", f.name.quoted()),
+                );
+                if mapped.is_empty() {
+                    finding.severity = Severity::Warning;
+                }
+                finding
             })
             .collect()
     },

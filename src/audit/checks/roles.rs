@@ -70,7 +70,7 @@ pub const OWNS_TENANT_TABLE: Check = Check {
         severity: Severity::Error,
         title: "The runtime role owns a tenant table (or is a member of its owner)",
         why: "A table's owner bypasses its policies unless FORCE ROW LEVEL SECURITY is set, and can always turn RLS off, drop policies or disable FORCE: ownership is a way around isolation.",
-        fix: "ALTER TABLE <table> OWNER TO <migration role>; let the application connect as a role that owns nothing.",
+        fix: "ALTER TABLE <table> OWNER TO <migration role>; let the application connect as a role that owns nothing. When ownership comes through a membership (the runtime role is a member of the owner), revoke the membership instead: REVOKE <owner> FROM <runtime role>;",
     },
     run: |ctx| {
         let mut out = Vec::new();
@@ -95,10 +95,19 @@ pub const OWNS_TENANT_TABLE: Check = Check {
                                 " and RLS is not forced: it reads every tenant's rows"
                             }
                         ),
-                        format!(
-                            "ALTER TABLE {} OWNER TO <a role the application does not use>;",
-                            table.name.quoted()
-                        ),
+                        match path {
+                            // The membership is the way in: the owner may be right.
+                            Path::Inherits => {
+                                format!("REVOKE {} FROM {};", ident(&table.owner), ident(role))
+                            }
+                            Path::SetRole(to) => {
+                                format!("REVOKE {} FROM {};", ident(to), ident(role))
+                            }
+                            Path::Itself => format!(
+                                "ALTER TABLE {} OWNER TO <a role the application does not use>;",
+                                table.name.quoted()
+                            ),
+                        },
                     ));
                 }
             }

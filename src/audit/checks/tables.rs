@@ -1,8 +1,11 @@
 //! Tenant tables: RLS flags, policies present, the tenant column and its index.
 
 use super::Check;
+use crate::audit::expression_tree::admits_null_tenant;
 use crate::audit::{CheckInfo, Context, Severity};
+use crate::model::{Privilege, Table};
 use crate::quote::{QualifiedName, ident};
+use crate::spec::Command;
 
 pub const WITHOUT_RLS: Check = Check {
     info: CheckInfo {
@@ -100,28 +103,71 @@ pub const RLS_WITHOUT_POLICY: Check = Check {
 pub const NULLABLE_TENANT_COLUMN: Check = Check {
     info: CheckInfo {
         id: "TENANT_COLUMN_NULLABLE",
-        severity: Severity::Warning,
+        severity: Severity::Error,
         title: "The tenant column allows NULL",
-        why: "A row with no tenant belongs to nobody: the tenant policy hides it from everyone, so it is lost data today and a leak the day someone writes `OR tenant_id IS NULL`.",
-        fix: "ALTER TABLE <table> ALTER COLUMN <column> SET NOT NULL; (rlsctl migrate-existing does it without a long lock)",
+        why: "A row with no tenant belongs to nobody. Where a policy for the runtime role tests `tenant_id IS NULL` (shared rows), every tenant reads those rows, and where that policy also checks new rows, any tenant writes rows every other tenant reads: an error. Otherwise (warning) the tenant policy hides them from everyone, which is lost data today and a leak the day someone writes `OR tenant_id IS NULL`.",
+        fix: "ALTER TABLE <table> ALTER COLUMN <column> SET NOT NULL; (rlsctl migrate-existing does it without a long lock); keep shared rows in their own table, readable by everyone and writable by none of the tenants.",
     },
     run: |ctx| {
         ctx.tenant_tables()
             .filter(|(t, column)| t.columns.contains_key(*column) && !t.not_null.contains(*column))
             .map(|(t, column)| {
-                NULLABLE_TENANT_COLUMN.info.finding(
+                let sharing = null_tenant_sharing(ctx, t, column);
+                let mut finding = NULLABLE_TENANT_COLUMN.info.finding(
                     format!("table {}", t.name),
-                    format!("column {column} is nullable"),
+                    if sharing.is_empty() {
+                        format!("column {column} is nullable")
+                    } else {
+                        format!(
+                            "column {column} is nullable and rows with a NULL {column} are shared across tenants: {}",
+                            sharing.join("; ")
+                        )
+                    },
                     format!(
                         "ALTER TABLE {} ALTER COLUMN {} SET NOT NULL;",
                         t.name.quoted(),
                         ident(column)
                     ),
-                )
+                );
+                if sharing.is_empty() {
+                    finding.severity = Severity::Warning;
+                }
+                finding
             })
             .collect()
     },
 };
+
+/// The runtime-facing permissive policies of `table` that admit rows whose
+/// tenant is NULL, each saying whether for reading, writing or both.
+fn null_tenant_sharing(ctx: &Context, table: &Table, column: &str) -> Vec<String> {
+    let privileges = ctx.runtime_privileges(table);
+    let writes = privileges.contains(&Privilege::Insert) || privileges.contains(&Privilege::Update);
+    table
+        .policies
+        .values()
+        .filter(|p| p.permissive && ctx.policy_applies_to_runtime(p))
+        .filter_map(|p| {
+            let reads_rows = matches!(
+                p.command,
+                Command::All | Command::Select | Command::Update | Command::Delete
+            );
+            let writes_rows = matches!(p.command, Command::All | Command::Insert | Command::Update);
+            let admits = |e: Option<&crate::spec::Expression>| {
+                e.is_some_and(|e| admits_null_tenant(e.as_str(), column))
+            };
+            let read = reads_rows && admits(p.using.as_ref());
+            let write = writes && writes_rows && admits(p.with_check.as_ref().or(p.using.as_ref()));
+            let what = match (read, write) {
+                (true, true) => "every tenant reads and writes them",
+                (true, false) => "every tenant reads them",
+                (false, true) => "every tenant writes them",
+                (false, false) => return None,
+            };
+            Some(format!("policy {} admits them ({what})", p.name))
+        })
+        .collect()
+}
 
 pub const TENANT_INDEX_MISSING: Check = Check {
     info: CheckInfo {
