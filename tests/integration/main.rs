@@ -32,6 +32,7 @@ mod read_only_commands_change_nothing;
 mod roles_exist_before_migrations;
 mod roles_for_a_managed_cloud_admin;
 mod secrets_are_never_printed;
+mod shared_expressions_normalise_once;
 mod spec_expressions_cannot_inject;
 mod tenant_policies_named_by_the_spec;
 mod verify;
