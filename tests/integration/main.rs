@@ -9,6 +9,7 @@ mod adopted_context_function;
 mod apply_bad_input;
 mod apply_builds_indexes_without_blocking;
 mod apply_converges;
+mod apply_fits_the_lock_table;
 mod apply_is_atomic;
 mod apply_runs_migrations;
 mod audit_checks;
