@@ -17,6 +17,7 @@ pub mod desired;
 pub mod diff;
 pub mod ephemeral;
 pub mod errors;
+pub mod fleet;
 pub mod lock_slots;
 pub mod maintenance_guard;
 pub mod migrate;

@@ -21,6 +21,7 @@ mod config_folder_is_read_safely;
 mod connect_timeout;
 mod context_function;
 mod ephemeral_server;
+mod fleet_runs_every_target;
 mod migrate_existing;
 mod migrations_cannot_commit_on_their_own;
 mod migrations_filtered_by_rls_are_refused;
