@@ -69,7 +69,13 @@ pub fn parse(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<Target>, SpecError> {
-    let lines = Lines::new(text);
+    // Errors show the offending line: with its passwords masked.
+    let shown: String = text
+        .lines()
+        .map(crate::connect::redact_in_message)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let lines = Lines::new(&shown);
     let at = |line: u64, column: u64| Origin::new(file, &lines, line, column);
     let first = text
         .lines()
