@@ -184,3 +184,56 @@ async fn a_bad_targets_file_names_the_line_and_runs_nothing() {
         "no migration ran"
     );
 }
+
+#[tokio::test]
+async fn check_and_verify_prove_isolation_on_every_target() {
+    let (first, second) = (TestDb::new().await, TestDb::new().await);
+    let role = unique("app");
+    first.migration("V1__schema.sql", PROJECTS);
+    first.spec(&simple_spec(&role, &["projects", "tasks"]));
+    std::fs::write(
+        first.path().join("fleet.txt"),
+        format!("{}\nFLEET_SECOND_URL\n", first.url),
+    )
+    .unwrap();
+    // FLEET_SECOND_URL names the first database in `fleet`: point it at the second.
+    let run = |args: &[&str]| {
+        let output = first
+            .offline_command(args)
+            .env("FLEET_SECOND_URL", with_password(&second, "second-secret"))
+            .env_remove("DATABASE_URL")
+            .env_remove("RLSCTL_ADMIN_DATABASE_URL")
+            .output()
+            .expect("run rlsctl");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(!stdout.contains("second-secret"), "{stdout}");
+        (output.status.code().unwrap_or(-1), stdout)
+    };
+
+    let (code, stdout) = run(&["check", "--targets", "fleet.txt", "--format", "json"]);
+    assert_eq!(code, 0, "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    for row in report["targets"].as_array().unwrap() {
+        assert_eq!(row["result"]["passed"], true, "{row}");
+        assert_eq!(row["result"]["verify"]["summary"]["leaks"], 0, "{row}");
+        assert!(
+            row["result"]["verify"]["summary"]["proven"]
+                .as_u64()
+                .unwrap()
+                > 0,
+            "{row}"
+        );
+    }
+
+    // A policy dropped on the second database is a leak there, and only there.
+    second
+        .execute("ALTER TABLE tasks DISABLE ROW LEVEL SECURITY")
+        .await;
+    let (code, stdout) = run(&["verify", "--targets", "fleet.txt"]);
+    assert_eq!(code, 2, "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let leak_rows = lines.iter().filter(|l| l.contains("ATTENTION")).count();
+    let ok_rows = lines.iter().filter(|l| l.contains(" ok ")).count();
+    assert_eq!((ok_rows, leak_rows), (1, 1), "{stdout}");
+    assert!(stdout.contains("FLEET_SECOND_URL"), "{stdout}");
+}
