@@ -1,9 +1,14 @@
 //! Scale benchmark: whole-process `rlsctl` times at 200, 2,000 and 10,000
 //! tenant tables, on a throwaway PostgreSQL, all measured in one run.
 //!
-//! `cargo bench --bench scale` (add `-- 200 2000` to choose the sizes).
-//! Reports apply from empty, no-op apply, no-op plan and audit (median of
-//! 3 runs each), the number of catalog queries, and growth against linear.
+//! `cargo bench --bench scale` (add `-- 200 2000` to choose the sizes, and
+//! `full` or `plain` to measure one spec shape only). Reports apply from
+//! empty, no-op apply, no-op plan and audit (median of 3 runs each), the
+//! number of catalog queries, and growth against linear, for two spec
+//! shapes: `plain` (one runtime role, a list of tables) and `full` (a
+//! cross-tenant role, a cross-tenant predicate, an extra policy on every
+//! table, per-role commands on every tenth and partitions under every
+//! hundredth), whose cost should not differ by much.
 
 mod common;
 
@@ -14,7 +19,14 @@ use common::{results_table, rlsctl};
 use rlsctl::ephemeral::EphemeralServer;
 use sqlx::{Connection, PgConnection};
 
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Shape {
+    Plain,
+    Full,
+}
+
 struct Row {
+    shape: Shape,
     tables: usize,
     apply: Duration,
     noop_apply: Duration,
@@ -35,8 +47,8 @@ fn queries(json: &str) -> u64 {
     value["catalog_queries"].as_u64().unwrap_or(0)
 }
 
-async fn measure(server: &EphemeralServer, tables: usize) -> Row {
-    let database = format!("scale_{tables}");
+async fn measure(server: &EphemeralServer, shape: Shape, tables: usize) -> Row {
+    let database = format!("scale_{}_{tables}", format!("{shape:?}").to_lowercase());
     let mut admin = PgConnection::connect(&server.url()).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
         .execute(&mut admin)
@@ -44,10 +56,20 @@ async fn measure(server: &EphemeralServer, tables: usize) -> Row {
         .unwrap();
     let url = server.url_for(&database);
     let mut conn = PgConnection::connect(&url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DO $$ BEGIN FOR i IN 1..{tables} LOOP
-           EXECUTE format('CREATE TABLE t%s (id bigint PRIMARY KEY, tenant_id uuid NOT NULL, body text)', i);
-         END LOOP; END $$"
+    // Every hundredth table of the full shape is partitioned in two.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA bench_staff;
+         CREATE FUNCTION bench_staff.is_staff() RETURNS boolean LANGUAGE sql STABLE AS 'SELECT false';
+         DO $$ BEGIN FOR i IN 1..{tables} LOOP
+           IF {partitions} AND i % 100 = 0 THEN
+             EXECUTE format('CREATE TABLE t%s (id bigint, tenant_id uuid NOT NULL, archived boolean NOT NULL DEFAULT false, body text) PARTITION BY HASH (id)', i);
+             EXECUTE format('CREATE TABLE t%s_0 PARTITION OF t%s FOR VALUES WITH (MODULUS 2, REMAINDER 0)', i, i);
+             EXECUTE format('CREATE TABLE t%s_1 PARTITION OF t%s FOR VALUES WITH (MODULUS 2, REMAINDER 1)', i, i);
+           ELSE
+             EXECUTE format('CREATE TABLE t%s (id bigint PRIMARY KEY, tenant_id uuid NOT NULL, archived boolean NOT NULL DEFAULT false, body text)', i);
+           END IF;
+         END LOOP; END $$",
+        partitions = shape == Shape::Full,
     )))
     .execute(&mut conn)
     .await
@@ -55,17 +77,14 @@ async fn measure(server: &EphemeralServer, tables: usize) -> Row {
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("policies")).unwrap();
-    let mut spec = String::from("roles:\n  - name: bench_app\n    login: true\ntables:\n");
-    for i in 1..=tables {
-        spec.push_str(&format!("  - t{i}\n"));
-    }
-    std::fs::write(dir.path().join("policies/spec.yaml"), spec).unwrap();
+    std::fs::write(dir.path().join("policies/spec.yaml"), spec(shape, tables)).unwrap();
 
     let (apply, _) = rlsctl(dir.path(), &url, &["apply", "--format", "json"]);
     let (noop_apply, _) = median(dir.path(), &url, &["apply", "--format", "json"]);
     let (plan, plan_json) = median(dir.path(), &url, &["plan", "--format", "json"]);
     let (audit, audit_json) = median(dir.path(), &url, &["audit", "--format", "json"]);
     Row {
+        shape,
         tables,
         apply,
         noop_apply,
@@ -76,12 +95,59 @@ async fn measure(server: &EphemeralServer, tables: usize) -> Row {
     }
 }
 
+fn spec(shape: Shape, tables: usize) -> String {
+    let mut spec = String::from("roles:\n  - name: bench_app\n    login: true\n");
+    if shape == Shape::Full {
+        spec.push_str(
+            "  - name: bench_reader
+    cross_tenant: read
+    reason: Reports across customers.
+cross_tenant:
+  - name: support_staff
+    when: bench_staff.is_staff()
+    access: read
+    reason: Support answers tickets for any customer.
+",
+        );
+    }
+    spec.push_str("tables:\n");
+    for i in 1..=tables {
+        if shape == Shape::Full && i % 10 == 0 {
+            spec.push_str(&format!(
+                "  - {{ name: t{i}, commands: [select, insert] }}\n"
+            ));
+        } else {
+            spec.push_str(&format!("  - t{i}\n"));
+        }
+    }
+    if shape == Shape::Full {
+        let all: Vec<String> = (1..=tables).map(|i| format!("t{i}")).collect();
+        spec.push_str(&format!(
+            "policies:
+  - name: archived_read_only
+    tables: [{}]
+    command: update
+    kind: restrictive
+    using: NOT archived
+",
+            all.join(", ")
+        ));
+    }
+    spec
+}
+
 #[tokio::main]
 async fn main() {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let shapes: Vec<Shape> = match (
+        args.iter().any(|a| a == "plain"),
+        args.iter().any(|a| a == "full"),
+    ) {
+        (true, false) => vec![Shape::Plain],
+        (false, true) => vec![Shape::Full],
+        _ => vec![Shape::Plain, Shape::Full],
+    };
     let sizes = if sizes.is_empty() {
         vec![200, 2_000, 10_000]
     } else {
@@ -89,13 +155,16 @@ async fn main() {
     };
     let server = EphemeralServer::start().expect("start PostgreSQL");
     let mut rows = Vec::new();
-    for &n in &sizes {
-        eprintln!("measuring {n} tables…");
-        rows.push(measure(&server, n).await);
+    for &shape in &shapes {
+        for &n in &sizes {
+            eprintln!("measuring {n} tables, {shape:?} spec…");
+            rows.push(measure(&server, shape, n).await);
+        }
     }
 
     let secs = |d: Duration| format!("{:.3}", d.as_secs_f64());
     let mut table = results_table([
+        "spec",
         "tenant tables",
         "apply from empty (s)",
         "no-op apply (s)",
@@ -105,6 +174,7 @@ async fn main() {
     ]);
     for r in &rows {
         table.add_row([
+            format!("{:?}", r.shape).to_lowercase(),
             r.tables.to_string(),
             secs(r.apply),
             secs(r.noop_apply),
@@ -114,13 +184,21 @@ async fn main() {
         ]);
     }
     println!("{table}");
+    for shape in shapes {
+        let of_shape: Vec<&Row> = rows.iter().filter(|r| r.shape == shape).collect();
+        growth_line(&of_shape);
+    }
+}
+
+fn growth_line(rows: &[&Row]) {
     if let (Some(first), Some(last)) = (rows.first(), rows.last())
         && last.tables > first.tables
     {
         let linear = last.tables as f64 / first.tables as f64;
         let growth = |a: Duration, b: Duration| b.as_secs_f64() / a.as_secs_f64();
         println!(
-            "growth {} → {} tables (linear would be {linear:.0}x): no-op plan {:.1}x, audit {:.1}x, apply {:.1}x",
+            "{:?} spec, growth {} → {} tables (linear would be {linear:.0}x): no-op plan {:.1}x, audit {:.1}x, apply {:.1}x",
+            first.shape,
             first.tables,
             last.tables,
             growth(first.plan, last.plan),

@@ -63,6 +63,8 @@ pub enum ApplyError {
     #[error("{0}")]
     ReadOnly(String),
     #[error("{0}\nNothing was run: the database is unchanged.")]
+    LockSlots(String),
+    #[error("{0}\nNothing was run: the database is unchanged.")]
     Rights(#[from] MissingRights),
     #[error("{context}: {}", database_message(source))]
     Database {
@@ -221,6 +223,7 @@ async fn prepare(
             )
             .await?;
         }
+        check_lock_slots_for_migrations(conn, &found).await?;
         migrations::run(conn, &settings.migrations_dir, &found).await?
     };
 
@@ -267,6 +270,22 @@ async fn prepare(
         intent,
     )?;
     choose_index_builds(conn, &mut result.changes, &snapshot.state).await?;
+    let mut warnings = warnings;
+    if !read_only {
+        let capacity = crate::lock_slots::capacity(conn)
+            .await
+            .map_err(db("reading the lock table's size"))?;
+        let held = crate::lock_slots::held(conn)
+            .await
+            .map_err(db("counting the locks held"))?;
+        let needed = held + crate::lock_slots::for_changes(&result.changes);
+        if let Some(refusal) = capacity.refusal(needed, "applying these statements") {
+            match intent {
+                Intent::Apply => return Err(ApplyError::LockSlots(refusal)),
+                Intent::Plan => warnings.push(refusal),
+            }
+        }
+    }
     result.notices.extend(waiting);
     let ran_before_migrations = before_migrations.len();
     let mut statements = before_migrations;
@@ -280,6 +299,33 @@ async fn prepare(
         catalog_queries: snapshot.queries,
         normalized: normalized.keyed,
     })
+}
+
+/// Refuses, before they run, pending migrations that would take more lock
+/// slots than the server has (see `lock_slots`).
+async fn check_lock_slots_for_migrations(
+    conn: &mut PgConnection,
+    found: &[refinery::Migration],
+) -> Result<(), ApplyError> {
+    let pending = migrations::pending(conn, found).await?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let texts = found
+        .iter()
+        .filter(|m| pending.contains(&format!("V{}__{}", m.version(), m.name())))
+        .filter_map(|m| m.sql());
+    let needed = crate::lock_slots::for_migrations(texts);
+    let capacity = crate::lock_slots::capacity(conn)
+        .await
+        .map_err(db("reading the lock table's size"))?;
+    match capacity.refusal(
+        needed,
+        &format!("running the {} pending migration(s)", pending.len()),
+    ) {
+        Some(refusal) => Err(ApplyError::LockSlots(refusal)),
+        None => Ok(()),
+    }
 }
 
 /// Runs the CREATE ROLE of each of `creations`; returns their statements.

@@ -39,7 +39,7 @@ pub enum CommandKind {
     /// Takes an advisory lock so concurrent applies serialise, and a lock_timeout so a
     /// DDL statement never queues for long behind the application's transactions.
     /// Indexes on tables that hold rows are built CONCURRENTLY after the commit.
-    Apply(DatabaseArgs),
+    Apply(ApplyArgs),
     /// Report drift from the spec and every way around tenant isolation (read-only).
     ///
     /// With a spec (default: ./policies) the runtime roles and tenant tables come from it and
@@ -171,6 +171,8 @@ pub struct AuditArgs {
     /// Exit 2 when a finding (not accepted) is at or above this severity.
     #[arg(long, value_enum, default_value_t = crate::audit::Severity::Error)]
     pub fail_on: crate::audit::Severity,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -241,10 +243,47 @@ pub struct DatabaseArgs {
     pub allow_rls_filtered_migrations: bool,
 }
 
+/// `--targets`: run against every database of a file instead of one.
+#[derive(Debug, Clone, Args)]
+pub struct FleetArgs {
+    /// Run against every database listed in FILE (one URL or environment variable name
+    /// per line, or a YAML list of `name:` with `url:` or `env:`), one combined report.
+    #[arg(long, value_name = "FILE", conflicts_with = "database_url")]
+    pub targets: Option<PathBuf>,
+    /// With --targets: how many databases are worked on at once.
+    #[arg(long, value_name = "N", default_value_t = 4, requires = "targets", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub jobs: usize,
+    /// With --targets: the combined report's format (default: json with --format json, else text).
+    #[arg(long, value_enum, value_name = "FORMAT", requires = "targets")]
+    pub fleet_format: Option<FleetFormat>,
+}
+
+/// The combined report of a run over --targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FleetFormat {
+    /// One line per target (`table` is accepted too).
+    #[value(alias = "table")]
+    Text,
+    /// Versioned JSON, each target's own document under `result`.
+    Json,
+    /// A Markdown table for a pull request or a wiki.
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
     /// Exit 2 when there are changes (for CI).
     #[arg(long)]
     pub exit_code: bool,
@@ -254,6 +293,8 @@ pub struct PlanArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
     /// Also fail (exit 2) when a verify probe could not be run.
     #[arg(long)]
     pub strict: bool,
@@ -325,6 +366,8 @@ pub struct VerifyArgs {
     /// Also exit 2 when a probe could not be run (NOT PROVEN).
     #[arg(long)]
     pub strict: bool,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 }
 
 #[derive(Debug, Args)]

@@ -12,11 +12,15 @@ use super::load_spec::load_spec;
 use super::statements::print_notices;
 use crate::apply::{self, Outcome};
 use crate::catalog::{self, Scope};
-use crate::cli::{DatabaseArgs, Format};
+use crate::cli::{ApplyArgs, Format};
 use crate::spec::Spec;
 
-pub(super) async fn run(args: &DatabaseArgs) -> Result<Exit> {
+pub(super) async fn run(apply_args: &ApplyArgs) -> Result<Exit> {
+    let args = &apply_args.database;
     let spec = load_spec(&args.spec)?;
+    if apply_args.fleet.targets.is_some() {
+        return super::fleet("apply", &apply_args.fleet, args).await;
+    }
     let settings = apply_settings(args);
     let (server, shown_url, mut conn) = open_database(args).await?;
 

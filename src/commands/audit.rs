@@ -12,6 +12,10 @@ use crate::connect::connect;
 
 pub(super) async fn run(args: &AuditArgs) -> Result<Exit> {
     let spec = spec_unless_roles_given(&args.config, &args.roles, "audit")?;
+    if args.fleet.targets.is_some() {
+        let json = args.format == ReportFormat::Json;
+        return crate::fleet::run("audit", &args.fleet, json).await;
+    }
     let target = if let Some(spec) = spec {
         let mut target = crate::audit::Target::from_spec(spec);
         if !args.roles.is_empty() {

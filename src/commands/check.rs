@@ -18,6 +18,9 @@ use crate::verify::Target as VerifyTarget;
 pub(super) async fn run(args: &CheckArgs) -> Result<Exit> {
     let db_args = &args.database;
     let spec = load_spec(&db_args.spec)?;
+    if args.fleet.targets.is_some() {
+        return super::fleet("check", &args.fleet, db_args).await;
+    }
     let settings = apply_settings(db_args);
     let (server, shown_url, mut conn) = open_database(db_args).await?;
 

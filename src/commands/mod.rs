@@ -52,6 +52,19 @@ pub async fn run(cli: Cli) -> Result<Exit> {
     }
 }
 
+/// `--targets`: the command runs once per target instead (see `fleet`).
+async fn fleet(
+    command: &str,
+    fleet: &crate::cli::FleetArgs,
+    database: &crate::cli::DatabaseArgs,
+) -> Result<Exit> {
+    if database.ephemeral {
+        anyhow::bail!("--targets and --ephemeral cannot be used together");
+    }
+    let json = database.spec.format == crate::cli::Format::Json;
+    crate::fleet::run(command, fleet, json).await
+}
+
 /// Colour only on a terminal, and never when NO_COLOR is set.
 fn color_stdout() -> bool {
     use std::io::IsTerminal;

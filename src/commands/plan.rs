@@ -14,6 +14,9 @@ use crate::cli::{Format, PlanArgs};
 pub(super) async fn run(args: &PlanArgs) -> Result<Exit> {
     let db_args = &args.database;
     let spec = load_spec(&db_args.spec)?;
+    if args.fleet.targets.is_some() {
+        return super::fleet("plan", &args.fleet, db_args).await;
+    }
     let settings = apply_settings(db_args);
     let (server, shown_url, mut conn) = open_database(db_args).await?;
 

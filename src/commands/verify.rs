@@ -13,6 +13,9 @@ use crate::verify::{Binding, Matrix, Target as VerifyTarget};
 
 pub(super) async fn run(args: &VerifyArgs) -> Result<Exit> {
     let spec = spec_unless_roles_given(&args.config, &args.roles, "verify")?;
+    if args.fleet.targets.is_some() {
+        return crate::fleet::run("verify", &args.fleet, args.format == Format::Json).await;
+    }
     let (_server, mut conn) = match (&spec, args.ephemeral) {
         (Some(spec), true) => {
             let (server, conn) = super::database::open_applied_ephemeral(spec).await?;

@@ -8,7 +8,7 @@ mod document;
 mod error;
 mod expression;
 mod files;
-mod lines;
+pub(crate) mod lines;
 mod load;
 mod schema;
 mod scope;

@@ -98,6 +98,8 @@ fn the_readme_flag_table_matches_each_commands_help() {
         "migrate-existing",
         "explain",
         "schema",
+        "init",
+        "report",
     ];
     assert_eq!(
         documented.keys().collect::<BTreeSet<_>>(),
