@@ -45,8 +45,5 @@ GRANT SELECT, DELETE ON raw_webhooks TO wana_ingest;
 -- pinned so the caller cannot shadow what it reads.
 CREATE SCHEMA ingest;
 GRANT USAGE ON SCHEMA ingest TO wana_ingest;
-CREATE FUNCTION ingest.tenant_for_session(session text) RETURNS uuid
-    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog
-    AS $$ SELECT tenant_id FROM public.whatsapp_sessions WHERE session_id = session $$;
-REVOKE EXECUTE ON FUNCTION ingest.tenant_for_session(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION ingest.tenant_for_session(text) TO wana_ingest;
+-- ingest.tenant_for_session(text), the session → tenant lookup, is declared in the spec
+-- (`resolvers:`) and made by rlsctl apply.
