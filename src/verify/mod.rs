@@ -577,23 +577,20 @@ pub async fn verify(
     let own = Binding {
         source: TenantSource::Setting(FRESH_SESSION_PLANTING.into()),
     };
+    let shared = probes::Shared {
+        when_unbound: target.when_unbound,
+        a: &a,
+        b: &b,
+        layout: &layout,
+        admin: &admin,
+        token,
+        commands: &target.commands,
+    };
     let fresh_reason = fresh_session_unavailable(conn, &target.binding, &admin).await?;
     let mut fresh = BTreeMap::new();
     if fresh_reason.is_none() {
         for role in &target.roles {
-            let mut probing = probes::Probing {
-                role,
-                binding: &own,
-                when_unbound: target.when_unbound,
-                a: &a,
-                b: &b,
-                layout: &layout,
-                admin: &admin,
-                factory: rows::RowFactory::new(&layout, &own, token, &admin),
-                unbound: probes::Unbound::Fresh,
-                commands: &target.commands,
-                via: None,
-            };
+            let mut probing = shared.probing(role, &own, probes::Unbound::Fresh, None);
             for (table, column) in tables.iter().filter(|(t, _)| target.reaches(role, t)) {
                 progress(0, total, &format!("{table} (fresh session)"));
                 let cells = rolled_back!(conn, admin, role, tx => probing.fresh_session(&mut tx, table, column).await)
@@ -607,19 +604,7 @@ pub async fn verify(
     let mut objects = Vec::new();
     for role in &target.roles {
         let reach = posture.reach(role);
-        let mut probing = probes::Probing {
-            role,
-            binding: &target.binding,
-            when_unbound: target.when_unbound,
-            a: &a,
-            b: &b,
-            layout: &layout,
-            admin: &admin,
-            factory: rows::RowFactory::new(&layout, &target.binding, token, &admin),
-            unbound: probes::Unbound::Ended,
-            commands: &target.commands,
-            via: None,
-        };
+        let mut probing = shared.probing(role, &target.binding, probes::Unbound::Ended, None);
         for (table, column) in tables.iter().filter(|(t, _)| target.reaches(role, t)) {
             progress(done, total, &table.to_string());
             let mut cells = match rolled_back!(conn, admin, role, tx => probing.table(&mut tx, table, column).await)
@@ -709,19 +694,7 @@ pub async fn verify(
         done += 1;
     }
     for (role, access) in &target.cross_tenant {
-        let mut probing = probes::Probing {
-            role,
-            binding: &target.binding,
-            when_unbound: target.when_unbound,
-            a: &a,
-            b: &b,
-            layout: &layout,
-            admin: &admin,
-            factory: rows::RowFactory::new(&layout, &target.binding, token, &admin),
-            unbound: probes::Unbound::Ended,
-            commands: &target.commands,
-            via: None,
-        };
+        let mut probing = shared.probing(role, &target.binding, probes::Unbound::Ended, None);
         for (table, column) in tables.iter().filter(|(t, _)| target.reaches(role, t)) {
             progress(done, total, &format!("{table} as {role}"));
             let cells = match rolled_back!(conn, admin, role, tx => probing.cross_tenant(&mut tx, table, column, *access).await)
@@ -755,19 +728,8 @@ pub async fn verify(
         .collect();
     let total = total + become_roles.len() * tables.len();
     for (runtime, role) in &become_roles {
-        let mut probing = probes::Probing {
-            role,
-            binding: &target.binding,
-            when_unbound: target.when_unbound,
-            a: &a,
-            b: &b,
-            layout: &layout,
-            admin: &admin,
-            factory: rows::RowFactory::new(&layout, &target.binding, token, &admin),
-            unbound: probes::Unbound::Ended,
-            commands: &target.commands,
-            via: Some(runtime),
-        };
+        let mut probing =
+            shared.probing(role, &target.binding, probes::Unbound::Ended, Some(runtime));
         for (table, column) in &tables {
             progress(done, total, &format!("{table} as {role}"));
             let cells = match rolled_back!(conn, admin, runtime, tx => probing.table(&mut tx, table, column).await)

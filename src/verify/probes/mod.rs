@@ -56,6 +56,44 @@ pub struct Probing<'a> {
     pub via: Option<&'a str>,
 }
 
+/// What every `Probing` of one run shares: the made-up tenants, the
+/// catalog layout, the admin, what the spec allows.
+pub struct Shared<'a> {
+    pub when_unbound: WhenUnbound,
+    pub a: &'a Tenant,
+    pub b: &'a Tenant,
+    pub layout: &'a Layout<'a>,
+    pub admin: &'a Admin,
+    pub token: u32,
+    pub commands: &'a BTreeMap<QualifiedName, BTreeSet<Command>>,
+}
+
+impl<'a> Shared<'a> {
+    /// Probes as `role`, binding tenants with `binding`; `via` is the runtime
+    /// role that SET ROLEs to it, if any.
+    pub fn probing(
+        &self,
+        role: &'a str,
+        binding: &'a Binding,
+        unbound: Unbound,
+        via: Option<&'a str>,
+    ) -> Probing<'a> {
+        Probing {
+            role,
+            binding,
+            when_unbound: self.when_unbound,
+            a: self.a,
+            b: self.b,
+            layout: self.layout,
+            admin: self.admin,
+            factory: RowFactory::new(self.layout, binding, self.token, self.admin),
+            unbound,
+            commands: self.commands,
+            via,
+        }
+    }
+}
+
 /// The three states in which a connection has no tenant: the application
 /// forgot to bind, or a pooled connection moved on. A policy can tell them
 /// apart (`current_setting(name, true)` is NULL only in the first), so each is
