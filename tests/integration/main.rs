@@ -20,6 +20,7 @@ mod audit_checks;
 mod audit_report;
 mod catalog_reads;
 mod check_refuses_uncovered_tenant_tables;
+mod ci_workflow_example;
 mod concurrent_applies_share_roles;
 mod config_folder_is_read_safely;
 mod connect_timeout;
