@@ -6,7 +6,7 @@
 //! records the run in `rlsctl.apply_history`, commits, and only then builds
 //! the indexes that must be built CONCURRENTLY.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -235,7 +235,10 @@ async fn prepare(
     let snapshot = catalog::read(conn, &scope)
         .await
         .map_err(db("reading the catalog"))?;
-    let (narrowed, waiting) = convergeable_now(spec, &snapshot.state);
+    let null_rows = null_tenant_rows(conn, spec, &snapshot.state)
+        .await
+        .map_err(db("counting rows without a tenant"))?;
+    let (narrowed, waiting) = convergeable_now(spec, &snapshot.state, &null_rows);
     let spec = &crate::children::cover_children(&narrowed, &snapshot.state);
     crate::references::check(spec, &snapshot)?;
     crate::maintenance_guard::check(conn, spec).await?;
@@ -412,28 +415,70 @@ pub(crate) async fn set_lock_timeout(
 }
 
 /// The part of `spec` that can be converged now, and a notice for each table
-/// left out: a declared table with a `backfill` that exists without its tenant
-/// column waits for `rlsctl migrate-existing` to add and fill it.
-pub fn convergeable_now(spec: &Spec, live: &crate::model::State) -> (Spec, Vec<Notice>) {
-    let waiting: BTreeSet<QualifiedName> = spec
-        .tables
-        .iter()
-        .filter(|t| {
-            t.backfill.is_some()
-                && live
-                    .tables
-                    .get(&t.name)
-                    .is_some_and(|found| !found.columns.contains_key(&t.column))
-        })
-        .map(|t| t.name.clone())
-        .collect();
-    let notices = waiting
-        .iter()
-        .map(|table| Notice::AwaitingBackfill {
-            table: table.clone(),
-        })
-        .collect();
+/// left out. A declared table with a `backfill` waits for `rlsctl
+/// migrate-existing` while it exists without its tenant column, or, not yet
+/// under row-level security, still has rows whose tenant is NULL (counted in
+/// `null_rows`, see `null_tenant_rows`): a tenant policy would hide those rows
+/// from every tenant instead of giving them one.
+pub fn convergeable_now(
+    spec: &Spec,
+    live: &crate::model::State,
+    null_rows: &BTreeMap<QualifiedName, i64>,
+) -> (Spec, Vec<Notice>) {
+    let mut notices = Vec::new();
+    let mut waiting = BTreeSet::new();
+    for table in spec.tables.iter().filter(|t| t.backfill.is_some()) {
+        let Some(found) = live.tables.get(&table.name) else {
+            continue;
+        };
+        let null_rows = if !found.columns.contains_key(&table.column) {
+            None
+        } else {
+            match null_rows.get(&table.name) {
+                Some(&rows) if rows > 0 => Some(rows),
+                _ => continue,
+            }
+        };
+        waiting.insert(table.name.clone());
+        notices.push(Notice::AwaitingBackfill {
+            table: table.name.clone(),
+            null_rows,
+        });
+    }
     (spec.without(&waiting), notices)
+}
+
+/// For each declared table with a `backfill` that has its tenant column,
+/// nullable, and is not under row-level security yet: how many of its rows
+/// have a NULL tenant. Read-only (a count per table), so audit uses it too.
+pub async fn null_tenant_rows(
+    conn: &mut PgConnection,
+    spec: &Spec,
+    live: &crate::model::State,
+) -> Result<BTreeMap<QualifiedName, i64>, sqlx::Error> {
+    let mut counts = BTreeMap::new();
+    for table in spec.tables.iter().filter(|t| t.backfill.is_some()) {
+        let Some(found) = live.tables.get(&table.name) else {
+            continue;
+        };
+        if found.rls_enabled
+            || !found.columns.contains_key(&table.column)
+            || found.not_null.contains(&table.column)
+        {
+            continue;
+        }
+        let count = crate::quote::Sql::new("SELECT count(*) FROM ")
+            .qname(&table.name)
+            .push(" WHERE ")
+            .ident(&table.column)
+            .push(" IS NULL");
+        let (rows,): (i64,) = sqlx::query_as(count.to_query())
+            .persistent(false)
+            .fetch_one(&mut *conn)
+            .await?;
+        counts.insert(table.name.clone(), rows);
+    }
+    Ok(counts)
 }
 
 /// An index on a table that holds rows is built CONCURRENTLY, after commit,

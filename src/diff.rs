@@ -212,8 +212,12 @@ pub enum Notice {
         table: QualifiedName,
         column: String,
     },
-    /// A declared table whose tenant column `migrate-existing` has yet to add.
-    AwaitingBackfill { table: QualifiedName },
+    /// A declared table whose tenant column `migrate-existing` has yet to
+    /// add (`null_rows` is `None`) or to fill (`null_rows` rows hold NULL).
+    AwaitingBackfill {
+        table: QualifiedName,
+        null_rows: Option<i64>,
+    },
 }
 
 impl std::fmt::Display for Notice {
@@ -232,9 +236,19 @@ impl std::fmt::Display for Notice {
                 f,
                 "table {table} has a `{column}` column but is not declared: no tenant isolation covers it"
             ),
-            Notice::AwaitingBackfill { table } => write!(
+            Notice::AwaitingBackfill {
+                table,
+                null_rows: None,
+            } => write!(
                 f,
                 "table {table} has no tenant column yet: skipped until `rlsctl migrate-existing --table {table}` adds and fills it"
+            ),
+            Notice::AwaitingBackfill {
+                table,
+                null_rows: Some(rows),
+            } => write!(
+                f,
+                "table {table} has {rows} row(s) whose tenant column is NULL, which a tenant policy would hide: skipped until `rlsctl migrate-existing --table {table}` fills them"
             ),
         }
     }

@@ -159,7 +159,10 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
     let mut exceptions = Vec::new();
     let mut drift = Vec::new();
     if let Some(spec) = &target.spec {
-        let (narrowed, waiting) = crate::apply::convergeable_now(spec, &snapshot.state);
+        let null_rows = crate::apply::null_tenant_rows(conn, spec, &snapshot.state)
+            .await
+            .map_err(db("counting rows without a tenant"))?;
+        let (narrowed, waiting) = crate::apply::convergeable_now(spec, &snapshot.state, &null_rows);
         let spec = &crate::children::cover_children(&narrowed, &snapshot.state);
         crate::references::check(spec, &snapshot)?;
         let desired = desired_state(spec);

@@ -32,6 +32,7 @@ mod messages_point_at_the_fix;
 mod migrate_existing;
 mod migrations_cannot_commit_on_their_own;
 mod migrations_filtered_by_rls_are_refused;
+mod nullable_tenant_rows_wait_for_backfill;
 mod one_apply_converges_with_default_privileges;
 mod one_flag_vocabulary;
 mod partitions_are_covered_by_their_parent;

@@ -90,7 +90,7 @@ pub const UNDECLARED: CheckInfo = info(
 pub const AWAITING_BACKFILL: CheckInfo = CheckInfo {
     id: "DRIFT_TABLE_AWAITING_BACKFILL",
     severity: Severity::Error,
-    title: "A declared table has no tenant column yet: its existing rows await `migrate-existing`",
+    title: "A declared table has no tenant column yet, or rows without a tenant: they await `migrate-existing`",
     why: "Until the column is added and filled, the table has no tenant isolation at all.",
     fix: "Run `rlsctl migrate-existing --table TABLE --dry-run`, then without --dry-run in a maintenance window.",
 };
@@ -149,7 +149,7 @@ pub fn findings(diff: &Diff, statements: &[Statement]) -> Vec<Finding> {
         out.push(info.finding(object, describe(change), fix));
     }
     for notice in &diff.notices {
-        if let Notice::AwaitingBackfill { table } = notice {
+        if let Notice::AwaitingBackfill { table, .. } = notice {
             out.push(AWAITING_BACKFILL.finding(
                 format!("table {table}"),
                 notice.to_string(),
@@ -163,7 +163,7 @@ pub fn findings(diff: &Diff, statements: &[Statement]) -> Vec<Finding> {
             }
             Notice::UndeclaredManagedTable { table, .. }
             | Notice::UncoveredTable { table, .. }
-            | Notice::AwaitingBackfill { table } => (UNDECLARED, format!("table {table}")),
+            | Notice::AwaitingBackfill { table, .. } => (UNDECLARED, format!("table {table}")),
         };
         out.push(info.finding(
             object,
