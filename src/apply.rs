@@ -15,7 +15,7 @@ use sqlx::{Connection, PgConnection};
 
 use crate::catalog::{self, Connecting, Scope};
 use crate::desired::desired_state;
-use crate::diff::{Change, Notice, Options, diff, role_changes};
+use crate::diff::{Change, Notice, Options, diff, password_changes, role_changes};
 use crate::errors::{database_message, is_already_exists, is_lock_timeout};
 use crate::migrations::{self, MigrationError};
 use crate::model::Role;
@@ -42,6 +42,9 @@ pub struct Settings {
     pub allow_rls_filtered_migrations: bool,
     /// How long a DDL statement may wait for its table lock, e.g. `5s`.
     pub lock_timeout: String,
+    /// Set the password of every existing declared role with `password_env`,
+    /// not only of those that have none.
+    pub rotate_passwords: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -263,6 +266,23 @@ async fn prepare(
             prune: settings.prune,
         },
     );
+    // Roles this apply created got their password with CREATE ROLE.
+    let created: BTreeSet<String> = before_migrations
+        .iter()
+        .filter_map(|s| s.creates_role.as_ref().map(|r| r.name.clone()))
+        .collect();
+    let known = catalog::passwords_known(conn, &role_names, snapshot.connecting.superuser)
+        .await
+        .map_err(db("reading which roles have a password"))?;
+    let (passwords_to_set, password_notices) = password_changes(
+        &desired.roles,
+        &snapshot.state.roles,
+        &created,
+        &known,
+        settings.rotate_passwords,
+    );
+    result.changes.extend(passwords_to_set);
+    result.notices.extend(password_notices);
     // Again on what the migrations left (one of them may have made a role).
     let warnings = check_roles(
         spec,
@@ -795,6 +815,7 @@ async fn record_history(
             settings.allow_rls_filtered_migrations,
             "--allow-rls-filtered-migrations",
         ),
+        (settings.rotate_passwords, "--rotate-passwords"),
     ]
     .into_iter()
     .filter(|(given, _)| *given)

@@ -241,6 +241,10 @@ pub struct DatabaseArgs {
     /// zero rows.
     #[arg(long)]
     pub allow_rls_filtered_migrations: bool,
+    /// Set the password of every declared role with `password_env` that already exists
+    /// from its variable (a rotation); without it only roles with no password get one.
+    #[arg(long)]
+    pub rotate_passwords: bool,
 }
 
 /// `--targets`: run against every database of a file instead of one.

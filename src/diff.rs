@@ -36,6 +36,12 @@ pub enum Change {
         name: String,
         attributes: Vec<RoleAttribute>,
     },
+    /// `ALTER ROLE … PASSWORD` from the role's `password_env`, on a role that
+    /// exists: it has no password yet, or `--rotate-passwords` was given.
+    SetPassword {
+        role: Role,
+        reason: PasswordReason,
+    },
     ReplaceFunction {
         function: ContextFunction,
     },
@@ -126,6 +132,7 @@ impl Change {
             Change::CreateSchema { .. } => "create_schema",
             Change::CreateRole { .. } => "create_role",
             Change::AlterRole { .. } => "alter_role",
+            Change::SetPassword { .. } => "set_password",
             Change::ReplaceFunction { .. } => "replace_function",
             Change::GrantExecute { .. } => "grant_execute",
             Change::RevokeExecute { .. } => "revoke_execute",
@@ -153,6 +160,7 @@ impl Change {
             Change::CreateSchema { schema } => format!("schema {schema}"),
             Change::CreateRole { role } => format!("role {}", role.name),
             Change::AlterRole { name, .. } => format!("role {name}"),
+            Change::SetPassword { role, .. } => format!("role {}", role.name),
             Change::ReplaceFunction { function } => format!("function {}()", function.name),
             Change::GrantExecute { function, .. } | Change::RevokeExecute { function, .. } => {
                 format!("function {function}()")
@@ -218,6 +226,9 @@ pub enum Notice {
         table: QualifiedName,
         null_rows: Option<i64>,
     },
+    /// A declared role with `password_env` exists, and the connecting role
+    /// (not a superuser) cannot read whether it has a password.
+    PasswordUnknown { role: String, variable: String },
 }
 
 impl std::fmt::Display for Notice {
@@ -249,6 +260,10 @@ impl std::fmt::Display for Notice {
             } => write!(
                 f,
                 "table {table} has {rows} row(s) whose tenant column is NULL, which a tenant policy would hide: skipped until `rlsctl migrate-existing --table {table}` fills them"
+            ),
+            Notice::PasswordUnknown { role, variable } => write!(
+                f,
+                "role {role} exists; whether it has a password only a superuser can read (pg_authid), so it is left as it is: `rlsctl apply --rotate-passwords` sets it from {variable}"
             ),
         }
     }
@@ -546,6 +561,64 @@ pub fn diff(
         }
     }
     out
+}
+
+/// Why an existing role gets its password set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordReason {
+    /// `rolpassword` is NULL: it cannot log in with a password at all.
+    Unset,
+    /// `--rotate-passwords`: whatever it is, it becomes the variable's value.
+    Rotation,
+}
+
+/// What the live side knows of the passwords of existing roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordsKnown {
+    /// Read from `pg_authid` (superusers only): the roles without a password.
+    Unset(BTreeSet<String>),
+    /// Not readable by the connecting role: `pg_roles` masks every password.
+    Hidden,
+}
+
+/// The passwords to set on declared roles with `password_env` that exist in
+/// `live` (a role created by this apply gets its password with CREATE ROLE,
+/// so `created` are left out): all of them when `rotate`, else those known
+/// to have none. When that cannot be known, a notice says so.
+pub fn password_changes(
+    desired: &BTreeMap<String, Role>,
+    live: &BTreeMap<String, Role>,
+    created: &BTreeSet<String>,
+    known: &PasswordsKnown,
+    rotate: bool,
+) -> (Vec<Change>, Vec<Notice>) {
+    let mut changes = Vec::new();
+    let mut notices = Vec::new();
+    for (name, role) in desired {
+        let Some(variable) = &role.password_env else {
+            continue;
+        };
+        if !live.contains_key(name) || created.contains(name) {
+            continue;
+        }
+        let reason = match (rotate, known) {
+            (true, _) => PasswordReason::Rotation,
+            (false, PasswordsKnown::Unset(unset)) if unset.contains(name) => PasswordReason::Unset,
+            (false, PasswordsKnown::Unset(_)) => continue,
+            (false, PasswordsKnown::Hidden) => {
+                notices.push(Notice::PasswordUnknown {
+                    role: name.clone(),
+                    variable: variable.clone(),
+                });
+                continue;
+            }
+        };
+        changes.push(Change::SetPassword {
+            role: role.clone(),
+            reason,
+        });
+    }
+    (changes, notices)
 }
 
 /// The role part of the diff. Roles are cluster-wide and depend on the spec
@@ -944,5 +1017,80 @@ mod tests {
                 column: "tenant_id".into()
             }]
         );
+    }
+
+    fn roles_with_passwords(names: &[&str]) -> BTreeMap<String, Role> {
+        names
+            .iter()
+            .map(|name| {
+                let role = Role {
+                    name: name.to_string(),
+                    login: true,
+                    superuser: false,
+                    bypass_rls: false,
+                    password_env: Some(format!("{}_PASSWORD", name.to_uppercase())),
+                };
+                (name.to_string(), role)
+            })
+            .collect()
+    }
+
+    fn names(changes: &[Change]) -> Vec<(String, PasswordReason)> {
+        changes
+            .iter()
+            .map(|c| match c {
+                Change::SetPassword { role, reason } => (role.name.clone(), *reason),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_existing_roles_without_a_password_get_one_unless_rotating() {
+        let desired = roles_with_passwords(&["api", "worker", "fresh"]);
+        let mut live = roles_with_passwords(&["api", "worker", "fresh"]);
+        live.values_mut().for_each(|r| r.password_env = None);
+        let created = BTreeSet::from(["fresh".to_string()]);
+        let known = PasswordsKnown::Unset(BTreeSet::from(["worker".into(), "fresh".into()]));
+
+        let (changes, notices) = password_changes(&desired, &live, &created, &known, false);
+        assert_eq!(
+            names(&changes),
+            vec![("worker".into(), PasswordReason::Unset)]
+        );
+        assert!(notices.is_empty());
+
+        let (changes, _) = password_changes(&desired, &live, &created, &known, true);
+        assert_eq!(
+            names(&changes),
+            vec![
+                ("api".into(), PasswordReason::Rotation),
+                ("worker".into(), PasswordReason::Rotation)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_password_nobody_may_read_is_left_alone_with_a_notice_naming_the_flag() {
+        let desired = roles_with_passwords(&["api"]);
+        let live = roles_with_passwords(&["api"]);
+        let none = BTreeSet::new();
+        let (changes, notices) =
+            password_changes(&desired, &live, &none, &PasswordsKnown::Hidden, false);
+        assert!(changes.is_empty());
+        assert_eq!(notices.len(), 1);
+        let text = notices[0].to_string();
+        assert!(
+            text.contains("--rotate-passwords") && text.contains("API_PASSWORD"),
+            "{text}"
+        );
+
+        let (changes, notices) =
+            password_changes(&desired, &live, &none, &PasswordsKnown::Hidden, true);
+        assert_eq!(
+            names(&changes),
+            vec![("api".into(), PasswordReason::Rotation)]
+        );
+        assert!(notices.is_empty());
     }
 }

@@ -21,7 +21,8 @@ pub struct Statement {
     pub creates_role: Option<Role>,
 }
 
-/// How `CREATE ROLE … PASSWORD` gets its value (a SCRAM verifier of it).
+/// How `CREATE ROLE … PASSWORD` and `ALTER ROLE … PASSWORD` get their value
+/// (a SCRAM verifier of it).
 pub enum Passwords {
     /// Read the environment variable the spec names; missing is an error.
     FromEnvironment,
@@ -95,6 +96,11 @@ fn render_change(change: &Change, passwords: &Passwords) -> Result<Vec<Sql>, Pas
             vec![with_password(sql, role, passwords)?]
         }
         Change::AlterRole { name, attributes } => vec![alter_role(name, attributes)],
+        Change::SetPassword { role, .. } => vec![with_password(
+            Sql::new("ALTER ROLE ").ident(&role.name),
+            role,
+            passwords,
+        )?],
         Change::ReplaceFunction { function } => vec![create_function(function)],
         Change::GrantExecute { function, role } => vec![grantee(
             Sql::new("GRANT EXECUTE ON FUNCTION ")

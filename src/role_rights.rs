@@ -62,6 +62,31 @@ pub fn check(changes: &[Change], me: &Connecting) -> Result<(), MissingRights> {
                 problems.push(format!("creating role {} needs CREATEROLE", role.name));
                 need(create_role(), &mut fixes);
             }
+            Change::SetPassword { role, .. } => {
+                // The same rights as a non-privileged ALTER ROLE.
+                let admin_needed = me.server_version_num >= ADMIN_OPTION_REQUIRED_FROM;
+                let has_admin = !admin_needed || me.admin_of.contains(&role.name);
+                let name = &role.name;
+                if !me.create_role {
+                    problems.push(format!(
+                        "setting the password of role {name} needs CREATEROLE"
+                    ));
+                    need(create_role(), &mut fixes);
+                }
+                if !has_admin {
+                    problems.push(format!(
+                        "setting the password of role {name} needs ADMIN OPTION on it (PostgreSQL 16 and later)"
+                    ));
+                    need(
+                        Sql::new("GRANT ")
+                            .ident(name)
+                            .push(" TO ")
+                            .ident(&me.name)
+                            .push(" WITH ADMIN OPTION"),
+                        &mut fixes,
+                    );
+                }
+            }
             Change::AlterRole { name, attributes } => {
                 let privileged: BTreeSet<&str> = attributes
                     .iter()

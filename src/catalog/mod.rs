@@ -101,6 +101,29 @@ pub async fn read_roles(
     })
 }
 
+/// Which of `names` have no password. Only `pg_authid` holds passwords and
+/// only superusers may read it (`pg_roles` shows `********` for every role,
+/// with a password or not), so for anyone else the answer is `Hidden`.
+pub async fn passwords_known(
+    conn: &mut PgConnection,
+    names: &[String],
+    superuser: bool,
+) -> Result<crate::diff::PasswordsKnown, sqlx::Error> {
+    if !superuser {
+        return Ok(crate::diff::PasswordsKnown::Hidden);
+    }
+    let unset: Vec<String> = sqlx::query_scalar(
+        "SELECT rolname::text FROM pg_catalog.pg_authid
+          WHERE rolname = ANY($1) AND rolpassword IS NULL",
+    )
+    .bind(names)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(crate::diff::PasswordsKnown::Unset(
+        unset.into_iter().collect(),
+    ))
+}
+
 /// One role as it is now (apply re-reads a role another session just created).
 pub async fn read_role(conn: &mut PgConnection, name: &str) -> Result<Option<Role>, sqlx::Error> {
     let row: Option<(bool, bool, bool)> = sqlx::query_as(

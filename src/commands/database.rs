@@ -39,6 +39,7 @@ pub(super) fn apply_settings(args: &DatabaseArgs) -> Settings {
         allow_empty: args.allow_empty,
         allow_rls_filtered_migrations: args.allow_rls_filtered_migrations,
         lock_timeout: args.lock_timeout.clone(),
+        rotate_passwords: args.rotate_passwords,
     }
 }
 
@@ -58,6 +59,7 @@ pub(super) async fn open_applied_ephemeral(
         allow_empty: false,
         allow_rls_filtered_migrations: false,
         lock_timeout: "5s".into(),
+        rotate_passwords: false,
     };
     crate::apply::apply(&mut conn, spec, &settings, &mut |m| eprintln!("{m}"))
         .await

@@ -36,6 +36,7 @@ mod nullable_tenant_rows_wait_for_backfill;
 mod one_apply_converges_with_default_privileges;
 mod one_flag_vocabulary;
 mod partitions_are_covered_by_their_parent;
+mod passwords_of_existing_roles;
 mod plan_and_audit_on_a_read_only_server;
 mod privileged_roles_are_refused;
 mod progress_on_long_work;

@@ -122,7 +122,9 @@ pub fn findings(diff: &Diff, statements: &[Statement]) -> Vec<Finding> {
             | Change::GrantExecute { .. }
             | Change::RevokeExecute { .. }
             | Change::CreateSchema { .. } => FUNCTION,
-            Change::CreateRole { .. } | Change::AlterRole { .. } => ROLE,
+            Change::CreateRole { .. } | Change::AlterRole { .. } | Change::SetPassword { .. } => {
+                ROLE
+            }
             Change::GrantTable { .. }
             | Change::RevokeTable { .. }
             | Change::GrantSchemaUsage { .. }
@@ -164,6 +166,7 @@ pub fn findings(diff: &Diff, statements: &[Statement]) -> Vec<Finding> {
             Notice::UndeclaredManagedTable { table, .. }
             | Notice::UncoveredTable { table, .. }
             | Notice::AwaitingBackfill { table, .. } => (UNDECLARED, format!("table {table}")),
+            Notice::PasswordUnknown { role, .. } => (ROLE, format!("role {role}")),
         };
         out.push(info.finding(
             object,
@@ -188,6 +191,14 @@ fn describe(change: &Change) -> String {
         Change::RevokeExecute { role, .. } => format!("{role} may execute it"),
         Change::CreateSchema { schema } => format!("schema {schema} does not exist"),
         Change::CreateRole { .. } => "the role does not exist".into(),
+        Change::SetPassword {
+            reason: crate::diff::PasswordReason::Unset,
+            ..
+        } => "the role has no password, and the spec names where it comes from".into(),
+        Change::SetPassword {
+            reason: crate::diff::PasswordReason::Rotation,
+            ..
+        } => "--rotate-passwords sets the password again".into(),
         Change::AlterRole { attributes, .. } => format!(
             "attributes differ from the spec, which needs {}",
             attributes
