@@ -199,3 +199,47 @@ fn plan_as(db: &TestDb, admin: &str, secret: &str) -> Run {
         .env(VARIABLE, secret);
     Run::from(command.output().expect("run rlsctl")).success()
 }
+
+#[tokio::test]
+async fn a_rotation_the_admin_has_no_rights_for_is_refused_before_anything_runs() {
+    let (db, admin) = TestDb::for_managed_admin().await;
+    let role = unique("login");
+    let secret = unique("Rot7Marker");
+    // Made by the superuser: from PostgreSQL 16 a CREATEROLE admin also needs
+    // ADMIN OPTION on a role to change its password.
+    db.execute(&format!("CREATE ROLE {role} LOGIN")).await;
+    db.spec(&spec(&role));
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"));
+    command
+        .args(["apply", "--rotate-passwords"])
+        .arg("--database-url")
+        .arg(db.url_as(&admin))
+        .current_dir(db.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("RLSCTL_ADMIN_DATABASE_URL")
+        .env(VARIABLE, &secret);
+    let run = Run::from(command.output().expect("run rlsctl"));
+    never_shows(&run, &secret);
+    let mut conn = db.connect().await;
+    let unset: bool =
+        sqlx::query_scalar("SELECT rolpassword IS NULL FROM pg_authid WHERE rolname = $1")
+            .bind(&role)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    if db.server_version().await >= 160000 {
+        assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr
+                .contains(&format!("setting the password of role {role}"))
+                && run.stderr.contains("WITH ADMIN OPTION"),
+            "{}",
+            run.stderr
+        );
+        assert!(unset, "nothing changed");
+        assert_eq!(db.history_rows().await, 0);
+    } else {
+        assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+        assert!(!unset, "the password was set");
+    }
+}
