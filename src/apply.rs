@@ -22,6 +22,7 @@ use crate::model::Role;
 use crate::normalize::recorded::{self, server_is_read_only};
 use crate::normalize::{NormalizeError, normalize};
 use crate::plan::{PasswordError, Passwords, Statement, StatementView, render};
+use crate::progress::{Progress, Report};
 use crate::quote::QualifiedName;
 use crate::role_rights::{self, MissingRights};
 use crate::spec::{Spec, SpecError};
@@ -147,7 +148,7 @@ async fn prepare(
     spec: &Spec,
     settings: &Settings,
     intent: Intent,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut Report<'_>,
 ) -> Result<Prepared, ApplyError> {
     if settings.prune && !settings.allow_empty && spec.tables.is_empty() {
         return Err(ApplyError::PruneWithoutTables);
@@ -359,7 +360,7 @@ async fn create_roles(
     spec: &Spec,
     passwords: &Passwords,
     settings: &Settings,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut Report<'_>,
 ) -> Result<Vec<Statement>, ApplyError> {
     let statements = render(creations, passwords)?;
     let total = statements.len();
@@ -569,7 +570,7 @@ pub async fn apply(
     conn: &mut PgConnection,
     spec: &Spec,
     settings: &Settings,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut Report<'_>,
 ) -> Result<Outcome, ApplyError> {
     wait_for_apply_lock(conn, progress).await?;
     let result = apply_locked(conn, spec, settings, progress).await;
@@ -587,7 +588,7 @@ pub async fn apply(
 /// waits for every older snapshot, so a blocking wait could deadlock the two.
 async fn wait_for_apply_lock(
     conn: &mut PgConnection,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut Report<'_>,
 ) -> Result<(), ApplyError> {
     let mut told = false;
     loop {
@@ -600,7 +601,9 @@ async fn wait_for_apply_lock(
             return Ok(());
         }
         if !told {
-            progress("another rlsctl apply is running on this database; waiting for it to finish");
+            progress(Progress::Message(
+                "another rlsctl apply is running on this database; waiting for it to finish",
+            ));
             told = true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -611,7 +614,7 @@ async fn apply_locked(
     conn: &mut PgConnection,
     spec: &Spec,
     settings: &Settings,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut Report<'_>,
 ) -> Result<Outcome, ApplyError> {
     let mut tx = conn.begin().await.map_err(db("starting a transaction"))?;
     if server_is_read_only(&mut tx)
@@ -631,7 +634,7 @@ async fn apply_locked(
         }
     };
     for name in &prepared.migrations {
-        progress(&format!("migration {name} applied"));
+        progress(Progress::Message(&format!("migration {name} applied")));
     }
     let (inside, outside): (Vec<&Statement>, Vec<&Statement>) = prepared
         .statements
@@ -658,9 +661,11 @@ async fn apply_locked(
                 Failure::Refused(error) => error,
             });
         }
-        if (i + 1) % 500 == 0 {
-            progress(&format!("{} of {total} statements executed", i + 1));
-        }
+        progress(Progress::Step {
+            done: i + 1,
+            total,
+            what: &statement.object,
+        });
     }
     if !prepared.migrations.is_empty() || total > 0 {
         record_history(&mut tx, spec, &prepared, settings).await?;
@@ -674,11 +679,14 @@ async fn apply_locked(
     }
     tx.commit().await.map_err(db("committing"))?;
 
-    for statement in &outside {
-        progress(&format!(
-            "{} (concurrently; writes continue)",
-            statement.object
-        ));
+    for (j, statement) in outside.iter().enumerate() {
+        let building = format!("{} (concurrently; writes continue)", statement.object);
+        progress(Progress::Message(&building));
+        progress(Progress::Step {
+            done: inside.len() + j,
+            total,
+            what: &building,
+        });
         set_lock_timeout(conn, &settings.lock_timeout, Until::SessionEnd)
             .await
             .map_err(db("setting lock_timeout"))?;
@@ -693,6 +701,11 @@ async fn apply_locked(
                 message: database_message(&error),
             });
         }
+        progress(Progress::Step {
+            done: inside.len() + j + 1,
+            total,
+            what: &statement.object,
+        });
     }
     Ok(outcome(&prepared, spec, total))
 }
@@ -718,7 +731,7 @@ async fn create_role(
     statement: &Statement,
     role: &Role,
     spec: &Spec,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut Report<'_>,
 ) -> Result<(), Failure> {
     let mut told = false;
     loop {
@@ -736,10 +749,10 @@ async fn create_role(
             // Only another transaction creating the same name makes CREATE
             // ROLE wait; it ends, and then this one knows the outcome.
             if !told {
-                progress(&format!(
+                progress(Progress::Message(&format!(
                     "role {}: another transaction is creating it (an apply to another database?); waiting for it to finish",
                     role.name
-                ));
+                )));
                 told = true;
             }
             continue;
@@ -753,10 +766,10 @@ async fn create_role(
         else {
             return Err(Failure::Database(error));
         };
-        progress(&format!(
+        progress(Progress::Message(&format!(
             "role {}: created meanwhile by another session; using it",
             role.name
-        ));
+        )));
         let live = std::collections::BTreeMap::from([(role.name.clone(), existing.clone())]);
         crate::role_guard::check(spec, &live, "")
             .map_err(|e| Failure::Refused(ApplyError::Spec(e)))?;

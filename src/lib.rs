@@ -28,6 +28,7 @@ pub mod migrations;
 pub mod model;
 pub mod normalize;
 pub mod plan;
+pub mod progress;
 pub mod quote;
 pub mod references;
 pub mod resolver;

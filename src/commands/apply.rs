@@ -24,7 +24,8 @@ pub(super) async fn run(apply_args: &ApplyArgs) -> Result<Exit> {
     let settings = apply_settings(args);
     let (server, shown_url, mut conn) = open_database(args).await?;
 
-    let outcome = apply::apply(&mut conn, &spec, &settings, &mut |m| eprintln!("{m}"))
+    let mut bar = super::progress_bar::ProgressBar::new("apply");
+    let outcome = apply::apply(&mut conn, &spec, &settings, &mut |event| bar.report(event))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut out = super::stdout::stdout();

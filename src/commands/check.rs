@@ -25,7 +25,8 @@ pub(super) async fn run(args: &CheckArgs) -> Result<Exit> {
     let (server, shown_url, mut conn) = open_database(db_args).await?;
 
     eprintln!("check 1/3: apply");
-    let outcome = apply::apply(&mut conn, &spec, &settings, &mut |m| eprintln!("{m}"))
+    let mut bar = super::progress_bar::ProgressBar::new("apply");
+    let outcome = apply::apply(&mut conn, &spec, &settings, &mut |event| bar.report(event))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     eprintln!("check 2/3: audit");

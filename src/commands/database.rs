@@ -61,7 +61,8 @@ pub(super) async fn open_applied_ephemeral(
         lock_timeout: "5s".into(),
         rotate_passwords: false,
     };
-    crate::apply::apply(&mut conn, spec, &settings, &mut |m| eprintln!("{m}"))
+    let mut bar = super::progress_bar::ProgressBar::new("apply");
+    crate::apply::apply(&mut conn, spec, &settings, &mut |event| bar.report(event))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok((server, conn))

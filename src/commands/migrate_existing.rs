@@ -7,6 +7,7 @@ use anyhow::Result;
 
 use super::database::{apply_settings, open_database};
 use super::load_spec::load_spec;
+use super::progress_bar::ProgressBar;
 use super::verify::{run_verify, verify_exit};
 use super::{Exit, color_stdout};
 use crate::apply;
@@ -79,18 +80,23 @@ pub(super) async fn run(args: &MigrateArgs) -> Result<Exit> {
         return Ok(Exit::Success);
     }
 
-    let mut say = |m: &str| eprintln!("{m}");
-    let summary = crate::migrate::prepare_table(&mut conn, &spec, &request, &mut say)
+    let mut bar = ProgressBar::new("backfill").with_what_in_lines();
+    let summary = crate::migrate::prepare_table(&mut conn, &spec, &request, &mut |e| bar.report(e))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    say("6/7 apply: row-level security, policies, grants");
-    let outcome = apply::apply(&mut conn, &spec, &apply_settings(db_args), &mut say)
+    drop(bar);
+    eprintln!("6/7 apply: row-level security, policies, grants");
+    let mut bar = ProgressBar::new("apply");
+    let outcome = apply::apply(&mut conn, &spec, &apply_settings(db_args), &mut |e| {
+        bar.report(e)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::migrate::remove_trigger(&mut conn, &request, &mut |e| bar.report(e))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::migrate::remove_trigger(&mut conn, &request, &mut say)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    say(&format!("7/7 verify {table}"));
+    drop(bar);
+    eprintln!("7/7 verify {table}");
     let mut target = VerifyTarget::from_spec(&spec);
     target.only = vec![table.to_string()];
     let matrix = run_verify(&mut conn, &target).await?;

@@ -28,6 +28,7 @@ use crate::apply::{Until, set_lock_timeout};
 use crate::catalog::{self, Scope};
 use crate::desired::fitted_name;
 use crate::errors::{database_message, is_lock_timeout};
+use crate::progress::{Progress, Report};
 use crate::quote::{QualifiedName, Sql};
 use crate::spec::{Backfill, Spec, TableSpec};
 
@@ -514,7 +515,7 @@ pub async fn prepare_table(
     conn: &mut PgConnection,
     spec: &Spec,
     request: &Request,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut Report<'_>,
 ) -> Result<Summary, MigrateError> {
     let started = Instant::now();
     let s = subject(conn, spec, request).await?;
@@ -522,9 +523,15 @@ pub async fn prepare_table(
     let st = statements(&s);
     let mut summary = Summary::default();
 
-    progress(&format!("1/7 add column {}.{}", s.table(), s.column()));
+    progress(Progress::Message(&format!(
+        "1/7 add column {}.{}",
+        s.table(),
+        s.column()
+    )));
     summary.lock_retries += brief(conn, &request.lock_timeout, &[&st.add_column], progress).await?;
-    progress("2/7 trigger filling new and updated rows");
+    progress(Progress::Message(
+        "2/7 trigger filling new and updated rows",
+    ));
     summary.lock_retries += brief(
         conn,
         &request.lock_timeout,
@@ -533,7 +540,7 @@ pub async fn prepare_table(
     )
     .await?;
 
-    progress("3/7 backfill");
+    progress(Progress::Message("3/7 backfill"));
     backfill(conn, &s, request, &mut summary, progress).await?;
     let missing = count_null(conn, &s).await?;
     if missing > 0 {
@@ -561,7 +568,7 @@ Fix those rows (or the backfill rule), then run migrate-existing again: it resum
     }
 
     if !s.not_null {
-        progress("4/7 NOT NULL via a validated CHECK");
+        progress(Progress::Message("4/7 NOT NULL via a validated CHECK"));
         let exists = constraint_exists(conn, &s).await?;
         if !exists {
             summary.lock_retries +=
@@ -576,7 +583,10 @@ Fix those rows (or the backfill rule), then run migrate-existing again: it resum
         .await?;
     }
 
-    progress(&format!("5/7 index {} (CONCURRENTLY)", s.index));
+    progress(Progress::Message(&format!(
+        "5/7 index {} (CONCURRENTLY)",
+        s.index
+    )));
     if s.index_valid == Some(false) {
         run_alone(conn, &st.drop_invalid_index).await?;
     }
@@ -589,7 +599,7 @@ Fix those rows (or the backfill rule), then run migrate-existing again: it resum
 pub async fn remove_trigger(
     conn: &mut PgConnection,
     request: &Request,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut Report<'_>,
 ) -> Result<u32, MigrateError> {
     let [drop_trigger, drop_function] = drop_trigger_statements(&request.table);
     let retries = brief(
@@ -630,7 +640,7 @@ async fn brief(
     conn: &mut PgConnection,
     lock_timeout: &str,
     statements: &[&Sql],
-    progress: &mut dyn FnMut(&str),
+    progress: &mut Report<'_>,
 ) -> Result<u32, MigrateError> {
     const ATTEMPTS: u32 = 30;
     let mut retries = 0;
@@ -648,9 +658,9 @@ async fn brief(
                 Err(e) if is_lock_timeout(&e) && attempt < ATTEMPTS => {
                     tx.rollback().await.map_err(db("rolling back"))?;
                     retries += 1;
-                    progress(&format!(
+                    progress(Progress::Message(&format!(
                         "lock not granted within {lock_timeout}; retrying ({attempt}/{ATTEMPTS})"
-                    ));
+                    )));
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(10))))
                         .await;
                 }
@@ -682,7 +692,7 @@ async fn backfill(
     s: &Subject<'_>,
     request: &Request,
     summary: &mut Summary,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut Report<'_>,
 ) -> Result<(), MigrateError> {
     sqlx::raw_sql(
         "CREATE SCHEMA IF NOT EXISTS rlsctl;
@@ -722,12 +732,14 @@ async fn backfill(
             .await
             .map_err(db("checking the rows before the stored position"))?;
         if redo {
-            progress(
+            progress(Progress::Message(
                 "rows before the stored position still lack a tenant: the backfill starts again from the first row",
-            );
+            ));
             last = None;
         } else {
-            progress("resuming the backfill where the last run stopped");
+            progress(Progress::Message(
+                "resuming the backfill where the last run stopped",
+            ));
         }
     }
     let batch = |from_start: bool| {
@@ -771,7 +783,6 @@ async fn backfill(
     let next = batch(false);
     let total = s.estimated_rows.max(1);
     let started = Instant::now();
-    let mut shown = Instant::now();
     let mut scanned: i64 = 0;
     loop {
         let mut tx = conn.begin().await.map_err(db("starting a batch"))?;
@@ -816,23 +827,28 @@ async fn backfill(
                 tokio::time::sleep(Duration::from_secs_f64(due - elapsed)).await;
             }
         }
-        if shown.elapsed() >= Duration::from_secs(2) {
-            let rate = scanned as f64 / started.elapsed().as_secs_f64().max(1e-3);
-            let left = (total - scanned).max(0) as f64 / rate.max(1.0);
-            progress(&format!(
-                "backfill: {scanned} of about {total} rows ({:.0}%), {rate:.0} rows/s, about {left:.0}s left",
-                100.0 * scanned as f64 / total as f64
-            ));
-            shown = Instant::now();
-        }
+        // The estimate may be low (rows added since the last ANALYZE): the
+        // total grows with the work, and is exact once the table is done.
+        let rate = scanned as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        let left = (total - scanned).max(0) as f64 / rate.max(1.0);
+        progress(Progress::Step {
+            done: scanned as usize,
+            total: total.max(scanned + 1) as usize,
+            what: &format!("{rate:.0} rows/s, about {left:.0}s left"),
+        });
         if seen < request.batch_size {
             break;
         }
     }
-    progress(&format!(
+    progress(Progress::Step {
+        done: scanned as usize,
+        total: scanned as usize,
+        what: "",
+    });
+    progress(Progress::Message(&format!(
         "backfill: done, {} row(s) filled in {} batch(es)",
         summary.rows_filled, summary.batches
-    ));
+    )));
     Ok(())
 }
 
