@@ -219,4 +219,7 @@ async fn a_pg_read_all_data_member_without_a_tie_to_this_database_is_not_reporte
     db.spec(&spec(&unique("app"), &backup, false, false));
     db.rlsctl(&["apply"]).success();
     assert_eq!(backup_findings(&db), Vec::<Value>::new());
+    // Nor is a declared backup role that does not exist: it takes no dump.
+    db.spec(&spec(&unique("app"), &unique("absent"), true, false));
+    assert_eq!(backup_findings(&db), Vec::<Value>::new());
 }

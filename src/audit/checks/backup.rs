@@ -37,8 +37,12 @@ const READ_ALL_DATA: &str = "pg_read_all_data";
 pub fn findings(ctx: &Context, spec: Option<&Spec>) -> Vec<Finding> {
     let mut out = Vec::new();
     for (role, why) in backup_roles(ctx, spec) {
-        let attributes = ctx.posture.role_attributes.get(&role);
-        if attributes.is_some_and(|a| a.superuser || a.bypass_rls) {
+        // A declared role that does not exist takes no dump (DRIFT does not
+        // cover it: apply never creates backup roles).
+        let Some(attributes) = ctx.posture.role_attributes.get(&role) else {
+            continue;
+        };
+        if attributes.superuser || attributes.bypass_rls {
             continue;
         }
         let admitted_by_maintenance: Option<String> = spec
