@@ -394,6 +394,7 @@ pub fn known_findings() -> impl Iterator<Item = CheckInfo> {
         .map(|c| c.info)
         .chain(checks::drift::INFOS.iter().copied())
         .chain(checks::maintenance::INFOS.iter().copied())
+        .chain(checks::backup::INFOS.iter().copied())
 }
 
 #[cfg(test)]

@@ -195,6 +195,7 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
     if let Some(spec) = &target.spec {
         findings.extend(checks::maintenance::findings(&ctx, spec));
     }
+    findings.extend(checks::backup::findings(&ctx, target.spec.as_ref()));
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)

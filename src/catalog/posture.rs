@@ -47,6 +47,9 @@ pub struct Posture {
     /// Who may SELECT `pg_stat_activity` or EXECUTE `pg_stat_get_activity`
     /// in this database (`PUBLIC` by name), which show other sessions' queries.
     pub activity_readers: BTreeSet<String>,
+    /// Roles granted CONNECT on this database by name (PUBLIC left out): the
+    /// marker that a cluster-wide role is meant for this database.
+    pub database_connectors: BTreeSet<String>,
     pub queries: u32,
 }
 
@@ -68,6 +71,8 @@ pub struct RoleAttributes {
     pub login: bool,
     pub superuser: bool,
     pub bypass_rls: bool,
+    /// REPLICATION: made for streaming or for taking copies.
+    pub replication: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -738,20 +743,21 @@ pub async fn read_posture(
     .await?;
     p.default_privileges = rows;
 
-    let rows: Vec<(String, bool, bool, bool)> = sqlx::query_as(
-        "SELECT rolname::text, rolcanlogin, rolsuper, rolbypassrls FROM pg_catalog.pg_roles",
+    let rows: Vec<(String, bool, bool, bool, bool)> = sqlx::query_as(
+        "SELECT rolname::text, rolcanlogin, rolsuper, rolbypassrls, rolreplication FROM pg_catalog.pg_roles",
     )
     .fetch_all(&mut *conn)
     .await?;
     p.role_attributes = rows
         .into_iter()
-        .map(|(name, login, superuser, bypass_rls)| {
+        .map(|(name, login, superuser, bypass_rls, replication)| {
             (
                 name,
                 RoleAttributes {
                     login,
                     superuser,
                     bypass_rls,
+                    replication,
                 },
             )
         })
@@ -822,6 +828,16 @@ pub async fn read_posture(
     .await?;
     p.activity_readers = readers.into_iter().collect();
 
-    p.queries = 16;
+    let connectors: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT pg_catalog.pg_get_userbyid(a.grantee)::text
+           FROM pg_catalog.pg_database d, pg_catalog.aclexplode(d.datacl) a
+          WHERE d.datname = pg_catalog.current_database()
+            AND a.privilege_type = 'CONNECT' AND a.grantee <> 0",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    p.database_connectors = connectors.into_iter().collect();
+
+    p.queries = 17;
     Ok(p)
 }

@@ -8,16 +8,7 @@ use super::Exit;
 
 pub(super) fn run(id: &str) -> Result<Exit> {
     let Some(info) = crate::audit::explain(id) else {
-        let ids: Vec<&str> = crate::audit::checks::ALL
-            .iter()
-            .map(|c| c.info.id)
-            .chain(crate::audit::checks::drift::INFOS.iter().map(|i| i.id))
-            .chain(
-                crate::audit::checks::maintenance::INFOS
-                    .iter()
-                    .map(|i| i.id),
-            )
-            .collect();
+        let ids: Vec<&str> = crate::audit::known_findings().map(|i| i.id).collect();
         anyhow::bail!("no finding `{id}`; known ids:\n  {}", ids.join("\n  "));
     };
     writeln!(

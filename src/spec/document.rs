@@ -44,6 +44,11 @@ pub struct Document {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub no_tenant_access: Vec<Spanned<String>>,
+    /// Existing roles that take backups (pg_dump): audit reports each one
+    /// that is subject to row-level security, since its dumps fail or miss rows.
+    #[serde(default)]
+    #[schemars(with = "Vec<BackupRoleDoc>")]
+    pub backup_roles: Vec<Spanned<BackupRoleDoc>>,
     /// Tenant lookups for workers that hold a key (a session id), not a tenant.
     #[serde(default)]
     #[schemars(with = "Vec<ResolverDoc>")]
@@ -82,6 +87,15 @@ pub struct MaintenanceDoc {
     #[schemars(with = "String")]
     pub role: Spanned<String>,
     pub access: Access,
+    pub reason: Option<String>,
+}
+
+/// A role that takes backups, with what it is for.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRoleDoc {
+    #[schemars(with = "String")]
+    pub role: Spanned<String>,
     pub reason: Option<String>,
 }
 

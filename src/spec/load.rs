@@ -7,16 +7,17 @@ use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
 use super::document::{
-    Access, BackfillDoc, Command, CrossTenantDoc, Document, FunctionDoc, MaintenanceDoc, PolicyDoc,
-    PolicyTo, ResolverDoc, RoleDoc, SourceDoc, TableDoc, TenancyDoc, TenantType, WhenUnbound,
+    Access, BackfillDoc, BackupRoleDoc, Command, CrossTenantDoc, Document, FunctionDoc,
+    MaintenanceDoc, PolicyDoc, PolicyTo, ResolverDoc, RoleDoc, SourceDoc, TableDoc, TenancyDoc,
+    TenantType, WhenUnbound,
 };
 use super::files::read_spec_file;
 use super::lines::Lines;
 use super::scope::{Scope, every_command, expand_commands};
 use super::{
-    AcceptedFinding, Backfill, CrossTenantPredicate, Expression, MaintenanceAccess, NoTenantAccess,
-    Origin, PolicySpec, ResolverSpec, RoleSpec, Spec, SpecError, TABLE_PLACEHOLDER, TableSpec,
-    Tenancy, TenantSource, policy_name_for,
+    AcceptedFinding, Backfill, BackupRole, CrossTenantPredicate, Expression, MaintenanceAccess,
+    NoTenantAccess, Origin, PolicySpec, ResolverSpec, RoleSpec, Spec, SpecError, TABLE_PLACEHOLDER,
+    TableSpec, Tenancy, TenantSource, policy_name_for,
 };
 use crate::quote::QualifiedName;
 
@@ -192,6 +193,7 @@ struct Builder {
     exceptions: Vec<AcceptedFinding>,
     maintenance: Vec<MaintenanceAccess>,
     no_tenant_access: Vec<NoTenantAccess>,
+    backup_roles: Vec<BackupRole>,
     resolvers: Vec<PendingResolver>,
 }
 
@@ -338,6 +340,9 @@ impl Builder {
                 origin: at.at(&role),
             });
         }
+        for entry in doc.backup_roles {
+            self.backup_roles.push(backup_role_from(&at, entry)?);
+        }
         for exception in doc.exceptions {
             let origin = at.at(&exception);
             if exception.value.reason.trim().is_empty() {
@@ -404,6 +409,12 @@ impl Builder {
             "no_tenant_access role",
         )?;
         check_no_tenant_access(&self.no_tenant_access, &self.roles, &self.maintenance)?;
+        check_unique(
+            self.backup_roles
+                .iter()
+                .map(|b| (b.role.clone(), &b.origin)),
+            "backup role",
+        )?;
         if !self.roles.iter().any(|r| r.cross_tenant.is_none()) {
             return Err(SpecError::general(
                 "no runtime role is declared: add one under `roles:` (the role your application connects as), without `cross_tenant`",
@@ -433,6 +444,7 @@ impl Builder {
             maintenance: self.maintenance,
             resolvers,
             no_tenant_access: self.no_tenant_access,
+            backup_roles: self.backup_roles,
             hash,
         })
     }
@@ -1163,6 +1175,24 @@ fn check_maintenance_roles(
     Ok(())
 }
 
+fn backup_role_from(at: &Locator, doc: Spanned<BackupRoleDoc>) -> Result<BackupRole, SpecError> {
+    let entry = at.at(&doc);
+    let doc = doc.value;
+    let role = at.identifier(&doc.role, "the backup role")?;
+    let reason = doc.reason.unwrap_or_default();
+    if reason.trim().is_empty() {
+        return Err(SpecError::at(
+            &entry,
+            format!("backup role `{role}`: say what it backs up with `reason:`"),
+        ));
+    }
+    Ok(BackupRole {
+        role,
+        reason,
+        origin: at.at(&doc.role),
+    })
+}
+
 fn maintenance_from(
     at: &Locator,
     doc: Spanned<MaintenanceDoc>,
@@ -1424,6 +1454,28 @@ mod tests {
         );
         assert_eq!(m.policy(), "maintenance_cloud_admin");
         assert_eq!(m.origin.to_string(), "policies/app.yaml:4:11");
+    }
+
+    #[test]
+    fn a_backup_role_is_declared_with_a_reason_once() {
+        let spec = parse(
+            "roles:\n  - name: app\nbackup_roles:\n  - role: dumper\n    reason: nightly pg_dump\n",
+        )
+        .unwrap();
+        assert_eq!(spec.backup_roles[0].role, "dumper");
+        assert_eq!(spec.backup_roles[0].reason, "nightly pg_dump");
+        let err = parse("roles:\n  - name: app\nbackup_roles:\n  - role: dumper\n").unwrap_err();
+        assert!(err.message.contains("`reason:`"), "{err}");
+        let err = parse(
+            "roles:\n  - name: app\nbackup_roles:\n  - role: d\n    reason: r\n  - role: d\n    reason: r\n",
+        )
+        .unwrap_err();
+        assert!(err.message.contains("duplicate backup role"), "{err}");
+        let err = parse(
+            "roles:\n  - name: app\nbackup_roles:\n  - role: d\n    reason: r\n    bypass: yes\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("bypass"), "{err}");
     }
 
     #[test]

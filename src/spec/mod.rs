@@ -40,6 +40,9 @@ pub struct Spec {
     /// Existing roles that must reach no tenant's rows; audit-only, apply
     /// neither creates nor changes them.
     pub no_tenant_access: Vec<NoTenantAccess>,
+    /// Existing roles that take backups; audit-only, apply neither creates
+    /// nor changes them.
+    pub backup_roles: Vec<BackupRole>,
     /// sha256 of every spec file's name and content: recorded with each apply.
     pub hash: String,
 }
@@ -76,6 +79,14 @@ pub enum TenantSource {
 #[derive(Debug, Clone)]
 pub struct NoTenantAccess {
     pub role: String,
+    pub origin: Origin,
+}
+
+/// A role declared under `backup_roles:`: its dumps must hold every row.
+#[derive(Debug, Clone)]
+pub struct BackupRole {
+    pub role: String,
+    pub reason: String,
     pub origin: Origin,
 }
 

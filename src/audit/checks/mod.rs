@@ -1,6 +1,7 @@
 //! Every audit check. A check reads the [`Context`] and returns findings;
 //! its `CheckInfo` says what it means for `rlsctl explain`.
 
+pub mod backup;
 pub mod context_function;
 pub mod drift;
 pub mod functions;
