@@ -53,39 +53,23 @@ pub fn check(changes: &[Change], me: &Connecting) -> Result<(), MissingRights> {
     if me.superuser {
         return Ok(());
     }
-    let create_role = || Sql::new("ALTER ROLE ").ident(&me.name).push(" CREATEROLE");
     let mut problems = Vec::new();
     let mut fixes: Vec<Sql> = Vec::new();
     for change in changes {
         match change {
             Change::CreateRole { role } if !me.create_role => {
                 problems.push(format!("creating role {} needs CREATEROLE", role.name));
-                need(create_role(), &mut fixes);
+                need(create_role(me), &mut fixes);
             }
             Change::SetPassword { role, .. } => {
                 // The same rights as a non-privileged ALTER ROLE.
-                let admin_needed = me.server_version_num >= ADMIN_OPTION_REQUIRED_FROM;
-                let has_admin = !admin_needed || me.admin_of.contains(&role.name);
-                let name = &role.name;
-                if !me.create_role {
-                    problems.push(format!(
-                        "setting the password of role {name} needs CREATEROLE"
-                    ));
-                    need(create_role(), &mut fixes);
-                }
-                if !has_admin {
-                    problems.push(format!(
-                        "setting the password of role {name} needs ADMIN OPTION on it (PostgreSQL 16 and later)"
-                    ));
-                    need(
-                        Sql::new("GRANT ")
-                            .ident(name)
-                            .push(" TO ")
-                            .ident(&me.name)
-                            .push(" WITH ADMIN OPTION"),
-                        &mut fixes,
-                    );
-                }
+                need_alter_rights(
+                    me,
+                    &role.name,
+                    &format!("setting the password of role {}", role.name),
+                    &mut problems,
+                    &mut fixes,
+                );
             }
             Change::AlterRole { name, attributes } => {
                 let privileged: BTreeSet<&str> = attributes
@@ -100,29 +84,14 @@ pub fn check(changes: &[Change], me: &Connecting) -> Result<(), MissingRights> {
                     ));
                     continue;
                 }
-                let admin_needed = me.server_version_num >= ADMIN_OPTION_REQUIRED_FROM;
-                let has_admin = !admin_needed || me.admin_of.contains(name);
-                if me.create_role && has_admin {
-                    continue;
-                }
                 let what = keywords(attributes);
-                if !me.create_role {
-                    problems.push(format!("altering role {name} ({what}) needs CREATEROLE"));
-                    need(create_role(), &mut fixes);
-                }
-                if !has_admin {
-                    problems.push(format!(
-                        "altering role {name} ({what}) needs ADMIN OPTION on it (PostgreSQL 16 and later)"
-                    ));
-                    need(
-                        Sql::new("GRANT ")
-                            .ident(name)
-                            .push(" TO ")
-                            .ident(&me.name)
-                            .push(" WITH ADMIN OPTION"),
-                        &mut fixes,
-                    );
-                }
+                need_alter_rights(
+                    me,
+                    name,
+                    &format!("altering role {name} ({what})"),
+                    &mut problems,
+                    &mut fixes,
+                );
             }
             _ => {}
         }
@@ -136,6 +105,40 @@ pub fn check(changes: &[Change], me: &Connecting) -> Result<(), MissingRights> {
             fixes,
         })
     }
+}
+
+/// What altering an existing role takes from a non-superuser: CREATEROLE,
+/// and from PostgreSQL 16 ADMIN OPTION on that role; `doing` says what for.
+fn need_alter_rights(
+    me: &Connecting,
+    name: &str,
+    doing: &str,
+    problems: &mut Vec<String>,
+    fixes: &mut Vec<Sql>,
+) {
+    let admin_needed = me.server_version_num >= ADMIN_OPTION_REQUIRED_FROM;
+    let has_admin = !admin_needed || me.admin_of.contains(name);
+    if !me.create_role {
+        problems.push(format!("{doing} needs CREATEROLE"));
+        need(create_role(me), fixes);
+    }
+    if !has_admin {
+        problems.push(format!(
+            "{doing} needs ADMIN OPTION on it (PostgreSQL 16 and later)"
+        ));
+        need(
+            Sql::new("GRANT ")
+                .ident(name)
+                .push(" TO ")
+                .ident(&me.name)
+                .push(" WITH ADMIN OPTION"),
+            fixes,
+        );
+    }
+}
+
+fn create_role(me: &Connecting) -> Sql {
+    Sql::new("ALTER ROLE ").ident(&me.name).push(" CREATEROLE")
 }
 
 fn need(fix: Sql, fixes: &mut Vec<Sql>) {
