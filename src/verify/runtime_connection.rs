@@ -138,27 +138,32 @@ async fn identity(
             ));
         }
     }
-    for (table, _) in tables {
-        let owns: bool = sqlx::query_scalar(
-            "SELECT pg_catalog.pg_has_role(c.relowner, 'USAGE') AND NOT c.relforcerowsecurity
-               FROM pg_catalog.pg_class c
-               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-              WHERE n.nspname = $1 AND c.relname = $2",
-        )
-        .bind(&table.schema)
-        .bind(&table.name)
-        .fetch_optional(&mut *runtime)
-        .await
-        .map_err(db(format!("reading the owner of {table}")))?
-        .unwrap_or(false);
-        if owns {
-            cells.push(Cell::leak(
-                format!(
-                    "{role} has the rights of {table}'s owner and the table does not FORCE ROW LEVEL SECURITY: its policies do not apply to {role}"
-                ),
-                serde_json::json!({ "role": role, "table": table.to_string() }),
-            ));
-        }
+    let (schemas, names): (Vec<&str>, Vec<&str>) = tables
+        .iter()
+        .map(|(t, _)| (t.schema.as_str(), t.name.as_str()))
+        .unzip();
+    let owned: Vec<(String, String)> = sqlx::query_as(
+        "SELECT n.nspname::text, c.relname::text
+           FROM pg_catalog.pg_class c
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+           JOIN unnest($1::text[], $2::text[]) AS t(schema_name, table_name)
+             ON n.nspname = t.schema_name AND c.relname = t.table_name
+          WHERE pg_catalog.pg_has_role(c.relowner, 'USAGE') AND NOT c.relforcerowsecurity
+          ORDER BY 1, 2",
+    )
+    .bind(&schemas)
+    .bind(&names)
+    .fetch_all(&mut *runtime)
+    .await
+    .map_err(db("reading the owners of the tenant tables"))?;
+    for (schema, name) in owned {
+        let table = QualifiedName::new(schema, name);
+        cells.push(Cell::leak(
+            format!(
+                "{role} has the rights of {table}'s owner and the table does not FORCE ROW LEVEL SECURITY: its policies do not apply to {role}"
+            ),
+            serde_json::json!({ "role": role, "table": table.to_string() }),
+        ));
     }
     if !target.roles.contains(role) {
         cells.push(Cell::not_proven(format!(
@@ -200,10 +205,13 @@ async fn unbound_sees_nothing(
             .push(") FROM ")
             .qname(table)
             .push(" AS x LIMIT 1");
+        // In a savepoint when inside a transaction, so a refusal leaves it usable.
+        let mut attempt = runtime.begin().await.map_err(db("starting a savepoint"))?;
         let seen: Result<Option<Option<serde_json::Value>>, sqlx::Error> =
             sqlx::query_scalar(query.to_query())
-                .fetch_optional(&mut *runtime)
+                .fetch_optional(&mut *attempt)
                 .await;
+        attempt.rollback().await.map_err(db("rolling back"))?;
         cells.push(match seen {
             Ok(None) => Cell::proven(format!(
                 "{state} sees no row of {} tables that hold rows",
