@@ -177,3 +177,28 @@ async fn a_wrong_runtime_password_is_a_clear_error_with_the_password_masked() {
         run.stdout
     );
 }
+
+#[tokio::test]
+async fn a_refused_table_does_not_hide_a_leak_in_the_next_one_of_the_pooled_check() {
+    let (db, _role) = applied_projects().await;
+    existing_rows(&db).await;
+    // May not read projects at all (refused), reads every row of tasks.
+    let other = unique("reporting_login");
+    db.execute(&format!(
+        "CREATE ROLE {other} LOGIN BYPASSRLS; GRANT SELECT ON tasks TO {other}"
+    ))
+    .await;
+    let (code, matrix) = verify_through(&db, &db.url_as(&other));
+    assert_eq!(code, 2, "{matrix:#}");
+    assert_eq!(verdict_as(&matrix, &other, NEXT, "unbound-read"), "LEAK");
+    let next = matrix["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["object"] == NEXT)
+        .unwrap();
+    assert_eq!(
+        next["cells"]["unbound-read"]["key"]["table"], "public.tasks",
+        "{next:#}"
+    );
+}
