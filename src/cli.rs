@@ -370,6 +370,17 @@ pub struct VerifyArgs {
     /// Also exit 2 when a probe could not be run (NOT PROVEN).
     #[arg(long)]
     pub strict: bool,
+    /// Also check through this connection, logged in as the runtime role the way the
+    /// application connects (who it is, its session defaults, unbound reads and writes of
+    /// existing rows, binding per transaction). Default: $RLSCTL_RUNTIME_DATABASE_URL.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "RLSCTL_RUNTIME_DATABASE_URL",
+        hide_env_values = true,
+        conflicts_with = "ephemeral"
+    )]
+    pub runtime_url: Option<String>,
     #[command(flatten)]
     pub fleet: FleetArgs,
 }

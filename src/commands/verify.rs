@@ -14,6 +14,11 @@ use crate::verify::{Binding, Matrix, Target as VerifyTarget};
 pub(super) async fn run(args: &VerifyArgs) -> Result<Exit> {
     let spec = spec_unless_roles_given(&args.config, &args.roles, "verify")?;
     if args.fleet.targets.is_some() {
+        if args.runtime_url.is_some() {
+            anyhow::bail!(
+                "--runtime-url names one database's runtime login; it cannot go with --targets"
+            );
+        }
         return crate::fleet::run("verify", &args.fleet, args.format == Format::Json).await;
     }
     let (_server, mut conn) = match (&spec, args.ephemeral) {
@@ -53,7 +58,21 @@ pub(super) async fn run(args: &VerifyArgs) -> Result<Exit> {
         }
     };
     target.only = args.tables.clone();
-    let matrix = run_verify(&mut conn, &target).await?;
+    // Connected before probing, so a wrong runtime URL fails fast.
+    let mut runtime = match &args.runtime_url {
+        Some(url) => Some(
+            crate::connect::connect_to(url)
+                .await
+                .map_err(|e| anyhow::anyhow!("--runtime-url: {e}"))?,
+        ),
+        None => None,
+    };
+    let mut matrix = run_verify(&mut conn, &target).await?;
+    if let Some(runtime) = &mut runtime {
+        crate::verify::runtime_connection::probe(&mut conn, runtime, &target, &mut matrix)
+            .await
+            .map_err(|e| anyhow::anyhow!("--runtime-url: {e}"))?;
+    }
     let mut out = super::stdout::stdout();
     match args.format {
         Format::Json => crate::verify::report::write_json(&mut out, &matrix)?,

@@ -21,6 +21,7 @@ mod admin;
 mod probes;
 pub mod report;
 mod rows;
+pub mod runtime_connection;
 mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,6 +49,9 @@ pub enum Probe {
     Existence,
     /// What the spec withholds (`commands:`) is refused on the tenant's own rows.
     Declared,
+    /// `--runtime-url`: the application's login is a proved runtime role
+    /// that row-level security applies to.
+    RuntimeRole,
 }
 
 impl Probe {
@@ -65,7 +69,7 @@ impl Probe {
     ];
 
     /// Every column of the matrix; `declared` only where the spec withholds a write.
-    pub const ALL: [Probe; 10] = [
+    pub const ALL: [Probe; 11] = [
         Probe::Read,
         Probe::Update,
         Probe::Delete,
@@ -76,6 +80,7 @@ impl Probe {
         Probe::NullTenant,
         Probe::Existence,
         Probe::Declared,
+        Probe::RuntimeRole,
     ];
 
     pub fn label(self) -> &'static str {
@@ -90,6 +95,7 @@ impl Probe {
             Probe::NullTenant => "null-tenant",
             Probe::Existence => "existence",
             Probe::Declared => "declared",
+            Probe::RuntimeRole => "runtime-role",
         }
     }
 
@@ -106,6 +112,7 @@ impl Probe {
             Probe::NullTenant => "nt",
             Probe::Existence => "ex",
             Probe::Declared => "dc",
+            Probe::RuntimeRole => "rr",
         }
     }
 }
@@ -244,6 +251,9 @@ pub struct Matrix {
     pub tenant_b: String,
     pub objects: Vec<ObjectResult>,
     pub summary: Summary,
+    /// The tenant tables probed, with their tenant column.
+    #[serde(skip)]
+    pub tables: Vec<(QualifiedName, String)>,
 }
 
 impl Matrix {
@@ -761,6 +771,7 @@ pub async fn verify(
         tenant_b: b.value,
         objects,
         summary: Summary::default(),
+        tables: tables.into_iter().collect(),
     };
     matrix.count();
     Ok(matrix)

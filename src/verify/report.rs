@@ -272,6 +272,7 @@ mod tests {
                 ),
             ],
             summary: Summary::default(),
+            tables: Vec::new(),
         };
         matrix.count();
         matrix

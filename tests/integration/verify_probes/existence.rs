@@ -70,3 +70,19 @@ async fn an_oracle_the_spec_accepts_is_shown_as_accepted_with_its_reason() {
     assert_eq!(matrix["summary"]["accepted"], 1);
     assert_eq!(matrix["summary"]["leaks"], 0);
 }
+
+#[tokio::test]
+async fn an_id_the_application_chooses_without_a_default_is_an_existence_oracle() {
+    let db = TestDb::new().await;
+    let role = unique("app");
+    db.migration(
+        "V1__schema.sql",
+        "CREATE TABLE t1 (id bigint PRIMARY KEY, tenant_id uuid NOT NULL, body text);",
+    );
+    db.spec(&simple_spec(&role, &["t1"]));
+    db.rlsctl(&["apply"]).success();
+    let (code, matrix) = verify(&db, &[]);
+    assert_eq!(code, 2, "{matrix:#}");
+    assert_eq!(verdict(&matrix, "public.t1", "existence"), "LEAK");
+    assert_eq!(matrix["summary"]["leaks"], 1, "{matrix:#}");
+}

@@ -5,6 +5,7 @@ mod children;
 mod declared;
 mod existence;
 mod null_tenant;
+mod runtime_connection;
 mod set_role;
 mod unbound;
 mod views;

@@ -1,0 +1,204 @@
+//! `verify --runtime-url`: the runtime role logged in as the application logs
+//! in, checked on the database's existing rows, besides the SET ROLE probes.
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection};
+
+use super::{applied_projects, verdict_as};
+use crate::harness::{TestDb, require_scram_password_for, server, unique};
+
+const ROW: &str = "runtime connection";
+const NEXT: &str = "runtime connection (next transaction)";
+const TENANT_A: &str = "11111111-1111-1111-1111-111111111111";
+
+/// Rows of two real tenants in both tables, as a database in use has.
+async fn existing_rows(db: &TestDb) {
+    db.execute(&format!(
+        "INSERT INTO projects (tenant_id, name) VALUES
+           ('{TENANT_A}', 'a'), ('22222222-2222-2222-2222-222222222222', 'b');
+         INSERT INTO tasks (tenant_id, title) VALUES
+           ('{TENANT_A}', 'a'), ('22222222-2222-2222-2222-222222222222', 'b');"
+    ))
+    .await;
+}
+
+async fn count(db: &TestDb) -> i64 {
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query_scalar("SELECT (SELECT count(*) FROM projects) + (SELECT count(*) FROM tasks)")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// Gives `role` a password it must present (SCRAM over TCP), and waits until
+/// the reloaded rules turn a wrong password away.
+async fn login_with_password(db: &TestDb, role: &str, password: &str) -> String {
+    db.execute(&format!("ALTER ROLE {role} LOGIN PASSWORD '{password}'"))
+        .await;
+    require_scram_password_for(role).await;
+    let wrong = PgConnectOptions::from_str(&db.url)
+        .unwrap()
+        .username(role)
+        .password("not the password");
+    let mut refused = false;
+    for _ in 0..300 {
+        if wrong.connect().await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(refused, "pg_hba.conf never took effect");
+    format!(
+        "postgres://{role}:{password}@127.0.0.1:{}/{}",
+        server().port(),
+        db.name()
+    )
+}
+
+fn verify_through(db: &TestDb, runtime_url: &str) -> (i32, serde_json::Value) {
+    let run = db.rlsctl(&["verify", "--format", "json", "--runtime-url", runtime_url]);
+    assert!(
+        run.code == 0 || run.code == 2,
+        "verify failed: {}\n{}",
+        run.stderr,
+        run.stdout
+    );
+    (run.code, run.json())
+}
+
+#[tokio::test]
+async fn a_password_login_as_the_declared_runtime_role_is_proven_and_changes_nothing() {
+    let (db, role) = applied_projects().await;
+    existing_rows(&db).await;
+    let url = login_with_password(&db, &role, "Runtime-Secret-42").await;
+    let (code, matrix) = verify_through(&db, &url);
+    assert_eq!(code, 0, "{matrix:#}");
+    for probe in ["runtime-role", "unbound-read", "unbound-write"] {
+        assert_eq!(verdict_as(&matrix, &role, ROW, probe), "PROVEN", "{probe}");
+    }
+    assert_eq!(verdict_as(&matrix, &role, NEXT, "unbound-read"), "PROVEN");
+    assert_eq!(count(&db).await, 4, "the existing rows are untouched");
+
+    let text = db.rlsctl(&["verify", "--runtime-url", &url]);
+    assert_eq!(text.code, 0, "{}\n{}", text.stdout, text.stderr);
+    assert!(text.stdout.contains(ROW), "{}", text.stdout);
+    assert!(!text.stdout.contains("Runtime-Secret-42"));
+}
+
+#[tokio::test]
+async fn a_runtime_login_with_bypassrls_leaks() {
+    let (db, role) = applied_projects().await;
+    existing_rows(&db).await;
+    db.execute(&format!("ALTER ROLE {role} LOGIN BYPASSRLS"))
+        .await;
+    // Given through the environment, as a deployment would.
+    let run = db
+        .command(&["verify", "--format", "json"])
+        .env("RLSCTL_RUNTIME_DATABASE_URL", db.url_as(&role))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    let matrix: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(verdict_as(&matrix, &role, ROW, "runtime-role"), "LEAK");
+    assert_eq!(verdict_as(&matrix, &role, ROW, "unbound-read"), "LEAK");
+    assert_eq!(verdict_as(&matrix, &role, ROW, "unbound-write"), "LEAK");
+    assert_eq!(count(&db).await, 4, "the writes were rolled back");
+}
+
+#[tokio::test]
+async fn a_role_default_for_the_tenant_setting_leaks_on_the_runtime_connection() {
+    let (db, role) = applied_projects().await;
+    existing_rows(&db).await;
+    db.execute(&format!(
+        "ALTER ROLE {role} LOGIN;
+         ALTER ROLE {role} SET app.current_tenant_id = '{TENANT_A}'"
+    ))
+    .await;
+    let (code, matrix) = verify_through(&db, &db.url_as(&role));
+    assert_eq!(code, 2, "{matrix:#}");
+    assert_eq!(verdict_as(&matrix, &role, ROW, "unbound-read"), "LEAK");
+    assert_eq!(verdict_as(&matrix, &role, ROW, "runtime-role"), "PROVEN");
+    let cell = matrix["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["object"] == ROW)
+        .unwrap()["cells"]["unbound-read"]
+        .clone();
+    assert_eq!(cell["key"]["value"], TENANT_A, "{cell:#}");
+}
+
+#[tokio::test]
+async fn a_runtime_login_that_is_not_a_proved_role_is_not_proven() {
+    let (db, role) = applied_projects().await;
+    existing_rows(&db).await;
+    let other = unique("other_app");
+    db.execute(&format!("CREATE ROLE {other} LOGIN")).await;
+    let (code, matrix) = verify_through(&db, &db.url_as(&other));
+    assert_eq!(code, 0, "{matrix:#}");
+    assert_eq!(
+        verdict_as(&matrix, &other, ROW, "runtime-role"),
+        "NOT_PROVEN"
+    );
+    let strict = db.rlsctl(&["verify", "--strict", "--runtime-url", &db.url_as(&other)]);
+    assert_eq!(strict.code, 2, "{}", strict.stdout);
+    assert!(strict.stdout.contains(&role), "{}", strict.stdout);
+}
+
+#[tokio::test]
+async fn a_wrong_runtime_password_is_a_clear_error_with_the_password_masked() {
+    let (db, role) = applied_projects().await;
+    let url = login_with_password(&db, &role, "Right-Secret-42").await;
+    let wrong = url.replace("Right-Secret-42", "Wrong-Secret-Marker");
+    let run = db.rlsctl(&["verify", "--runtime-url", &wrong]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("--runtime-url"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("password authentication failed"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("{role}:***@")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("Wrong-Secret-Marker"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stdout.contains("Wrong-Secret-Marker"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[tokio::test]
+async fn a_refused_table_does_not_hide_a_leak_in_the_next_one_of_the_pooled_check() {
+    let (db, _role) = applied_projects().await;
+    existing_rows(&db).await;
+    // May not read projects at all (refused), reads every row of tasks.
+    let other = unique("reporting_login");
+    db.execute(&format!(
+        "CREATE ROLE {other} LOGIN BYPASSRLS; GRANT SELECT ON tasks TO {other}"
+    ))
+    .await;
+    let (code, matrix) = verify_through(&db, &db.url_as(&other));
+    assert_eq!(code, 2, "{matrix:#}");
+    assert_eq!(verdict_as(&matrix, &other, NEXT, "unbound-read"), "LEAK");
+    let next = matrix["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["object"] == NEXT)
+        .unwrap();
+    assert_eq!(
+        next["cells"]["unbound-read"]["key"]["table"], "public.tasks",
+        "{next:#}"
+    );
+}
