@@ -35,8 +35,11 @@ async fn count(db: &TestDb) -> i64 {
 /// Gives `role` a password it must present (SCRAM over TCP), and waits until
 /// the reloaded rules turn a wrong password away.
 async fn login_with_password(db: &TestDb, role: &str, password: &str) -> String {
-    db.execute(&format!("ALTER ROLE {role} LOGIN PASSWORD '{password}'"))
-        .await;
+    // Stored as SCRAM on every major (PostgreSQL 13 defaults to md5).
+    db.execute(&format!(
+        "SET password_encryption = 'scram-sha-256'; ALTER ROLE {role} LOGIN PASSWORD '{password}'"
+    ))
+    .await;
     require_scram_password_for(role).await;
     let wrong = PgConnectOptions::from_str(&db.url)
         .unwrap()
