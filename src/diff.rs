@@ -702,6 +702,17 @@ mod tests {
         desired_state(&load_str(Path::new("p.yaml"), SPEC).unwrap())
     }
 
+    /// The diff with nothing normalised, tenant column `tenant_id`, no options.
+    fn plain_diff(desired: &State, live: &State) -> Diff {
+        diff(
+            desired,
+            live,
+            &Normalized::default(),
+            "tenant_id",
+            Options::default(),
+        )
+    }
+
     /// A live state that matches `desired` exactly (as after a successful apply).
     fn converged(desired: &State) -> State {
         let mut live = desired.clone();
@@ -714,13 +725,7 @@ mod tests {
     #[test]
     fn from_nothing_everything_is_created() {
         let d = desired();
-        let out = diff(
-            &d,
-            &State::default(),
-            &Normalized::default(),
-            "tenant_id",
-            Options::default(),
-        );
+        let out = plain_diff(&d, &State::default());
         let kinds: Vec<_> = out.changes.iter().map(Change::kind).collect();
         for kind in [
             "create_schema",
@@ -744,13 +749,7 @@ mod tests {
         let mut live = converged(&d);
         live.function = None;
         live.new_function_executors = Some(BTreeSet::from(["anon".into(), "app".into()]));
-        let out = diff(
-            &d,
-            &live,
-            &Normalized::default(),
-            "tenant_id",
-            Options::default(),
-        );
+        let out = plain_diff(&d, &live);
         let kinds: Vec<_> = out.changes.iter().map(Change::kind).collect();
         assert_eq!(kinds, ["replace_function", "revoke_execute"], "{out:?}");
         assert!(
@@ -762,13 +761,7 @@ mod tests {
     #[test]
     fn a_converged_database_has_an_empty_diff() {
         let d = desired();
-        let out = diff(
-            &d,
-            &converged(&d),
-            &Normalized::default(),
-            "tenant_id",
-            Options::default(),
-        );
+        let out = plain_diff(&d, &converged(&d));
         assert_eq!(out, Diff::default());
     }
 
@@ -779,13 +772,7 @@ mod tests {
         for t in live.tables.values_mut() {
             t.policies.get_mut("tenant_isolation").unwrap().with_check = None;
         }
-        let out = diff(
-            &d,
-            &live,
-            &Normalized::default(),
-            "tenant_id",
-            Options::default(),
-        );
+        let out = plain_diff(&d, &live);
         assert!(out.changes.is_empty(), "{:?}", out.changes);
 
         // Nor does a policy declared without WITH CHECK differ from one without.
@@ -793,26 +780,14 @@ mod tests {
         for t in using_only.tables.values_mut() {
             t.policies.get_mut("tenant_isolation").unwrap().with_check = None;
         }
-        let out = diff(
-            &using_only,
-            &live,
-            &Normalized::default(),
-            "tenant_id",
-            Options::default(),
-        );
+        let out = plain_diff(&using_only, &live);
         assert!(out.changes.is_empty(), "{:?}", out.changes);
 
         // A SELECT policy's USING checks no new rows: that difference stays.
         for t in live.tables.values_mut() {
             t.policies.get_mut("tenant_isolation").unwrap().command = Command::Select;
         }
-        let out = diff(
-            &d,
-            &live,
-            &Normalized::default(),
-            "tenant_id",
-            Options::default(),
-        );
+        let out = plain_diff(&d, &live);
         assert!(
             out.changes
                 .iter()
@@ -868,13 +843,7 @@ mod tests {
             .unwrap()
             .policies
             .insert("hand_made".into(), extra);
-        let kept = diff(
-            &d,
-            &live,
-            &Normalized::default(),
-            "tenant_id",
-            Options::default(),
-        );
+        let kept = plain_diff(&d, &live);
         assert!(kept.changes.is_empty());
         assert_eq!(
             kept.notices,
@@ -911,13 +880,7 @@ mod tests {
             .get_mut("app")
             .unwrap()
             .insert(Privilege::Truncate);
-        let out = diff(
-            &d,
-            &live,
-            &Normalized::default(),
-            "tenant_id",
-            Options::default(),
-        );
+        let out = plain_diff(&d, &live);
         assert_eq!(
             out.changes,
             vec![Change::RevokeTable {
@@ -940,13 +903,7 @@ mod tests {
             columns: vec!["tenant_id".into(), "id".into()],
             valid: true,
         }];
-        let out = diff(
-            &d,
-            &live,
-            &Normalized::default(),
-            "tenant_id",
-            Options::default(),
-        );
+        let out = plain_diff(&d, &live);
         let kinds: Vec<_> = out.changes.iter().map(|c| (c.kind(), c.object())).collect();
         assert_eq!(
             kinds,
@@ -968,13 +925,7 @@ mod tests {
         let d = desired();
         let mut live = converged(&d);
         live.roles.get_mut("app").unwrap().login = true;
-        let out = diff(
-            &d,
-            &live,
-            &Normalized::default(),
-            "tenant_id",
-            Options::default(),
-        );
+        let out = plain_diff(&d, &live);
         assert_eq!(
             out.changes,
             vec![Change::AlterRole {
@@ -996,13 +947,7 @@ mod tests {
         };
         table.columns.insert("tenant_id".into(), "uuid".into());
         live.tables.insert(stray.clone(), table);
-        let out = diff(
-            &d,
-            &live,
-            &Normalized::default(),
-            "tenant_id",
-            Options::default(),
-        );
+        let out = plain_diff(&d, &live);
         assert_eq!(
             out.changes,
             vec![Change::AlterRole {
