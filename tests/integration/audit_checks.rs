@@ -569,6 +569,12 @@ async fn the_fix_for_a_bypassing_view_fits_the_servers_major() {
 /// The baseline plus `breakage`, audited as `--role {r}`: (id, object, found)
 /// with the role's name written `{r}`.
 async fn findings_with_text(breakage: &str) -> Vec<(String, String, String)> {
+    findings_with(breakage, "found").await
+}
+
+/// The baseline plus `breakage`, audited as `--role {r}`: each finding's id,
+/// object and `field`, with the role's name written `{r}`.
+async fn findings_with(breakage: &str, field: &str) -> Vec<(String, String, String)> {
     let db = TestDb::new().await;
     let role = unique("auditee");
     db.execute(&BASELINE.replace("{r}", &role)).await;
@@ -585,7 +591,7 @@ async fn findings_with_text(breakage: &str) -> Vec<(String, String, String)> {
             (
                 f["id"].as_str().unwrap().to_string(),
                 text("object"),
-                text("found"),
+                text(field),
             )
         })
         .collect()
@@ -873,26 +879,7 @@ async fn truncate_by_any_login_role_is_found() {
 
 /// The (id, object, fix) of each finding after `breakage`, role written `{r}`.
 async fn fixes(breakage: &str) -> Vec<(String, String, String)> {
-    let db = TestDb::new().await;
-    let role = unique("auditee");
-    db.execute(&BASELINE.replace("{r}", &role)).await;
-    db.execute(&breakage.replace("{r}", &role)).await;
-    let report = db
-        .rlsctl(&["audit", "--role", &role, "--format", "json"])
-        .json();
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            let text = |k: &str| f[k].as_str().unwrap().replace(&role, "{r}");
-            (
-                f["id"].as_str().unwrap().to_string(),
-                text("object"),
-                text("fix"),
-            )
-        })
-        .collect()
+    findings_with(breakage, "fix").await
 }
 
 /// A privilege that comes through a membership is reported with the
