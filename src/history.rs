@@ -126,12 +126,54 @@ pub async fn record(conn: &mut PgConnection, record: &Record<'_>) -> Result<(), 
     Ok(())
 }
 
+/// The newest applies as an audit report lists them: when (to the
+/// second), who, which spec, which migrations, how many statements.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recent {
+    pub applied_at: String,
+    pub applied_by: String,
+    pub spec_hash: String,
+    pub migrations: Vec<String>,
+    pub statements: i32,
+}
+
+/// No apply ever changed anything in a database without the table.
+async fn exists(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT to_regclass('rlsctl.apply_history') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await
+}
+
+/// The newest `limit` rows, newest first, without the statements' text.
+pub async fn recent(conn: &mut PgConnection, limit: i64) -> Result<Vec<Recent>, sqlx::Error> {
+    if !exists(conn).await? {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(String, String, String, Vec<String>, i32)> = sqlx::query_as(
+        "SELECT to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), applied_by, spec_hash,
+                migrations, cardinality(statements)
+           FROM rlsctl.apply_history ORDER BY id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(applied_at, applied_by, spec_hash, migrations, statements)| Recent {
+                applied_at,
+                applied_by,
+                spec_hash,
+                migrations,
+                statements,
+            },
+        )
+        .collect())
+}
+
 /// Every row, oldest first (empty when no apply ever changed anything).
 pub async fn read(conn: &mut PgConnection) -> Result<Vec<Entry>, sqlx::Error> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('rlsctl.apply_history') IS NOT NULL")
-        .fetch_one(&mut *conn)
-        .await?;
-    if !exists {
+    if !exists(conn).await? {
         return Ok(Vec::new());
     }
     // An older table lacks the chain columns: read it as unchained rows.

@@ -98,14 +98,8 @@ pub struct RoleState {
     pub member_of: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct HistoryEntry {
-    pub applied_at: String,
-    pub applied_by: String,
-    pub spec_hash: String,
-    pub migrations: Vec<String>,
-    pub statements: i32,
-}
+/// The newest applies, as `crate::history` reads them.
+pub use crate::history::Recent as HistoryEntry;
 
 impl Report {
     /// Findings that fail the run: not accepted, at or above `threshold`.

@@ -6,7 +6,7 @@ use sqlx::{Connection, PgConnection};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::report::{HistoryEntry, Report, RoleState, Summary, TableState};
+use super::report::{Report, RoleState, Summary, TableState};
 use super::{Context, Exception, checks};
 use crate::catalog::{self, Scope};
 use crate::desired::desired_state;
@@ -234,7 +234,9 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
                 .unwrap_or_default(),
         })
         .collect();
-    let history = read_history(conn).await?;
+    let history = crate::history::recent(conn, 100)
+        .await
+        .map_err(db("reading the apply history"))?;
 
     Ok(Report {
         schema_version: super::report::SCHEMA_VERSION,
@@ -405,34 +407,4 @@ fn spec_exceptions(spec: &Spec) -> Vec<Exception> {
         }
     }
     out
-}
-
-async fn read_history(conn: &mut PgConnection) -> Result<Vec<HistoryEntry>, AuditError> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('rlsctl.apply_history') IS NOT NULL")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db("reading the apply history"))?;
-    if !exists {
-        return Ok(Vec::new());
-    }
-    let rows: Vec<(String, String, String, Vec<String>, i32)> = sqlx::query_as(
-        "SELECT to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), applied_by, spec_hash,
-                migrations, cardinality(statements)
-           FROM rlsctl.apply_history ORDER BY id DESC LIMIT 100",
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db("reading the apply history"))?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(applied_at, applied_by, spec_hash, migrations, statements)| HistoryEntry {
-                applied_at,
-                applied_by,
-                spec_hash,
-                migrations,
-                statements,
-            },
-        )
-        .collect())
 }
