@@ -142,11 +142,7 @@ async fn read(
     Ok(row.map(
         |(volatility, security_definer, search_path_pinned, owner, owning_roles, cannot_call)| {
             Found {
-                volatility: match volatility.as_str() {
-                    "i" => Volatility::Immutable,
-                    "s" => Volatility::Stable,
-                    _ => Volatility::Volatile,
-                },
+                volatility: Volatility::from_catalog(volatility.as_str()),
                 security_definer,
                 search_path_pinned,
                 owner,

@@ -94,6 +94,17 @@ pub enum Volatility {
     Volatile,
 }
 
+impl Volatility {
+    /// From `pg_proc.provolatile` (`i`, `s`, `v`).
+    pub fn from_catalog(code: &str) -> Volatility {
+        match code {
+            "i" => Volatility::Immutable,
+            "s" => Volatility::Stable,
+            _ => Volatility::Volatile,
+        }
+    }
+}
+
 /// The function policies call to learn the transaction's tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContextFunction {

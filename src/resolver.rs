@@ -17,9 +17,7 @@
 //! may execute it. Drift in any of that is a change `plan` shows and `audit`
 //! reports.
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use sqlx::PgConnection;
+use std::collections::BTreeSet;
 
 use crate::model::Volatility;
 use crate::quote::{QualifiedName, ident};
@@ -79,78 +77,6 @@ impl Resolver {
             && self.config == other.config
             && self.body == other.body
     }
-}
-
-type Row = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    bool,
-    Option<Vec<String>>,
-    String,
-    Vec<String>,
-);
-
-/// The live one-argument functions with the resolvers' names.
-pub async fn read(
-    conn: &mut PgConnection,
-    names: &[&QualifiedName],
-) -> Result<BTreeMap<QualifiedName, Resolver>, sqlx::Error> {
-    if names.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let schemas: Vec<&str> = names.iter().map(|n| n.schema.as_str()).collect();
-    let functions: Vec<&str> = names.iter().map(|n| n.name.as_str()).collect();
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT n.nspname::text, p.proname::text,
-                pg_catalog.format_type(p.proargtypes[0], NULL), pg_catalog.format_type(p.prorettype, NULL),
-                l.lanname::text || ':' || p.provolatile::text, p.prosecdef, p.proconfig, p.prosrc,
-                CASE WHEN p.proacl IS NULL THEN ARRAY['PUBLIC']
-                     ELSE ARRAY(SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
-                                            ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
-                                  FROM pg_catalog.aclexplode(p.proacl) a
-                                 WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner)
-                END
-           FROM pg_catalog.pg_proc p
-           JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-           JOIN pg_catalog.pg_language l ON l.oid = p.prolang
-           JOIN unnest($1::text[], $2::text[]) AS wanted(schema_name, function_name)
-             ON wanted.schema_name = n.nspname AND wanted.function_name = p.proname
-          WHERE p.pronargs = 1",
-    )
-    .bind(&schemas)
-    .bind(&functions)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(schema, name, arg_type, returns, kind, security_definer, config, body, executors)| {
-                let (language, volatility) = kind.split_once(':').unwrap_or((&kind, "v"));
-                let name = QualifiedName::new(schema, name);
-                (
-                    name.clone(),
-                    Resolver {
-                        name,
-                        arg_type,
-                        returns,
-                        language: language.to_string(),
-                        volatility: match volatility {
-                            "i" => Volatility::Immutable,
-                            "s" => Volatility::Stable,
-                            _ => Volatility::Volatile,
-                        },
-                        security_definer,
-                        config: config.unwrap_or_default(),
-                        body,
-                        executors: executors.into_iter().collect(),
-                    },
-                )
-            },
-        )
-        .collect())
 }
 
 #[cfg(test)]

@@ -166,9 +166,23 @@ macro_rules! user_schemas {
     };
 }
 
-// After the macro: the posture and column queries use it too.
+/// Who may EXECUTE function `p` besides its owner, `PUBLIC` by name: a
+/// NULL ACL is PostgreSQL's default, EXECUTE for PUBLIC.
+macro_rules! function_executors {
+    () => {
+        "CASE WHEN p.proacl IS NULL THEN ARRAY['PUBLIC']
+                     ELSE ARRAY(SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                                            ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
+                                  FROM pg_catalog.aclexplode(p.proacl) a
+                                 WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner)
+                END"
+    };
+}
+
+// After the macros: the posture, column and resolver queries use them too.
 mod columns;
 mod posture;
+mod resolvers;
 pub mod row_security;
 mod value_rules;
 pub use columns::{Column, read_columns};
@@ -434,7 +448,7 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
     if !scope.resolvers.is_empty() {
         count();
         let names: Vec<&QualifiedName> = scope.resolvers.iter().collect();
-        state.resolvers = crate::resolver::read(conn, &names).await?;
+        state.resolvers = resolvers::read_resolvers(conn, &names).await?;
         for name in &scope.resolvers {
             if !state.resolvers.contains_key(name)
                 && !state.new_resolver_executors.contains_key(&name.schema)
@@ -502,20 +516,16 @@ async fn read_function(
     conn: &mut PgConnection,
     name: &QualifiedName,
 ) -> Result<Option<ContextFunction>, sqlx::Error> {
-    let row: Option<(String, String, String, bool, String, Vec<String>)> = sqlx::query_as(
+    let row: Option<(String, String, String, bool, String, Vec<String>)> = sqlx::query_as(concat!(
         "SELECT pg_catalog.format_type(p.prorettype, NULL), l.lanname::text, p.provolatile::text,
-                p.proparallel = 's', p.prosrc,
-                CASE WHEN p.proacl IS NULL THEN ARRAY['PUBLIC']
-                     ELSE ARRAY(SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
-                                            ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
-                                  FROM pg_catalog.aclexplode(p.proacl) a
-                                 WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner)
-                END
+                p.proparallel = 's', p.prosrc, ",
+        function_executors!(),
+        "
            FROM pg_catalog.pg_proc p
            JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
            JOIN pg_catalog.pg_language l ON l.oid = p.prolang
-          WHERE n.nspname = $1 AND p.proname = $2 AND p.pronargs = 0",
-    )
+          WHERE n.nspname = $1 AND p.proname = $2 AND p.pronargs = 0"
+    ))
     .bind(&name.schema)
     .bind(&name.name)
     .fetch_optional(&mut *conn)
@@ -525,11 +535,7 @@ async fn read_function(
             name: name.clone(),
             returns,
             language,
-            volatility: match volatility.as_str() {
-                "i" => Volatility::Immutable,
-                "s" => Volatility::Stable,
-                _ => Volatility::Volatile,
-            },
+            volatility: Volatility::from_catalog(volatility.as_str()),
             parallel_safe,
             body,
             executors: executors.into_iter().collect::<BTreeSet<_>>(),
