@@ -9,6 +9,11 @@
 //! initdb refuses to run as root: as root, the server programs run as the
 //! `postgres` OS user while the supervisor stays root, so it can remove the
 //! directory wherever TMPDIR points.
+//!
+//! Where the server's library folder holds pg_stat_statements, the server
+//! preloads it, so a database may `CREATE EXTENSION pg_stat_statements` as a
+//! production server with it would (audit reads it; see
+//! `catalog::statements`). Loading it creates nothing in any database.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
@@ -22,7 +27,7 @@ set -u
 # If rlsctl is gone before "ready", that echo must fail quietly so the EXIT
 # trap below still stops the server.
 trap '' PIPE
-dir="$1"; port="$2"; bin="$3"; as_postgres="$4"
+dir="$1"; port="$2"; bin="$3"; as_postgres="$4"; preload="$5"
 server() { if [ "$as_postgres" = yes ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 if ! server "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-locale --no-sync >"$dir/initdb.log" 2>&1; then
   echo "initdb failed:"; cat "$dir/initdb.log"; rm -rf "$dir"; exit 1
@@ -30,7 +35,7 @@ fi
 server "$bin/postgres" -D "$dir/data" -p "$port" -c listen_addresses=127.0.0.1 \
   -c unix_socket_directories="$dir" -c fsync=off -c synchronous_commit=off \
   -c full_page_writes=off -c max_connections=200 -c max_locks_per_transaction=1024 \
-  >"$dir/server.log" 2>&1 &
+  -c shared_preload_libraries="$preload" >"$dir/server.log" 2>&1 &
 pid=$!
 trap 'server "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 tries=0
@@ -66,7 +71,11 @@ pub struct EphemeralServer {
     stdin: Option<ChildStdin>,
     port: u16,
     dir: PathBuf,
+    preloads_stat_statements: bool,
 }
+
+/// The library audit reads recorded statements from.
+pub const STAT_STATEMENTS: &str = "pg_stat_statements";
 
 impl EphemeralServer {
     pub fn start() -> Result<EphemeralServer, EphemeralError> {
@@ -96,6 +105,7 @@ impl EphemeralServer {
             .map_err(|e| start_error("finding a free port", e))?
             .port();
         let as_root = running_as_root();
+        let preload = stat_statements_library(bin).is_some();
         if as_root {
             let status = Command::new("chown")
                 .arg("postgres:")
@@ -118,6 +128,7 @@ impl EphemeralServer {
             .arg(port.to_string())
             .arg(bin)
             .arg(if as_root { "yes" } else { "no" })
+            .arg(if preload { STAT_STATEMENTS } else { "" })
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -144,7 +155,14 @@ impl EphemeralServer {
             stdin,
             port,
             dir,
+            preloads_stat_statements: preload,
         })
+    }
+
+    /// Whether the server preloads pg_stat_statements (its library is
+    /// installed beside the server's binaries).
+    pub fn preloads_stat_statements(&self) -> bool {
+        self.preloads_stat_statements
     }
 
     /// Superuser URL of the `postgres` database.
@@ -193,6 +211,36 @@ fn running_as_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| m.uid() == 0)
         .unwrap_or(false)
+}
+
+/// pg_stat_statements' library in the server's own library folder, if
+/// installed: `pg_config --pkglibdir` where the bin folder has pg_config,
+/// else the folders a relocatable build or Debian puts beside `bin`
+/// (`../lib/postgresql`, `../lib`) — beside the given folder and beside the
+/// real `postgres` when the folder only links to it.
+pub fn stat_statements_library(bin: &Path) -> Option<PathBuf> {
+    let file = format!("{STAT_STATEMENTS}.so");
+    let mut folders = Vec::new();
+    if let Ok(out) = Command::new(bin.join("pg_config"))
+        .arg("--pkglibdir")
+        .output()
+        && out.status.success()
+    {
+        folders.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    }
+    let real_bin = std::fs::canonicalize(bin.join("postgres"))
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
+    for bin in std::iter::once(bin.to_path_buf()).chain(real_bin) {
+        if let Some(prefix) = bin.parent() {
+            folders.push(prefix.join("lib").join("postgresql"));
+            folders.push(prefix.join("lib"));
+        }
+    }
+    folders
+        .into_iter()
+        .map(|folder| folder.join(&file))
+        .find(|library| library.is_file())
 }
 
 /// The programs a throwaway server needs.

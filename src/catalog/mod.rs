@@ -184,12 +184,14 @@ mod columns;
 mod posture;
 mod resolvers;
 pub mod row_security;
+mod statements;
 mod value_rules;
 pub use columns::{Column, read_columns};
 pub use posture::{
     ColumnSequence, ForeignKey, ForeignTable, Function, MEMBERSHIP_OPTIONS_FROM, MembershipOptions,
     Path, Posture, RoleAttributes, Rule, Schema, Trigger, UniqueKey, View, read_posture,
 };
+pub use statements::{RecordedStatement, RecordedStatements, StatementLog};
 pub use value_rules::{ColumnType, Descendant, ValueRules, read_value_rules};
 
 pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sqlx::Error> {

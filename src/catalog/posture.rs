@@ -50,6 +50,8 @@ pub struct Posture {
     /// Roles granted CONNECT on this database by name (PUBLIC left out): the
     /// marker that a cluster-wide role is meant for this database.
     pub database_connectors: BTreeSet<String>,
+    /// What pg_stat_statements recorded in this database, where installed.
+    pub statement_log: super::StatementLog,
     pub queries: u32,
 }
 
@@ -838,6 +840,9 @@ pub async fn read_posture(
     .await?;
     p.database_connectors = connectors.into_iter().collect();
 
-    p.queries = 17;
+    let (statement_log, queries) = super::statements::read_statement_log(conn).await?;
+    p.statement_log = statement_log;
+
+    p.queries = 17 + queries;
     Ok(p)
 }

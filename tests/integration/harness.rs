@@ -132,6 +132,21 @@ impl TestDb {
         }
     }
 
+    /// `CREATE EXTENSION pg_stat_statements` in this database, where the
+    /// test server preloads it (its library is installed beside the server's
+    /// binaries, as on Debian's PostgreSQL and the packaged majors). Where it
+    /// is absent, says so on stderr and returns false: the caller returns.
+    pub async fn install_stat_statements(&self) -> bool {
+        if !server().preloads_stat_statements() {
+            eprintln!(
+                "SKIPPED: this server's library folder has no pg_stat_statements, so the test server does not preload it"
+            );
+            return false;
+        }
+        self.execute("CREATE EXTENSION pg_stat_statements").await;
+        true
+    }
+
     /// This database's URL for logging in as `role` (the server trusts everyone).
     pub fn url_as(&self, role: &str) -> String {
         format!(

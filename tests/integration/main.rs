@@ -50,6 +50,7 @@ mod roles_for_a_managed_cloud_admin;
 mod roles_scoped_to_tables_and_commands;
 mod sarif_for_code_scanning;
 mod secrets_are_never_printed;
+mod session_tenant_bindings_are_found;
 mod shared_expressions_normalise_once;
 mod spec_expressions_cannot_inject;
 mod spec_schema;

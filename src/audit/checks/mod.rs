@@ -12,6 +12,7 @@ pub mod policy_inputs;
 pub mod reach;
 pub mod roles;
 pub mod server;
+pub mod session_binding;
 pub mod shape;
 pub mod side_channels;
 pub mod tables;
@@ -49,6 +50,7 @@ pub const ALL: &[Check] = &[
     context_function::CALLED_PER_ROW,
     context_function::WRITABLE_BY_RUNTIME,
     context_function::TENANT_DEFAULT_SETTING,
+    session_binding::BOUND_AT_SESSION_LEVEL,
     paths::VIEW_BYPASSES_RLS,
     paths::MATERIALIZED_VIEW,
     paths::SECURITY_DEFINER_FUNCTION,
