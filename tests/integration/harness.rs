@@ -16,7 +16,42 @@ static SERVER: OnceLock<EphemeralServer> = OnceLock::new();
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 pub fn server() -> &'static EphemeralServer {
-    SERVER.get_or_init(|| EphemeralServer::start().expect("start the test PostgreSQL"))
+    SERVER.get_or_init(|| {
+        let server = EphemeralServer::start().expect("start the test PostgreSQL");
+        if server.preloads_stat_statements() {
+            record_statements_only_where_asked(&server.url());
+        }
+        server
+    })
+}
+
+/// pg_stat_statements keeps `pg_stat_statements.max` entries and evicts the
+/// least used: the whole suite's statements would push out the few a test
+/// reads. So the cluster records none, and `install_stat_statements` turns
+/// recording on for its own database only.
+fn record_statements_only_where_asked(url: &str) {
+    let url = url.to_string();
+    // The first caller may be inside a test's runtime, which cannot block.
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let mut conn = PgConnection::connect(&url).await.expect("connect");
+            for sql in [
+                "ALTER SYSTEM SET pg_stat_statements.track = 'none'",
+                "SELECT pg_catalog.pg_reload_conf()",
+            ] {
+                sqlx::raw_sql(sql)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+        })
+    })
+    .join()
+    .expect("configure pg_stat_statements");
 }
 
 /// A name no other test in this process uses (databases, roles).
@@ -132,10 +167,12 @@ impl TestDb {
         }
     }
 
-    /// `CREATE EXTENSION pg_stat_statements` in this database, where the
-    /// test server preloads it (its library is installed beside the server's
-    /// binaries, as on Debian's PostgreSQL and the packaged majors). Where it
-    /// is absent, says so on stderr and returns false: the caller returns.
+    /// `CREATE EXTENSION pg_stat_statements` in this database, recording
+    /// top-level statements in sessions that connect to it from now on,
+    /// where the test server preloads it (its library is installed beside
+    /// the server's binaries, as on Debian's PostgreSQL and the packaged
+    /// majors). Where it is absent, says so on stderr and returns false:
+    /// the caller returns.
     pub async fn install_stat_statements(&self) -> bool {
         if !server().preloads_stat_statements() {
             eprintln!(
@@ -143,6 +180,11 @@ impl TestDb {
             );
             return false;
         }
+        self.execute(&format!(
+            "ALTER DATABASE {} SET pg_stat_statements.track = 'top'",
+            rlsctl::quote::ident(&self.name)
+        ))
+        .await;
         self.execute("CREATE EXTENSION pg_stat_statements").await;
         true
     }

@@ -25,7 +25,7 @@ pub const BOUND_AT_SESSION_LEVEL: Check = Check {
         id: "TENANT_BOUND_AT_SESSION_LEVEL",
         severity: Severity::Error,
         title: "The application binds the tenant for the whole session, not the transaction",
-        why: "pg_stat_statements recorded a `SET app.current_tenant_id = …` without LOCAL, or a `set_config('app.current_tenant_id', …, false)`. Either outlives COMMIT: on a pooled connection (an application pool, PgBouncer) the next request starts bound to the previous request's tenant, and one that forgets to bind, or fails before binding, reads and writes that tenant's rows through the policies. An error where the statement ran as a role the tenant policies apply to (a runtime role, one that can SET ROLE to it, or any login role subject to RLS); a warning for a role that bypasses RLS. Only statements pg_stat_statements still holds are seen (since its last reset, within pg_stat_statements.max); `set_config($1, $2, $3)`, its constants replaced, cannot be decided. Info when the log cannot be read: not preloaded, SET statements not tracked, or other roles' query text hidden from the auditing role.",
+        why: "pg_stat_statements recorded a `SET app.current_tenant_id = …` without LOCAL, or a `set_config('app.current_tenant_id', …, false)`. Either outlives COMMIT: on a pooled connection (an application pool, PgBouncer) the next request starts bound to the previous request's tenant, and one that forgets to bind, or fails before binding, reads and writes that tenant's rows through the policies. An error where the statement ran as a role subject to RLS (neither superuser nor BYPASSRLS); a warning for a role that bypasses RLS, or one since dropped. Only statements pg_stat_statements still holds are seen (since its last reset, within pg_stat_statements.max); `set_config($1, $2, $3)`, its constants replaced, cannot be decided. Info when the log cannot be read: not preloaded, SET statements not tracked, or other roles' query text hidden from the auditing role.",
         fix: "Bind inside each request's transaction: BEGIN; SET LOCAL app.current_tenant_id = …; … COMMIT; or SELECT set_config('app.current_tenant_id', $1, true) as the transaction's first statement.",
     },
     run: |ctx| {
@@ -104,26 +104,22 @@ fn session_bindings(
                     setting.replace('\'', "''")
                 ),
             );
-            if !subject_to_tenant_policies(ctx, role) {
+            // Severity follows reach: a session subject to RLS reads and
+            // writes the bound tenant's rows through the policies.
+            let unreached = match ctx.posture.role_attributes.get(role) {
+                Some(a) if a.superuser || a.bypass_rls => Some(format!(
+                    "{role} bypasses RLS itself; the binding reaches whatever role its session later SETs ROLE to"
+                )),
+                Some(_) => None,
+                None => Some(format!("role {role} no longer exists")),
+            };
+            if let Some(why) = unreached {
                 finding.severity = Severity::Warning;
-                finding.found.push_str(&format!(
-                    " ({role} bypasses RLS itself; the binding reaches a runtime role the session later SETs ROLE to)"
-                ));
+                finding.found.push_str(&format!(" ({why})"));
             }
             finding
         })
         .collect()
-}
-
-/// A role whose session reads tenant rows through the policies: a runtime
-/// role, one that can SET ROLE to a runtime role, or a login role subject
-/// to RLS (see `Context::reaching_roles`).
-fn subject_to_tenant_policies(ctx: &Context, role: &str) -> bool {
-    ctx.reaching_roles.contains_key(role)
-        || ctx
-            .can_set_role(role)
-            .iter()
-            .any(|r| ctx.runtime_roles.contains(r))
 }
 
 /// Collapsed whitespace, at most 80 characters.
