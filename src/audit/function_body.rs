@@ -15,23 +15,8 @@ pub fn relations(language: &str, body: &str) -> Option<BTreeSet<(String, String)
     match language {
         "sql" => relations_of_sql(body),
         "plpgsql" => {
-            // The PL/pgSQL parser takes a whole CREATE FUNCTION; the text is
-            // only parsed here, never sent to the server.
-            // The result type decides which RETURN forms compile: try each.
-            // (`RETURNS trigger` would fit trigger bodies, but libpg_query's
-            // JSON for its NEW/OLD records does not parse; `record` accepts
-            // `RETURN NEW` as well.)
-            let tag = unused_dollar_tag(body);
-            let tree = ["record", "SETOF record", "void"].iter().find_map(|returns| {
-                pg_query::parse_plpgsql(&format!(
-                    "CREATE FUNCTION rlsctl_body() RETURNS {returns} LANGUAGE plpgsql AS {tag}{body}{tag}"
-                ))
-                .ok()
-            })?;
-            let mut queries = Vec::new();
-            collect_queries(&tree, &mut queries);
             let mut out = BTreeSet::new();
-            for query in queries {
+            for query in plpgsql_queries(body)? {
                 // Assignments (`x := …`) and bare expressions parse in their own modes.
                 let found = relations_of_sql(&query)
                     .or_else(|| {
@@ -45,6 +30,30 @@ pub fn relations(language: &str, body: &str) -> Option<BTreeSet<(String, String)
         }
         _ => None,
     }
+}
+
+/// The SQL text of every statement and expression in a PL/pgSQL body, as
+/// the PL/pgSQL parser splits it (`x := …` assignments, bare expressions and
+/// whole statements); `None` when that grammar rejects the body.
+pub fn plpgsql_queries(body: &str) -> Option<Vec<String>> {
+    // The PL/pgSQL parser takes a whole CREATE FUNCTION; the text is
+    // only parsed here, never sent to the server.
+    // The result type decides which RETURN forms compile: try each.
+    // (`RETURNS trigger` would fit trigger bodies, but libpg_query's
+    // JSON for its NEW/OLD records does not parse; `record` accepts
+    // `RETURN NEW` as well.)
+    let tag = unused_dollar_tag(body);
+    let tree = ["record", "SETOF record", "void"]
+        .iter()
+        .find_map(|returns| {
+            pg_query::parse_plpgsql(&format!(
+            "CREATE FUNCTION rlsctl_body() RETURNS {returns} LANGUAGE plpgsql AS {tag}{body}{tag}"
+        ))
+        .ok()
+        })?;
+    let mut queries = Vec::new();
+    collect_queries(&tree, &mut queries);
+    Some(queries)
 }
 
 /// The tables among `known` that `body` names: a schema-qualified name

@@ -1,7 +1,8 @@
 //! Statements that bind the tenant for a whole session, read from
 //! pg_stat_statements where it is installed: a runtime role's session-level
-//! `SET app.current_tenant_id = …` is an error naming the statement, its
-//! calls and its role; a transaction-local binding is not reported; without
+//! `SET app.current_tenant_id = …` (or a DO block's `set_config(…, false)`)
+//! is an error naming the statement, its calls and its role; a
+//! transaction-local binding is not reported; without
 //! the extension the check is silent; an admin that cannot read other
 //! roles' statements is told which grant would let it.
 //!
@@ -131,6 +132,37 @@ async fn a_binding_local_to_the_transaction_is_not_reported() {
     let (findings, code) = audit(&db, &role, None);
     assert!(findings.is_empty(), "{findings:#?}");
     assert_eq!(code, 0);
+}
+
+/// pg_stat_statements keeps a DO block's text whole, constants included:
+/// a `set_config(…, false)` in its body is decided, `true` is not reported.
+#[tokio::test]
+async fn set_config_false_in_a_do_block_is_found_and_true_is_not() {
+    let (db, role) = setup().await;
+    if !db.install_stat_statements().await {
+        return;
+    }
+    db.execute_as(
+        &role,
+        "DO $$ BEGIN PERFORM set_config('app.current_tenant_id', '00000000-0000-4000-8000-000000000001', false); END $$",
+    )
+    .await;
+    db.execute_as(
+        &role,
+        "DO $$ BEGIN PERFORM set_config('app.current_tenant_id', '00000000-0000-4000-8000-000000000002', true); END $$",
+    )
+    .await;
+
+    let (findings, code) = audit(&db, &role, None);
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    let object = field(&findings[0], "object");
+    assert!(
+        object.starts_with("statement \"DO $$ BEGIN PERFORM set_config(")
+            && object.ends_with(&format!(" by {role}")),
+        "{object}"
+    );
+    assert_eq!(field(&findings[0], "severity"), "error");
+    assert_eq!(code, 2);
 }
 
 #[tokio::test]

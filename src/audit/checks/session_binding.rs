@@ -8,7 +8,8 @@
 //! PostgreSQL's grammar. pg_stat_statements stores constants as `$n`
 //! (SET values too, from 18 on): a SET still names its setting and shows
 //! LOCAL, but `set_config($1, $2, $3)` no longer says which setting or
-//! whether it is local, and is left undecided (the README says so).
+//! whether it is local, and is left undecided (the README says so). A
+//! `DO` block's text is kept whole, so its PL/pgSQL body is read too.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +17,7 @@ use pg_query::NodeRef;
 use pg_query::protobuf::{self, a_const::Val, node::Node as N};
 
 use super::Check;
-use crate::audit::{CheckInfo, Context, Finding, Severity};
+use crate::audit::{CheckInfo, Context, Finding, Severity, function_body};
 use crate::catalog::StatementLog;
 use crate::quote::{display_ident, ident};
 
@@ -133,9 +134,17 @@ fn shortened(query: &str) -> String {
 
 /// The tenant setting `query` binds for the session, if it does so in a way
 /// its recorded text still shows: a top-level `SET [SESSION] name = …`, or
-/// a `set_config('name', …, false)` whose name and `false` survived.
+/// a `set_config('name', …, false)` whose name and `false` survived, also
+/// inside a PL/pgSQL `DO` block (whose text pg_stat_statements keeps whole).
 fn binds_for_session(query: &str, tenant_settings: &[String]) -> Option<String> {
-    let parsed = pg_query::parse(query, pg_query::ParserOptions::default()).ok()?;
+    // A PL/pgSQL body's pieces may be an assignment or a bare expression.
+    let parsed = [
+        pg_query::ParserOptions::default(),
+        pg_query::ParserOptions::PLPGSQL_ASSIGN1,
+        pg_query::ParserOptions::PLPGSQL_EXPR,
+    ]
+    .into_iter()
+    .find_map(|options| pg_query::parse(query, options).ok())?;
     let tenant = |name: &str| {
         tenant_settings
             .iter()
@@ -143,15 +152,43 @@ fn binds_for_session(query: &str, tenant_settings: &[String]) -> Option<String> 
             .cloned()
     };
     for raw in &parsed.protobuf.stmts {
-        if let Some(N::VariableSetStmt(set)) = raw.stmt.as_ref().and_then(|s| s.node.as_ref())
-            && set.kind == protobuf::VariableSetKind::VarSetValue as i32
-            && !set.is_local
-            && let Some(setting) = tenant(&set.name)
-        {
-            return Some(setting);
+        match raw.stmt.as_ref().and_then(|s| s.node.as_ref()) {
+            Some(N::VariableSetStmt(set))
+                if set.kind == protobuf::VariableSetKind::VarSetValue as i32 && !set.is_local =>
+            {
+                if let Some(setting) = tenant(&set.name) {
+                    return Some(setting);
+                }
+            }
+            Some(N::DoStmt(block)) => {
+                let found = plpgsql_body(block)
+                    .and_then(function_body::plpgsql_queries)
+                    .into_iter()
+                    .flatten()
+                    .find_map(|q| binds_for_session(&q, tenant_settings));
+                if found.is_some() {
+                    return found;
+                }
+            }
+            _ => {}
         }
     }
-    parsed.protobuf.nodes().into_iter().find_map(|(node, ..)| {
+    // `nodes()` does not descend into a PL/pgSQL assignment's value: walk it on its own.
+    let assigned: Vec<N> = parsed
+        .protobuf
+        .stmts
+        .iter()
+        .filter_map(|raw| match raw.stmt.as_ref()?.node.as_ref()? {
+            N::PlassignStmt(assignment) => Some(N::SelectStmt(assignment.val.clone()?)),
+            _ => None,
+        })
+        .collect();
+    let nodes = parsed
+        .protobuf
+        .nodes()
+        .into_iter()
+        .chain(assigned.iter().flat_map(N::nodes));
+    nodes.map(|(node, ..)| node).find_map(|node| {
         let NodeRef::FuncCall(call) = node else {
             return None;
         };
@@ -165,6 +202,24 @@ fn binds_for_session(query: &str, tenant_settings: &[String]) -> Option<String> 
         let setting = tenant(&constant(&call.args[0])?)?;
         (constant(&call.args[2])? == "false").then_some(setting)
     })
+}
+
+/// The body of a `DO` block written in PL/pgSQL (the default language).
+fn plpgsql_body(block: &protobuf::DoStmt) -> Option<&str> {
+    let option = |name: &str| {
+        block.args.iter().find_map(|arg| match arg.node.as_ref()? {
+            N::DefElem(d) if d.defname == name => match d.arg.as_ref()?.node.as_ref()? {
+                N::String(s) => Some(s.sval.as_str()),
+                _ => None,
+            },
+            _ => None,
+        })
+    };
+    match option("language") {
+        None => option("as"),
+        Some(language) if language.eq_ignore_ascii_case("plpgsql") => option("as"),
+        Some(_) => None,
+    }
 }
 
 /// A constant's value as text (`false` for every spelling of false): a
@@ -205,6 +260,9 @@ mod tests {
             "SELECT set_config('app.current_tenant_id', '44', false)",
             "SELECT pg_catalog.set_config('app.current_tenant_id'::text, $1, 'off')",
             "SELECT 1 FROM (SELECT set_config('app.current_tenant_id', $1, false)) x",
+            "DO $$ BEGIN PERFORM set_config('app.current_tenant_id', '46', false); END $$",
+            "DO $$ DECLARE t text; BEGIN t := set_config('app.current_tenant_id', '46', 'f'); END $$",
+            "DO LANGUAGE plpgsql $$ BEGIN SET app.current_tenant_id = '47'; END $$",
         ] {
             assert_eq!(
                 binds(query).as_deref(),
@@ -230,6 +288,9 @@ mod tests {
             "SELECT current_setting('app.current_tenant_id', true)",
             "ALTER ROLE app SET app.current_tenant_id = '1'",
             "<insufficient privilege>",
+            "DO $$ BEGIN PERFORM set_config('app.current_tenant_id', '46', true); END $$",
+            "DO $$ BEGIN SET LOCAL app.current_tenant_id = '47'; END $$",
+            "DO LANGUAGE plperl $$ spi_exec_query(q{SET app.current_tenant_id = '1'}) $$",
         ] {
             assert_eq!(binds(query), None, "{query}");
         }
