@@ -19,7 +19,7 @@ use pg_query::protobuf::{self, a_const::Val, node::Node as N};
 use super::Check;
 use crate::audit::{CheckInfo, Context, Finding, Severity, function_body};
 use crate::catalog::StatementLog;
-use crate::quote::{display_ident, ident};
+use crate::quote::{display_ident, ident, literal};
 
 pub const BOUND_AT_SESSION_LEVEL: Check = Check {
     info: CheckInfo {
@@ -29,43 +29,50 @@ pub const BOUND_AT_SESSION_LEVEL: Check = Check {
         why: "pg_stat_statements recorded a `SET app.current_tenant_id = …` without LOCAL, or a `set_config('app.current_tenant_id', …, false)`. Either outlives COMMIT: on a pooled connection (an application pool, PgBouncer) the next request starts bound to the previous request's tenant, and one that forgets to bind, or fails before binding, reads and writes that tenant's rows through the policies. An error where the statement ran as a role subject to RLS (neither superuser nor BYPASSRLS); a warning for a role that bypasses RLS, or one since dropped. Only statements pg_stat_statements still holds are seen (since its last reset, within pg_stat_statements.max); `set_config($1, $2, $3)`, its constants replaced, cannot be decided. Info when the log cannot be read: not preloaded, SET statements not tracked, or other roles' query text hidden from the auditing role.",
         fix: "Bind inside each request's transaction: BEGIN; SET LOCAL app.current_tenant_id = …; … COMMIT; or SELECT set_config('app.current_tenant_id', $1, true) as the transaction's first statement.",
     },
-    run: |ctx| {
-        match &ctx.posture.statement_log {
-        StatementLog::NotInstalled => Vec::new(),
-        StatementLog::Unreadable(message) => vec![unreadable(
-            format!("pg_stat_statements could not be read: {message}"),
-            "Preload it (shared_preload_libraries = 'pg_stat_statements' in postgresql.conf, a restart) and let the auditing role read it (USAGE on the extension's schema, SELECT on the view), then audit again".into(),
-        )],
-        StatementLog::Read(log) => {
-            let mut out = Vec::new();
-            if log.track == "none" {
-                out.push(unreadable(
-                    "pg_stat_statements.track = none: no statement is recorded".into(),
-                    "ALTER SYSTEM SET pg_stat_statements.track = 'top'; SELECT pg_reload_conf();"
-                        .into(),
-                ));
-            } else if !log.track_utility {
-                out.push(unreadable(
-                    "pg_stat_statements.track_utility = off: SET statements are not recorded, only set_config calls".into(),
-                    "ALTER SYSTEM SET pg_stat_statements.track_utility = on; SELECT pg_reload_conf();"
-                        .into(),
-                ));
-            }
-            if !log.all_roles {
-                let me = &ctx.snapshot.current_user;
-                out.push(unreadable(
-                    format!(
-                        "{me} sees the query text of its own statements only (neither superuser nor a member of pg_read_all_stats): other roles' SET statements are hidden from this check"
-                    ),
-                    format!("GRANT pg_read_all_stats TO {};", ident(me)),
-                ));
-            }
-            out.extend(session_bindings(ctx, &log.statements));
-            out
-        }
-    }
-    },
+    run: read_statement_log,
 };
+
+const PRELOAD_AND_GRANT: &str = "Preload it (shared_preload_libraries = 'pg_stat_statements' in postgresql.conf, a restart) and let the auditing role read it (USAGE on the extension's schema, SELECT on the view), then audit again";
+const TRACK_TOP: &str =
+    "ALTER SYSTEM SET pg_stat_statements.track = 'top'; SELECT pg_reload_conf();";
+const TRACK_UTILITY: &str =
+    "ALTER SYSTEM SET pg_stat_statements.track_utility = on; SELECT pg_reload_conf();";
+
+fn read_statement_log(ctx: &Context) -> Vec<Finding> {
+    let log = match &ctx.posture.statement_log {
+        StatementLog::NotInstalled => return Vec::new(),
+        StatementLog::Unreadable(message) => {
+            return vec![unreadable(
+                format!("pg_stat_statements could not be read: {message}"),
+                PRELOAD_AND_GRANT.into(),
+            )];
+        }
+        StatementLog::Read(log) => log,
+    };
+    let mut out = Vec::new();
+    if log.track == "none" {
+        out.push(unreadable(
+            "pg_stat_statements.track = none: no statement is recorded".into(),
+            TRACK_TOP.into(),
+        ));
+    } else if !log.track_utility {
+        out.push(unreadable(
+            "pg_stat_statements.track_utility = off: SET statements are not recorded, only set_config calls".into(),
+            TRACK_UTILITY.into(),
+        ));
+    }
+    if !log.all_roles {
+        let me = &ctx.snapshot.current_user;
+        out.push(unreadable(
+            format!(
+                "{me} sees the query text of its own statements only (neither superuser nor a member of pg_read_all_stats): other roles' SET statements are hidden from this check"
+            ),
+            format!("GRANT pg_read_all_stats TO {};", ident(me)),
+        ));
+    }
+    out.extend(session_bindings(ctx, &log.statements));
+    out
+}
 
 fn unreadable(found: String, fix: String) -> Finding {
     let mut finding =
@@ -100,9 +107,9 @@ fn session_bindings(
                     "{role} ran it {calls} time(s): it binds {setting} for the rest of the session, so the next request on the same pooled connection starts as that tenant"
                 ),
                 format!(
-                    "SET LOCAL {} = …; (or SELECT set_config('{}', …, true);) inside each request's transaction",
-                    display_ident(&setting),
-                    setting.replace('\'', "''")
+                    "SET LOCAL {} = …; (or SELECT set_config({}, …, true);) inside each request's transaction",
+                    setting_name(&setting),
+                    literal(&setting)
                 ),
             );
             // Severity follows reach: a session subject to RLS reads and
@@ -121,6 +128,16 @@ fn session_bindings(
             finding
         })
         .collect()
+}
+
+/// A setting's name as SET takes it: `app.current_tenant_id`, each part
+/// quoted only where it needs to be.
+fn setting_name(setting: &str) -> String {
+    setting
+        .split('.')
+        .map(display_ident)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// Collapsed whitespace, at most 80 characters.
@@ -244,7 +261,7 @@ fn constant(node: &protobuf::Node) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{binds_for_session, shortened};
+    use super::{binds_for_session, setting_name, shortened};
 
     fn binds(query: &str) -> Option<String> {
         binds_for_session(query, &["app.current_tenant_id".to_string()])
@@ -294,6 +311,15 @@ mod tests {
         ] {
             assert_eq!(binds(query), None, "{query}");
         }
+    }
+
+    #[test]
+    fn the_fix_names_the_setting_as_set_takes_it() {
+        assert_eq!(
+            setting_name("app.current_tenant_id"),
+            "app.current_tenant_id"
+        );
+        assert_eq!(setting_name("app.Tenant"), "app.\"Tenant\"");
     }
 
     #[test]
