@@ -61,6 +61,7 @@ CREATE POLICY plans_visible ON plans FOR SELECT USING (public);"
         &format!(
             "# TODO: {backup} bypasses row-level security (SUPERUSER or BYPASSRLS) and holds privileges on public.projects"
         ),
+        &format!("#       bypass_roles: [{{role: {backup}, reason: …}}]\n"),
         &format!(
             "  # TODO: policy support_sees_all opens every tenant's rows to {app}: kept as an extra policy"
         ),
