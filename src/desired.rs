@@ -215,6 +215,7 @@ fn object_grants(spec: &Spec) -> BTreeMap<GrantTarget, ObjectGrants> {
             .entry(grant.target.clone())
             .or_insert_with(|| ObjectGrants {
                 argument_types: Vec::new(),
+                owner: None,
                 privileges: roles.iter().map(|r| (r.clone(), BTreeSet::new())).collect(),
             });
         for role in &grant.roles {

@@ -615,6 +615,9 @@ fn object_grant_changes(desired: &State, live: &State, options: Options, out: &m
             continue;
         };
         for (role, privileges) in &want.privileges {
+            if have.owner.as_ref() == Some(role) {
+                continue;
+            }
             let current = have.privileges.get(role).cloned().unwrap_or_default();
             let missing: BTreeSet<ObjectPrivilege> =
                 privileges.difference(&current).copied().collect();
@@ -809,7 +812,8 @@ mod tests {
     }
 
     #[test]
-    fn a_declared_object_grant_is_granted_and_an_extra_one_revoked_only_when_pruning() {
+    fn a_declared_object_grant_is_granted_and_an_extra_one_revoked_only_when_pruning_never_for_the_owner()
+     {
         use crate::grants::{GrantKind, ObjectPrivilege};
         let desired = desired_state(
             &load_str(
@@ -857,6 +861,15 @@ mod tests {
         assert!(pruned.changes.iter().any(|c| matches!(c,
             Change::RevokeObject { role, privileges, .. }
                 if role == "app" && *privileges == BTreeSet::from([ObjectPrivilege::Insert]))));
+
+        // The owner holds everything without a grant: nothing to grant or revoke.
+        live.object_grants.get_mut(&target).unwrap().owner = Some("worker".into());
+        assert!(
+            !plain_diff(&desired, &live)
+                .changes
+                .iter()
+                .any(|c| matches!(c, Change::GrantObject { role, .. } if role == "worker"))
+        );
     }
 
     #[test]

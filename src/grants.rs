@@ -156,6 +156,9 @@ pub struct ObjectGrants {
     /// Live only: a function's argument types as the catalog has them
     /// (`pg_catalog.text`), so statements name it exactly.
     pub argument_types: Vec<QualifiedName>,
+    /// Live only: the owner, who holds every privilege without a grant, so
+    /// rlsctl neither grants it anything nor revokes anything from it.
+    pub owner: Option<String>,
     /// Role → privileges. Desired: every role the spec declares or names
     /// in `grants:`, an empty set for those that should hold nothing here.
     /// Live: those roles' direct grants (the owner's own left out).

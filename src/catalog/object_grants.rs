@@ -15,9 +15,16 @@ use crate::quote::QualifiedName;
 const SEPARATOR: &str = "\u{1f}";
 
 /// One row per (object, grant): the object's position among the declared
-/// ones (from 1), whether it exists, its argument types (functions), and a
-/// grantee with one privilege, or NULLs.
-type Row = (i64, bool, Vec<String>, Option<String>, Option<String>);
+/// ones (from 1), whether it exists, its owner, its argument types
+/// (functions), and a grantee with one privilege, or NULLs.
+type Row = (
+    i64,
+    bool,
+    Option<String>,
+    Vec<String>,
+    Option<String>,
+    Option<String>,
+);
 
 /// The declared objects that exist, keyed as the spec names them, with the
 /// privileges `roles` hold on them by a grant of their own (an owner's
@@ -40,7 +47,8 @@ pub async fn read_object_grants(
         let schemas: Vec<&str> = relations.iter().map(|t| t.name.schema.as_str()).collect();
         let names: Vec<&str> = relations.iter().map(|t| t.name.name.as_str()).collect();
         let found: Vec<Row> = sqlx::query_as(
-            "SELECT d.i, c.oid IS NOT NULL, ARRAY[]::text[],
+            "SELECT d.i, c.oid IS NOT NULL, pg_catalog.pg_get_userbyid(c.relowner)::text,
+                    ARRAY[]::text[],
                     a.grantee, a.privilege
                FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS d(kind, schema, name, i)
                LEFT JOIN LATERAL (
@@ -79,7 +87,7 @@ pub async fn read_object_grants(
             .map(|t| t.arguments.join(SEPARATOR))
             .collect();
         let found: Vec<Row> = sqlx::query_as(
-            "SELECT d.i, p.oid IS NOT NULL,
+            "SELECT d.i, p.oid IS NOT NULL, pg_catalog.pg_get_userbyid(p.proowner)::text,
                     COALESCE(ARRAY(SELECT tn.nspname::text || $4 || t.typname::text
                                      FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY AS u(type, i)
                                      JOIN pg_catalog.pg_type t ON t.oid = u.type
@@ -123,7 +131,8 @@ pub async fn read_object_grants(
     if !schemas.is_empty() {
         let names: Vec<&str> = schemas.iter().map(|t| t.name.name.as_str()).collect();
         let found: Vec<Row> = sqlx::query_as(
-            "SELECT d.i, n.oid IS NOT NULL, ARRAY[]::text[],
+            "SELECT d.i, n.oid IS NOT NULL, pg_catalog.pg_get_userbyid(n.nspowner)::text,
+                    ARRAY[]::text[],
                     a.grantee, a.privilege
                FROM unnest($1::text[]) WITH ORDINALITY AS d(name, i)
                LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = d.name
@@ -142,7 +151,7 @@ pub async fn read_object_grants(
     }
 
     let mut out: BTreeMap<GrantTarget, ObjectGrants> = BTreeMap::new();
-    for (target, (_, exists, argument_types, grantee, privilege)) in rows {
+    for (target, (_, exists, owner, argument_types, grantee, privilege)) in rows {
         if !exists {
             continue;
         }
@@ -154,6 +163,7 @@ pub async fn read_object_grants(
                     QualifiedName::new(schema, name)
                 })
                 .collect(),
+            owner,
             privileges: BTreeMap::new(),
         });
         if let (Some(grantee), Some(privilege)) = (grantee, privilege)
