@@ -207,3 +207,26 @@ async fn a_grant_on_a_missing_object_is_refused_by_name_and_nothing_changes() {
     );
     assert_eq!(db.fingerprint(&[&worker]).await, before);
 }
+
+#[tokio::test]
+async fn a_managed_admin_that_owns_the_objects_converges_the_grants_in_one_apply() {
+    let (db, admin) = TestDb::for_managed_admin().await;
+    let worker = unique("worker");
+    db.migration("V1__schema.sql", SCHEMA);
+    db.spec(&spec(&worker, "webhooks_raw"));
+    db.rlsctl_as(&admin, &["apply"]).success();
+    assert!(
+        holds(
+            &db,
+            "SELECT has_function_privilege($1, 'ingest.normalize_phone(text, integer)', 'EXECUTE')
+                AND has_table_privilege($1, 'ingest.webhooks_raw', 'INSERT')",
+            &worker
+        )
+        .await
+    );
+    assert_eq!(
+        db.rlsctl_as(&admin, &["plan", "--format", "json"])
+            .planned_sql(),
+        Vec::<String>::new()
+    );
+}
