@@ -152,3 +152,46 @@ async fn a_bypass_role_that_is_also_a_runtime_role_is_refused_where_it_is_writte
         run.stderr
     );
 }
+
+#[tokio::test]
+async fn a_runtime_role_that_can_become_a_declared_bypass_role_stays_an_open_finding() {
+    let (db, runtime, service, _) = with_service_role().await;
+    db.spec(&spec(&runtime, Some(&service)));
+    db.execute(&format!("GRANT {service} TO {runtime}")).await;
+    let run = db.rlsctl(&["audit", "--format", "json"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    let open: Vec<Value> = findings(&report)
+        .into_iter()
+        .filter(|f| f["id"] == "RUNTIME_CAN_BECOME_PRIVILEGED" && f["accepted"].is_null())
+        .collect();
+    assert_eq!(open.len(), 1, "{report:#}");
+}
+
+#[tokio::test]
+async fn a_declared_backup_role_with_bypassrls_is_accepted_with_its_backup_reason() {
+    let db = TestDb::new().await;
+    let runtime = unique("app");
+    let backup = unique("backup");
+    cluster_execute(&format!("CREATE ROLE {backup} LOGIN BYPASSRLS")).await;
+    db.migration("V1__schema.sql", SCHEMA);
+    db.spec(&format!(
+        "{}backup_roles:\n  - role: {backup}\n    reason: nightly pg_dump\n",
+        spec(&runtime, None)
+    ));
+    db.rlsctl(&["apply"]).success();
+    db.execute(&format!("GRANT SELECT ON tasks TO {backup}"))
+        .await;
+    let run = db.rlsctl(&["audit", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    let found: Vec<Value> = findings(&report)
+        .into_iter()
+        .filter(|f| f["id"] == "BYPASS_ROLE_UNDECLARED")
+        .collect();
+    assert_eq!(found.len(), 1, "{report:#}");
+    assert_eq!(
+        found[0]["accepted"],
+        format!("backup role {backup}: nightly pg_dump").as_str()
+    );
+}

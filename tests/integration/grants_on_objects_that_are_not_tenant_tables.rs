@@ -15,6 +15,7 @@ CREATE SCHEMA ingest;
 CREATE TABLE tasks (id bigint PRIMARY KEY, tenant_id uuid NOT NULL, title text);
 CREATE TABLE ingest.webhooks_raw (id bigserial PRIMARY KEY, payload jsonb NOT NULL);
 CREATE TABLE countries (code text PRIMARY KEY, name text NOT NULL);
+CREATE TABLE currencies (code text PRIMARY KEY);
 CREATE FUNCTION ingest.normalize_phone(raw text, region integer) RETURNS text
   LANGUAGE sql IMMUTABLE AS $$ SELECT regexp_replace(raw, '[^0-9+]', '', 'g') $$;
 ";
@@ -112,7 +113,8 @@ async fn declared_grants_are_applied_once_and_a_second_plan_is_empty() {
 async fn audit_reports_a_missing_and_an_extra_privilege_and_prune_revokes_the_extra() {
     let (db, worker) = applied().await;
     db.execute(&format!(
-        "REVOKE INSERT ON ingest.webhooks_raw FROM {worker}; GRANT DELETE ON countries TO {worker}"
+        "REVOKE INSERT ON ingest.webhooks_raw FROM {worker}; GRANT DELETE ON countries TO {worker};
+         GRANT SELECT ON currencies TO {worker}; GRANT SELECT ON countries TO PUBLIC"
     ))
     .await;
 
@@ -162,6 +164,16 @@ async fn audit_reports_a_missing_and_an_extra_privilege_and_prune_revokes_the_ex
         holds(
             &db,
             "SELECT has_table_privilege($1, 'ingest.webhooks_raw', 'INSERT')",
+            &worker
+        )
+        .await
+    );
+    // An object the spec does not name, and PUBLIC's rights, are not its business.
+    assert!(
+        holds(
+            &db,
+            "SELECT has_table_privilege($1, 'currencies', 'SELECT')
+                AND has_table_privilege('public', 'countries', 'SELECT')",
             &worker
         )
         .await
