@@ -195,3 +195,28 @@ async fn a_declared_backup_role_with_bypassrls_is_accepted_with_its_backup_reaso
         format!("backup role {backup}: nightly pg_dump").as_str()
     );
 }
+
+#[tokio::test]
+async fn a_declared_maintenance_role_with_bypassrls_is_accepted_with_its_reason() {
+    let db = TestDb::new().await;
+    let runtime = unique("app");
+    let ops = unique("ops");
+    cluster_execute(&format!("CREATE ROLE {ops} LOGIN BYPASSRLS")).await;
+    db.migration("V1__schema.sql", SCHEMA);
+    db.spec(&format!(
+        "{}maintenance:\n  - role: {ops}\n    access: read\n    reason: data checks\n",
+        spec(&runtime, None)
+    ));
+    db.rlsctl(&["apply"]).success();
+    db.execute(&format!("GRANT SELECT ON tasks TO {ops}")).await;
+    let report = db.rlsctl(&["audit", "--format", "json"]).json();
+    let found: Vec<Value> = findings(&report)
+        .into_iter()
+        .filter(|f| f["id"] == "BYPASS_ROLE_UNDECLARED")
+        .collect();
+    assert_eq!(found.len(), 1, "{report:#}");
+    assert_eq!(
+        found[0]["accepted"],
+        format!("maintenance role {ops}: data checks").as_str()
+    );
+}
