@@ -165,8 +165,16 @@ pub fn accept_declared(ctx: &Context, spec: &Spec, findings: &mut [Finding]) {
             expressions: Default::default(),
             today: ctx.today,
         };
-        let remaining: BTreeSet<(&str, String)> = crate::audit::run(&reduced, &[])
-            .into_iter()
+        // Only the checks with an open finding can have one to accept.
+        let open: BTreeSet<&str> = findings
+            .iter()
+            .filter(|f| f.accepted.is_none())
+            .map(|f| f.id)
+            .collect();
+        let remaining: BTreeSet<(&str, String)> = super::ALL
+            .iter()
+            .filter(|check| open.contains(check.info.id))
+            .flat_map(|check| (check.run)(&reduced))
             .map(|f| (f.id, f.object))
             .collect();
         for finding in findings.iter_mut() {
