@@ -430,7 +430,7 @@ impl Builder {
                 .map(|b| (b.role.clone(), &b.origin)),
             "bypass role",
         )?;
-        check_bypass_roles(&self.bypass_roles, &self.roles)?;
+        check_bypass_roles(&self.bypass_roles, &self.roles, &self.no_tenant_access)?;
         check_grants_leave_tenant_tables(&self.grants, &tables)?;
         if !self.roles.iter().any(|r| r.cross_tenant.is_none()) {
             return Err(SpecError::general(
@@ -1234,8 +1234,21 @@ fn bypass_role_from(at: &Locator, doc: Spanned<BypassRoleDoc>) -> Result<BypassR
 
 /// A bypass role ignores every policy: were it also a runtime or cross-tenant
 /// role, the application itself would read every tenant's rows.
-fn check_bypass_roles(bypass: &[BypassRole], roles: &[RoleSpec]) -> Result<(), SpecError> {
+fn check_bypass_roles(
+    bypass: &[BypassRole],
+    roles: &[RoleSpec],
+    none: &[NoTenantAccess],
+) -> Result<(), SpecError> {
     for entry in bypass {
+        if let Some(no_access) = none.iter().find(|n| n.role == entry.role) {
+            return Err(SpecError::at(
+                &entry.origin,
+                format!(
+                    "bypass role `{}` is also listed under `no_tenant_access:` (at {}): a role that bypasses every policy cannot be one that must reach no tenant's rows",
+                    entry.role, no_access.origin
+                ),
+            ));
+        }
         if let Some(role) = roles.iter().find(|r| r.name == entry.role) {
             let kind = if role.cross_tenant.is_some() {
                 "a cross_tenant role"
@@ -1868,6 +1881,11 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("p.yaml:7:11"), "{err}");
         assert!(err.message.contains("as a cross_tenant role"), "{err}");
+        let err = parse(
+            "roles:\n  - name: app\nno_tenant_access: [anon]\nbypass_roles:\n  - role: anon\n    reason: r\n",
+        )
+        .unwrap_err();
+        assert!(err.message.contains("`no_tenant_access:`"), "{err}");
     }
 
     #[test]
