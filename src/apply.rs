@@ -236,9 +236,12 @@ async fn prepare(
         roles: spec.roles.iter().map(|r| r.name.clone()).collect(),
         resolvers: spec.resolvers.iter().map(|r| r.name.clone()).collect(),
     };
-    let snapshot = catalog::read(conn, &scope)
+    let mut snapshot = catalog::read(conn, &scope)
         .await
         .map_err(db("reading the catalog"))?;
+    snapshot.state.object_grants = crate::grants::read_live(conn, spec)
+        .await
+        .map_err(db("reading the declared grants"))?;
     let null_rows = null_tenant_rows(conn, spec, &snapshot.state)
         .await
         .map_err(db("counting rows without a tenant"))?;

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest, Sha256};
 
+use crate::grants::{GrantTarget, ObjectGrants};
 use crate::model::{ContextFunction, Index, Policy, Privilege, Role, State, Table, Volatility};
 use crate::quote::{QualifiedName, ident, literal};
 use crate::spec::{
@@ -187,6 +188,7 @@ pub fn desired_state(spec: &Spec) -> State {
         state.tables.insert(name, table);
     }
     state.function = function;
+    state.object_grants = object_grants(spec);
     for resolver in &spec.resolvers {
         state.schemas.insert(resolver.name.schema.clone());
         for role in &resolver.roles {
@@ -200,6 +202,31 @@ pub fn desired_state(spec: &Spec) -> State {
         );
     }
     state
+}
+
+/// The declared objects that are not tenant tables, with what every role
+/// the spec names (under `roles:` or `grants:`) should hold on each: entries
+/// on the same object add up, and a role no entry gives it should hold nothing.
+fn object_grants(spec: &Spec) -> BTreeMap<GrantTarget, ObjectGrants> {
+    let roles = crate::grants::declared_roles(spec);
+    let mut out: BTreeMap<GrantTarget, ObjectGrants> = BTreeMap::new();
+    for grant in &spec.grants {
+        let entry = out
+            .entry(grant.target.clone())
+            .or_insert_with(|| ObjectGrants {
+                argument_types: Vec::new(),
+                owner: None,
+                privileges: roles.iter().map(|r| (r.clone(), BTreeSet::new())).collect(),
+            });
+        for role in &grant.roles {
+            entry
+                .privileges
+                .entry(role.clone())
+                .or_default()
+                .extend(grant.privileges.iter().copied());
+        }
+    }
+    out
 }
 
 fn privileges_for(commands: &BTreeSet<Command>) -> BTreeSet<Privilege> {

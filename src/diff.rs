@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::grants::{GrantTarget, ObjectPrivilege};
 use crate::model::{ContextFunction, Index, Policy, Privilege, Role, RoleAttribute, State};
 use crate::quote::QualifiedName;
 use crate::spec::{Command, Expression};
@@ -106,6 +107,21 @@ pub enum Change {
         arg_type: String,
         role: String,
     },
+    /// Privileges on a declared object that is not a tenant table (`grants:`);
+    /// `argument_types` name a function's arguments as the catalog has them.
+    GrantObject {
+        target: GrantTarget,
+        argument_types: Vec<QualifiedName>,
+        role: String,
+        privileges: BTreeSet<ObjectPrivilege>,
+    },
+    /// `--prune`: what a declared role holds on a declared object beyond the spec.
+    RevokeObject {
+        target: GrantTarget,
+        argument_types: Vec<QualifiedName>,
+        role: String,
+        privileges: BTreeSet<ObjectPrivilege>,
+    },
     /// Writers that omit the tenant get the bound one (`default_from_context`).
     SetTenantDefault {
         table: QualifiedName,
@@ -145,6 +161,8 @@ impl Change {
             Change::GrantTable { .. } => "grant_table",
             Change::RevokeTable { .. } => "revoke_table",
             Change::GrantSequenceUsage { .. } => "grant_sequence_usage",
+            Change::GrantObject { .. } => "grant_object",
+            Change::RevokeObject { .. } => "revoke_object",
             Change::SetTenantDefault { .. } => "set_tenant_default",
             Change::ReplaceResolver { .. } => "replace_resolver",
             Change::GrantResolverExecute { .. } => "grant_execute",
@@ -171,6 +189,9 @@ impl Change {
             | Change::GrantTable { table, .. }
             | Change::RevokeTable { table, .. } => format!("table {table}"),
             Change::GrantSequenceUsage { sequence, .. } => format!("sequence {sequence}"),
+            Change::GrantObject { target, .. } | Change::RevokeObject { target, .. } => {
+                target.to_string()
+            }
             Change::SetTenantDefault { table, column, .. } => format!("column {table}.{column}"),
             Change::ReplaceResolver { resolver, .. } => {
                 format!("function {}({})", resolver.name, resolver.arg_type)
@@ -229,6 +250,13 @@ pub enum Notice {
     /// A declared role with `password_env` exists, and the connecting role
     /// (not a superuser) cannot read whether it has a password.
     PasswordUnknown { role: String, variable: String },
+    /// A declared role holds privileges on a declared object (`grants:`)
+    /// beyond what the spec grants it there.
+    ExtraObjectPrivileges {
+        target: GrantTarget,
+        role: String,
+        privileges: BTreeSet<ObjectPrivilege>,
+    },
 }
 
 impl std::fmt::Display for Notice {
@@ -260,6 +288,19 @@ impl std::fmt::Display for Notice {
             } => write!(
                 f,
                 "table {table} has {rows} row(s) whose tenant column is NULL, which a tenant policy would hide: skipped until `rlsctl migrate-existing --table {table}` fills them"
+            ),
+            Notice::ExtraObjectPrivileges {
+                target,
+                role,
+                privileges,
+            } => write!(
+                f,
+                "role {role} holds {} on {target}, which the spec does not grant it: kept (--prune revokes it)",
+                privileges
+                    .iter()
+                    .map(|p| p.keyword())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Notice::PasswordUnknown { role, variable } => write!(
                 f,
@@ -560,7 +601,55 @@ pub fn diff(
             });
         }
     }
+    object_grant_changes(desired, live, options, &mut out);
     out
+}
+
+/// Each declared object that exists gets what the spec grants on it; what
+/// a declared role holds there beyond that is revoked with `--prune`, and a
+/// notice otherwise. A missing object is not a change: `references` refuses
+/// the spec before anything is planned.
+fn object_grant_changes(desired: &State, live: &State, options: Options, out: &mut Diff) {
+    for (target, want) in &desired.object_grants {
+        let Some(have) = live.object_grants.get(target) else {
+            continue;
+        };
+        for (role, privileges) in &want.privileges {
+            if have.owner.as_ref() == Some(role) {
+                continue;
+            }
+            let current = have.privileges.get(role).cloned().unwrap_or_default();
+            let missing: BTreeSet<ObjectPrivilege> =
+                privileges.difference(&current).copied().collect();
+            let extra: BTreeSet<ObjectPrivilege> =
+                current.difference(privileges).copied().collect();
+            if !missing.is_empty() {
+                out.changes.push(Change::GrantObject {
+                    target: target.clone(),
+                    argument_types: have.argument_types.clone(),
+                    role: role.clone(),
+                    privileges: missing,
+                });
+            }
+            if extra.is_empty() {
+                continue;
+            }
+            if options.prune {
+                out.changes.push(Change::RevokeObject {
+                    target: target.clone(),
+                    argument_types: have.argument_types.clone(),
+                    role: role.clone(),
+                    privileges: extra,
+                });
+            } else {
+                out.notices.push(Notice::ExtraObjectPrivileges {
+                    target: target.clone(),
+                    role: role.clone(),
+                    privileges: extra,
+                });
+            }
+        }
+    }
 }
 
 /// Why an existing role gets its password set.
@@ -720,6 +809,67 @@ mod tests {
             table.columns.insert("tenant_id".into(), "uuid".into());
         }
         live
+    }
+
+    #[test]
+    fn a_declared_object_grant_is_granted_and_an_extra_one_revoked_only_when_pruning_never_for_the_owner()
+     {
+        use crate::grants::{GrantKind, ObjectPrivilege};
+        let desired = desired_state(
+            &load_str(
+                Path::new("p.yaml"),
+                "roles:\n  - name: app\ngrants:\n  - table: countries\n    roles: [worker]\n    privileges: [select]\n",
+            )
+            .unwrap(),
+        );
+        let target = desired.object_grants.keys().next().unwrap().clone();
+        assert_eq!(target.kind, GrantKind::Table);
+        // The object does not exist: nothing to plan (the spec is refused before).
+        assert!(
+            !plain_diff(&desired, &State::default())
+                .changes
+                .iter()
+                .any(|c| c.kind().ends_with("_object"))
+        );
+
+        let mut live = State::default();
+        let mut have = crate::grants::ObjectGrants::default();
+        have.privileges
+            .insert("app".into(), BTreeSet::from([ObjectPrivilege::Insert]));
+        live.object_grants.insert(target.clone(), have);
+        let kept = plain_diff(&desired, &live);
+        let grants: Vec<&Change> = kept
+            .changes
+            .iter()
+            .filter(|c| c.kind() == "grant_object")
+            .collect();
+        assert!(
+            matches!(grants[..], [Change::GrantObject { role, privileges, .. }]
+            if role == "worker" && *privileges == BTreeSet::from([ObjectPrivilege::Select]))
+        );
+        assert!(!kept.changes.iter().any(|c| c.kind() == "revoke_object"));
+        assert!(kept.notices.iter().any(|n| matches!(n,
+            Notice::ExtraObjectPrivileges { role, .. } if role == "app")));
+
+        let pruned = diff(
+            &desired,
+            &live,
+            &Normalized::default(),
+            "tenant_id",
+            Options { prune: true },
+        );
+        assert!(pruned.changes.iter().any(|c| matches!(c,
+            Change::RevokeObject { role, privileges, .. }
+                if role == "app" && *privileges == BTreeSet::from([ObjectPrivilege::Insert]))));
+
+        // The owner holds everything without a grant: nothing to grant or revoke.
+        live.object_grants.get_mut(&target).unwrap().owner = Some("worker".into());
+        assert!(
+            !plain_diff(&desired, &live)
+                .changes
+                .iter()
+                .any(|c| matches!(c, Change::GrantObject { role, .. } if role == "worker"))
+        );
     }
 
     #[test]

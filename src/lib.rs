@@ -20,6 +20,7 @@ pub mod ephemeral;
 pub mod errors;
 pub mod evidence;
 pub mod fleet;
+pub mod grants;
 pub mod history;
 pub mod lock_slots;
 pub mod maintenance_guard;

@@ -26,6 +26,9 @@ pub struct State {
     /// Live only: for a schema that will get a new resolver, who may execute
     /// a function created there (as `new_function_executors`).
     pub new_resolver_executors: BTreeMap<String, BTreeSet<String>>,
+    /// Objects that are not tenant tables, declared under `grants:`, with
+    /// the declared roles' privileges on them. Live: the ones that exist.
+    pub object_grants: BTreeMap<crate::grants::GrantTarget, crate::grants::ObjectGrants>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,9 +2,12 @@
 
 use serde::Serialize;
 
+use std::collections::BTreeSet;
+
 use crate::diff::Change;
+use crate::grants::{GrantKind, GrantTarget, ObjectPrivilege};
 use crate::model::{ContextFunction, MANAGED_MARKER, Policy, Privilege, Role, RoleAttribute};
-use crate::quote::Sql;
+use crate::quote::{QualifiedName, Sql};
 use crate::scram;
 use crate::spec::Command;
 
@@ -192,6 +195,34 @@ fn render_change(change: &Change, passwords: &Passwords) -> Result<Vec<Sql>, Pas
                 .push(" FROM "),
             role,
         )],
+        Change::GrantObject {
+            target,
+            argument_types,
+            role,
+            privileges,
+        } => vec![grantee(
+            object_name(
+                object_privileges(Sql::new("GRANT "), privileges).push(target.kind.on_clause()),
+                target,
+                argument_types,
+            )
+            .push(" TO "),
+            role,
+        )],
+        Change::RevokeObject {
+            target,
+            argument_types,
+            role,
+            privileges,
+        } => vec![grantee(
+            object_name(
+                object_privileges(Sql::new("REVOKE "), privileges).push(target.kind.on_clause()),
+                target,
+                argument_types,
+            )
+            .push(" FROM "),
+            role,
+        )],
         Change::GrantSequenceUsage { sequence, role } => vec![grantee(
             Sql::new("GRANT USAGE ON SEQUENCE ")
                 .qname(sequence)
@@ -368,6 +399,35 @@ fn type_keyword(name: &str) -> &'static str {
         "bigint" => "bigint",
         "integer" => "integer",
         _ => "text",
+    }
+}
+
+fn object_privileges(mut sql: Sql, privileges: &BTreeSet<ObjectPrivilege>) -> Sql {
+    for (i, privilege) in privileges.iter().enumerate() {
+        if i > 0 {
+            sql = sql.push(", ");
+        }
+        sql = sql.push(privilege.keyword());
+    }
+    sql
+}
+
+/// The object as a GRANT names it: a schema by its name, a function with
+/// its argument types as the catalog has them (each a quoted qualified name).
+fn object_name(sql: Sql, target: &GrantTarget, argument_types: &[QualifiedName]) -> Sql {
+    match target.kind {
+        GrantKind::Schema => sql.ident(&target.name.name),
+        GrantKind::Function => {
+            let mut sql = sql.qname(&target.name).push("(");
+            for (i, argument) in argument_types.iter().enumerate() {
+                if i > 0 {
+                    sql = sql.push(", ");
+                }
+                sql = sql.qname(argument);
+            }
+            sql.push(")")
+        }
+        GrantKind::Table | GrantKind::Sequence => sql.qname(&target.name),
     }
 }
 

@@ -86,6 +86,7 @@ pub fn check(spec: &Spec, live: &Snapshot) -> Result<(), SpecError> {
             ));
         }
     }
+    check_grants(spec, live)?;
     for role in &spec.roles {
         if role.name == live.current_user {
             return Err(SpecError::at(
@@ -95,6 +96,57 @@ pub fn check(spec: &Spec, live: &Snapshot) -> Result<(), SpecError> {
                     role.name
                 ),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Every object `grants:` names exists (after migrations), and every role it
+/// names is declared or exists: refused before anything is planned.
+fn check_grants(spec: &Spec, live: &Snapshot) -> Result<(), SpecError> {
+    for grant in &spec.grants {
+        if !live.state.object_grants.contains_key(&grant.target) {
+            let hint = match grant.target.kind {
+                crate::grants::GrantKind::Table => crate::suggest::did_you_mean(
+                    &grant.target.name.to_string(),
+                    &live
+                        .state
+                        .tables
+                        .keys()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>(),
+                ),
+                crate::grants::GrantKind::Schema => {
+                    crate::suggest::did_you_mean(&grant.target.name.name, live.state.schemas.iter())
+                }
+                _ => String::new(),
+            };
+            return Err(SpecError::at(
+                &grant.origin,
+                format!(
+                    "{} (under `grants:`) does not exist in database {} (after running migrations){hint}",
+                    grant.target, live.database
+                ),
+            ));
+        }
+        for (role, origin) in grant.roles.iter().zip(&grant.role_origins) {
+            let declared = spec.roles.iter().any(|r| &r.name == role);
+            if !declared && !live.state.roles.contains_key(role) {
+                return Err(SpecError::at(
+                    origin,
+                    format!(
+                        "the grant on {} names role `{role}`, which is neither declared under `roles:` nor exists{}",
+                        grant.target,
+                        crate::suggest::did_you_mean(
+                            role,
+                            spec.roles
+                                .iter()
+                                .map(|r| &r.name)
+                                .chain(live.state.roles.keys())
+                        )
+                    ),
+                ));
+            }
         }
     }
     Ok(())

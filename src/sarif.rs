@@ -207,7 +207,18 @@ fn declaration<'a>(spec: &'a Spec, object: &str) -> Option<&'a Origin> {
                     .find(|m| m.role == name)
                     .map(|m| &m.origin)
             })
+            .or_else(|| {
+                spec.bypass_roles
+                    .iter()
+                    .find(|b| b.role == name)
+                    .map(|b| &b.origin)
+            })
     };
+    // An object under `grants:` is named as audit names it (`sequence s.n`,
+    // `function s.f(text)`, `schema s`).
+    if let Some(grant) = spec.grants.iter().find(|g| g.target.to_string() == object) {
+        return Some(&grant.origin);
+    }
     let (kind, rest) = object.split_once(' ')?;
     match kind {
         "table" => table(rest),
@@ -257,6 +268,13 @@ policies:
     command: update
     kind: restrictive
     using: NOT archived
+grants:
+  - function: ingest.normalize(text)
+    roles: [app]
+    privileges: [execute]
+bypass_roles:
+  - role: service_role
+    reason: The backend's key only.
 ";
 
     fn line_of(object: &str) -> Option<u64> {
@@ -284,6 +302,8 @@ policies:
             line_of("policy cross_tenant_reporting on public.projects"),
             Some(3)
         );
+        assert_eq!(line_of("function ingest.normalize(text)"), Some(16));
+        assert_eq!(line_of("role service_role"), Some(20));
         // Not in the spec: no physical location.
         assert_eq!(line_of("table public.notes"), None);
         assert_eq!(line_of("function rls.current_tenant_id()"), None);

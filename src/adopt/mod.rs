@@ -16,6 +16,7 @@
 //! change on apply is announced as a TODO instead of being dropped.
 
 pub mod comparison;
+mod grants;
 mod render;
 mod roles;
 mod source;
@@ -136,6 +137,7 @@ pub fn discover(
     let mut todos = Vec::new();
     let found = tables::tenant_tables(live, &mut todos).ok_or(DiscoveryError::NoTenantTable)?;
     let roles = roles::discover(live, &found, current_user, &mut todos)?;
+    grants::todos(live, &found, &roles, &mut todos);
     let made_by_rlsctl = found.tables.values().all(|t| t.policy.managed);
     let (context, source) =
         source::discover(&found.comparison, functions, made_by_rlsctl, &mut todos);

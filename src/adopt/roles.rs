@@ -41,7 +41,7 @@ pub(super) fn discover(
     }
     for (role, tables) in bypassing_grantees(live, found) {
         todos.push(format!(
-            "{role} bypasses row-level security (SUPERUSER or BYPASSRLS) and holds privileges on {}: it reads every tenant, which the spec cannot declare; audit reports what it can reach",
+            "{role} bypasses row-level security (SUPERUSER or BYPASSRLS) and holds privileges on {}: it reads every tenant's rows past every policy. If that is intended, declare it with the reason:\nbypass_roles: [{{role: {role}, reason: …}}]\nuntil then audit reports it as BYPASS_ROLE_UNDECLARED",
             tables.join(", ")
         ));
     }

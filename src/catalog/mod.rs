@@ -181,12 +181,14 @@ macro_rules! function_executors {
 
 // After the macros: the posture, column and resolver queries use them too.
 mod columns;
+mod object_grants;
 mod posture;
 mod resolvers;
 pub mod row_security;
 mod statements;
 mod value_rules;
 pub use columns::{Column, read_columns};
+pub use object_grants::read_object_grants;
 pub use posture::{
     ColumnSequence, ForeignKey, ForeignTable, Function, MEMBERSHIP_OPTIONS_FROM, MembershipOptions,
     Path, Posture, RoleAttributes, Rule, Schema, Trigger, UniqueKey, View, read_posture,

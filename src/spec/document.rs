@@ -53,6 +53,52 @@ pub struct Document {
     #[serde(default)]
     #[schemars(with = "Vec<ResolverDoc>")]
     pub resolvers: Vec<Spanned<ResolverDoc>>,
+    /// Existing roles that bypass row-level security on purpose (Supabase's
+    /// `service_role`, a backup role): apply leaves them alone and audit shows
+    /// the findings they alone cause as accepted, with the reason.
+    #[serde(default)]
+    #[schemars(with = "Vec<BypassRoleDoc>")]
+    pub bypass_roles: Vec<Spanned<BypassRoleDoc>>,
+    /// Privileges on objects that are not tenant tables (a staging or lookup
+    /// table, a function, a sequence, a schema), converged like the rest.
+    #[serde(default)]
+    #[schemars(with = "Vec<GrantDoc>")]
+    pub grants: Vec<Spanned<GrantDoc>>,
+}
+
+/// Privileges on one object that is not a tenant table: exactly one of
+/// `table`, `sequence`, `function`, `schema` names it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantDoc {
+    /// A table or view that is not a tenant table: `schema.name` or `name` (schema public).
+    #[schemars(with = "Option<String>")]
+    pub table: Option<Spanned<String>>,
+    /// A sequence: `schema.name` or `name`.
+    #[schemars(with = "Option<String>")]
+    pub sequence: Option<Spanned<String>>,
+    /// A function with its argument types: `app.normalize_phone(text)`, `app.refresh()`.
+    #[schemars(with = "Option<String>")]
+    pub function: Option<Spanned<String>>,
+    /// A schema, by name.
+    #[schemars(with = "Option<String>")]
+    pub schema: Option<Spanned<String>>,
+    /// The roles that get them: declared under `roles:` or existing.
+    #[schemars(with = "Vec<String>")]
+    pub roles: Vec<Spanned<String>>,
+    /// table: select, insert, update, delete, truncate, references, trigger;
+    /// sequence: usage, select, update; function: execute; schema: usage, create.
+    #[schemars(with = "Vec<String>")]
+    pub privileges: Vec<Spanned<String>>,
+}
+
+/// A role that bypasses row-level security on purpose, with why.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BypassRoleDoc {
+    #[schemars(with = "String")]
+    pub role: Spanned<String>,
+    pub reason: Option<String>,
 }
 
 /// A tenant resolver: look a value (a provider session id, an API key) up

@@ -7,18 +7,19 @@ use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
 use super::document::{
-    Access, BackfillDoc, BackupRoleDoc, Command, CrossTenantDoc, Document, FunctionDoc,
-    MaintenanceDoc, PolicyDoc, PolicyTo, ResolverDoc, RoleDoc, SourceDoc, TableDoc, TenancyDoc,
-    TenantType, WhenUnbound,
+    Access, BackfillDoc, BackupRoleDoc, BypassRoleDoc, Command, CrossTenantDoc, Document,
+    FunctionDoc, GrantDoc, MaintenanceDoc, PolicyDoc, PolicyTo, ResolverDoc, RoleDoc, SourceDoc,
+    TableDoc, TenancyDoc, TenantType, WhenUnbound,
 };
 use super::files::read_spec_file;
 use super::lines::Lines;
 use super::scope::{Scope, every_command, expand_commands};
 use super::{
-    AcceptedFinding, Backfill, BackupRole, CrossTenantPredicate, Expression, MaintenanceAccess,
-    NoTenantAccess, Origin, PolicySpec, ResolverSpec, RoleSpec, Spec, SpecError, TABLE_PLACEHOLDER,
-    TableSpec, Tenancy, TenantSource, policy_name_for,
+    AcceptedFinding, Backfill, BackupRole, BypassRole, CrossTenantPredicate, Expression, GrantSpec,
+    MaintenanceAccess, NoTenantAccess, Origin, PolicySpec, ResolverSpec, RoleSpec, Spec, SpecError,
+    TABLE_PLACEHOLDER, TableSpec, Tenancy, TenantSource, policy_name_for,
 };
+use crate::grants::{GrantKind, GrantTarget, ObjectPrivilege};
 use crate::quote::QualifiedName;
 
 /// PostgreSQL truncates names longer than NAMEDATALEN - 1 bytes; rlsctl refuses
@@ -194,6 +195,8 @@ struct Builder {
     maintenance: Vec<MaintenanceAccess>,
     no_tenant_access: Vec<NoTenantAccess>,
     backup_roles: Vec<BackupRole>,
+    bypass_roles: Vec<BypassRole>,
+    grants: Vec<GrantSpec>,
     resolvers: Vec<PendingResolver>,
 }
 
@@ -343,6 +346,12 @@ impl Builder {
         for entry in doc.backup_roles {
             self.backup_roles.push(backup_role_from(&at, entry)?);
         }
+        for entry in doc.bypass_roles {
+            self.bypass_roles.push(bypass_role_from(&at, entry)?);
+        }
+        for entry in doc.grants {
+            self.grants.push(grant_from(&at, entry)?);
+        }
         for exception in doc.exceptions {
             let origin = at.at(&exception);
             if exception.value.reason.trim().is_empty() {
@@ -415,6 +424,14 @@ impl Builder {
                 .map(|b| (b.role.clone(), &b.origin)),
             "backup role",
         )?;
+        check_unique(
+            self.bypass_roles
+                .iter()
+                .map(|b| (b.role.clone(), &b.origin)),
+            "bypass role",
+        )?;
+        check_bypass_roles(&self.bypass_roles, &self.roles, &self.no_tenant_access)?;
+        check_grants_leave_tenant_tables(&self.grants, &tables)?;
         if !self.roles.iter().any(|r| r.cross_tenant.is_none()) {
             return Err(SpecError::general(
                 "no runtime role is declared: add one under `roles:` (the role your application connects as), without `cross_tenant`",
@@ -445,6 +462,8 @@ impl Builder {
             resolvers,
             no_tenant_access: self.no_tenant_access,
             backup_roles: self.backup_roles,
+            bypass_roles: self.bypass_roles,
+            grants: self.grants,
             hash,
         })
     }
@@ -1193,6 +1212,232 @@ fn backup_role_from(at: &Locator, doc: Spanned<BackupRoleDoc>) -> Result<BackupR
     })
 }
 
+fn bypass_role_from(at: &Locator, doc: Spanned<BypassRoleDoc>) -> Result<BypassRole, SpecError> {
+    let entry = at.at(&doc);
+    let doc = doc.value;
+    let role = at.identifier(&doc.role, "the bypass role")?;
+    let reason = doc.reason.unwrap_or_default();
+    if reason.trim().is_empty() {
+        return Err(SpecError::at(
+            &entry,
+            format!(
+                "bypass role `{role}` reads every tenant's rows past every policy: say why with `reason:` so the exception is on record"
+            ),
+        ));
+    }
+    Ok(BypassRole {
+        role,
+        reason,
+        origin: at.at(&doc.role),
+    })
+}
+
+/// A bypass role ignores every policy: were it also a runtime or cross-tenant
+/// role, the application itself would read every tenant's rows.
+fn check_bypass_roles(
+    bypass: &[BypassRole],
+    roles: &[RoleSpec],
+    none: &[NoTenantAccess],
+) -> Result<(), SpecError> {
+    for entry in bypass {
+        if let Some(no_access) = none.iter().find(|n| n.role == entry.role) {
+            return Err(SpecError::at(
+                &entry.origin,
+                format!(
+                    "bypass role `{}` is also listed under `no_tenant_access:` (at {}): a role that bypasses every policy cannot be one that must reach no tenant's rows",
+                    entry.role, no_access.origin
+                ),
+            ));
+        }
+        if let Some(role) = roles.iter().find(|r| r.name == entry.role) {
+            let kind = if role.cross_tenant.is_some() {
+                "a cross_tenant role"
+            } else {
+                "a runtime role"
+            };
+            return Err(SpecError::at(
+                &entry.origin,
+                format!(
+                    "bypass role `{}` is also declared under `roles:` (at {}) as {kind}: a role the application connects as must be subject to the policies; declare a separate role for the bypass",
+                    entry.role, role.origin
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn grant_from(at: &Locator, doc: Spanned<GrantDoc>) -> Result<GrantSpec, SpecError> {
+    let entry = at.at(&doc);
+    let doc = doc.value;
+    let named: Vec<(GrantKind, &Spanned<String>)> = [
+        (GrantKind::Table, &doc.table),
+        (GrantKind::Sequence, &doc.sequence),
+        (GrantKind::Function, &doc.function),
+        (GrantKind::Schema, &doc.schema),
+    ]
+    .into_iter()
+    .filter_map(|(kind, name)| Some((kind, name.as_ref()?)))
+    .collect();
+    let (kind, name) = match named[..] {
+        [one] => one,
+        [] => {
+            return Err(SpecError::at(
+                &entry,
+                "a grant names its object with one of `table`, `sequence`, `function`, `schema`",
+            ));
+        }
+        [(first, _), (second, name), ..] => {
+            return Err(SpecError::at(
+                &at.at(name),
+                format!(
+                    "a grant names one object, and this entry has both `{}` and `{}`: write one entry per object",
+                    first.name(),
+                    second.name()
+                ),
+            ));
+        }
+    };
+    let origin = at.at(name);
+    let target = match kind {
+        GrantKind::Schema => GrantTarget::schema(&at.identifier(name, "the schema")?),
+        GrantKind::Function => function_target(at, name)?,
+        GrantKind::Table | GrantKind::Sequence => {
+            let (schema, object) =
+                split_qualified(&name.value, "public").map_err(|m| SpecError::at(&origin, m))?;
+            for part in [&schema, &object] {
+                check_identifier(part, &format!("the {} name", kind.name()))
+                    .map_err(|m| SpecError::at(&origin, m))?;
+            }
+            GrantTarget {
+                kind,
+                name: QualifiedName::new(schema, object),
+                arguments: Vec::new(),
+            }
+        }
+    };
+    if doc.roles.is_empty() {
+        return Err(SpecError::at(
+            &entry,
+            format!("grant on {target}: name the roles that get it with `roles:`"),
+        ));
+    }
+    let mut roles = Vec::new();
+    let mut role_origins = Vec::new();
+    for role in &doc.roles {
+        roles.push(at.identifier(role, "the grant's role")?);
+        role_origins.push(at.at(role));
+    }
+    if doc.privileges.is_empty() {
+        return Err(SpecError::at(
+            &entry,
+            format!("grant on {target}: list what it grants with `privileges:`"),
+        ));
+    }
+    let known: Vec<String> = kind
+        .privileges()
+        .iter()
+        .map(|p| p.spec_name())
+        .chain(["all".to_string()])
+        .collect();
+    let mut privileges = BTreeSet::new();
+    for word in &doc.privileges {
+        let text = word.value.trim();
+        if text.eq_ignore_ascii_case("all") {
+            privileges.extend(kind.privileges().iter().copied());
+            continue;
+        }
+        match ObjectPrivilege::from_keyword(text).filter(|p| kind.privileges().contains(p)) {
+            Some(privilege) => {
+                privileges.insert(privilege);
+            }
+            None => {
+                return Err(SpecError::at(
+                    &at.at(word),
+                    format!(
+                        "`{text}` is not a privilege on a {}: {}{}",
+                        kind.name(),
+                        known.join(", "),
+                        crate::suggest::did_you_mean(text, &known)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(GrantSpec {
+        target,
+        roles,
+        privileges,
+        origin,
+        role_origins,
+    })
+}
+
+/// `schema.name(type, …)`: the name as written, and the argument types,
+/// which the server resolves (bound as values, never spliced into SQL).
+/// Types are limited to what type names are made of, so each one reaches
+/// the server's type lookup as exactly one name.
+fn function_target(at: &Locator, name: &Spanned<String>) -> Result<GrantTarget, SpecError> {
+    let text = name.value.trim();
+    let origin = at.at(name);
+    let Some((function, arguments)) = text.strip_suffix(')').and_then(|rest| rest.split_once('('))
+    else {
+        return Err(SpecError::at(
+            &origin,
+            format!(
+                "function `{text}`: write it with its argument types, e.g. `{0}()` or `{0}(text)`",
+                text.split('(').next().unwrap_or(text)
+            ),
+        ));
+    };
+    let (schema, function) =
+        split_qualified(function.trim(), "public").map_err(|m| SpecError::at(&origin, m))?;
+    for part in [&schema, &function] {
+        check_identifier(part, "the function name").map_err(|m| SpecError::at(&origin, m))?;
+    }
+    let mut types = Vec::new();
+    if !arguments.trim().is_empty() {
+        for argument in arguments.split(',') {
+            let argument = argument.trim();
+            let plain = |c: char| c.is_alphanumeric() || "_ .[]\"".contains(c);
+            if argument.is_empty() || !argument.chars().all(plain) {
+                return Err(SpecError::at(
+                    &origin,
+                    format!(
+                        "function `{text}`: `{argument}` is not a type name (write argument types only, e.g. `text`, `integer`, `uuid[]`)"
+                    ),
+                ));
+            }
+            types.push(argument.to_string());
+        }
+    }
+    Ok(GrantTarget {
+        kind: GrantKind::Function,
+        name: QualifiedName::new(schema, function),
+        arguments: types,
+    })
+}
+
+/// A tenant table's grants come from `roles:` and its `commands`: a second
+/// source would fight the first on every apply.
+fn check_grants_leave_tenant_tables(
+    grants: &[GrantSpec],
+    tables: &[TableSpec],
+) -> Result<(), SpecError> {
+    for grant in grants.iter().filter(|g| g.target.kind == GrantKind::Table) {
+        if let Some(table) = tables.iter().find(|t| t.name == grant.target.name) {
+            return Err(SpecError::at(
+                &grant.origin,
+                format!(
+                    "table {} is a tenant table (declared at {}): its grants come from `roles:` and the table's `commands`, not from `grants:`",
+                    table.name, table.origin
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn maintenance_from(
     at: &Locator,
     doc: Spanned<MaintenanceDoc>,
@@ -1618,5 +1863,73 @@ mod tests {
             spec.tables[0].name,
             QualifiedName::new("Weird Schema", "tá.ble;--")
         );
+    }
+
+    #[test]
+    fn a_bypass_role_needs_a_reason_and_cannot_be_a_role_the_application_uses() {
+        let spec = parse(
+            "roles:\n  - name: app\nbypass_roles:\n  - role: service_role\n    reason: backend only\n",
+        )
+        .unwrap();
+        assert_eq!(spec.bypass_roles[0].role, "service_role");
+        let err =
+            parse("roles:\n  - name: app\nbypass_roles:\n  - role: service_role\n").unwrap_err();
+        assert!(err.message.contains("`reason:`"), "{err}");
+        let err = parse(
+            "roles:\n  - name: app\n  - name: bi\n    cross_tenant: read\n    reason: r\nbypass_roles:\n  - role: bi\n    reason: r\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("p.yaml:7:11"), "{err}");
+        assert!(err.message.contains("as a cross_tenant role"), "{err}");
+        let err = parse(
+            "roles:\n  - name: app\nno_tenant_access: [anon]\nbypass_roles:\n  - role: anon\n    reason: r\n",
+        )
+        .unwrap_err();
+        assert!(err.message.contains("`no_tenant_access:`"), "{err}");
+    }
+
+    #[test]
+    fn a_grant_names_one_object_of_a_known_kind_with_privileges_that_kind_has() {
+        let spec = parse(
+            "roles:\n  - name: app\ngrants:\n  - function: ingest.f(text, uuid[])\n    roles: [app]\n    privileges: [execute]\n  - schema: ingest\n    roles: [app]\n    privileges: [all]\n",
+        )
+        .unwrap();
+        let function = &spec.grants[0].target;
+        assert_eq!(function.name, QualifiedName::new("ingest", "f"));
+        assert_eq!(function.arguments, ["text", "uuid[]"]);
+        assert_eq!(spec.grants[1].privileges.len(), 2);
+
+        let refused =
+            |yaml: &str| parse(&format!("roles:\n  - name: app\ngrants:\n{yaml}")).unwrap_err();
+        let err = refused("  - sequence: s\n    roles: [app]\n    privileges: [execute]\n");
+        assert!(
+            err.message
+                .contains("`execute` is not a privilege on a sequence: usage, select, update, all"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("p.yaml:6:18"), "{err}");
+        let err = refused("  - tabel: t\n    roles: [app]\n    privileges: [select]\n");
+        assert!(err.to_string().contains("did you mean `table`"), "{err}");
+        let err =
+            refused("  - table: t\n    schema: s\n    roles: [app]\n    privileges: [select]\n");
+        assert!(err.message.contains("both `table` and `schema`"), "{err}");
+        let err = refused("  - function: f\n    roles: [app]\n    privileges: [execute]\n");
+        assert!(err.message.contains("`f()` or `f(text)`"), "{err}");
+        let err = refused(
+            "  - function: f(text); DROP TABLE x; --)\n    roles: [app]\n    privileges: [execute]\n",
+        );
+        assert!(err.message.contains("is not a type name"), "{err}");
+        let err = refused("  - table: t\n    privileges: [select]\n");
+        assert!(err.message.contains("`roles`"), "{err}");
+    }
+
+    #[test]
+    fn a_grant_on_a_tenant_table_is_refused_where_it_names_it() {
+        let err = parse(
+            "roles:\n  - name: app\ntables:\n  - projects\ngrants:\n  - table: public.projects\n    roles: [app]\n    privileges: [truncate]\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("p.yaml:6:12"), "{err}");
+        assert!(err.message.contains("is a tenant table"), "{err}");
     }
 }

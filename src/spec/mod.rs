@@ -43,6 +43,11 @@ pub struct Spec {
     /// Existing roles that take backups; audit-only, apply neither creates
     /// nor changes them.
     pub backup_roles: Vec<BackupRole>,
+    /// Existing roles that bypass RLS on purpose; audit-only, apply neither
+    /// creates nor changes them.
+    pub bypass_roles: Vec<BypassRole>,
+    /// Privileges on objects that are not tenant tables (`grants:`).
+    pub grants: Vec<GrantSpec>,
     /// sha256 of every spec file's name and content: recorded with each apply.
     pub hash: String,
 }
@@ -85,6 +90,26 @@ pub struct NoTenantAccess {
 /// A role declared under `backup_roles:`: its dumps must hold every row.
 #[derive(Debug, Clone)]
 pub struct BackupRole {
+    pub role: String,
+    pub reason: String,
+    pub origin: Origin,
+}
+
+/// One `grants:` entry: privileges on one object for some roles.
+#[derive(Debug, Clone)]
+pub struct GrantSpec {
+    pub target: crate::grants::GrantTarget,
+    pub roles: Vec<String>,
+    pub privileges: BTreeSet<crate::grants::ObjectPrivilege>,
+    /// Where the object is named: a missing object is reported here.
+    pub origin: Origin,
+    /// Where each role is named.
+    pub role_origins: Vec<Origin>,
+}
+
+/// A role declared under `bypass_roles:`: SUPERUSER or BYPASSRLS by design.
+#[derive(Debug, Clone)]
+pub struct BypassRole {
     pub role: String,
     pub reason: String,
     pub origin: Origin,

@@ -42,6 +42,10 @@ CREATE POLICY org_isolation ON tasks TO {app} USING ({tenant}) WITH CHECK ({tena
 CREATE POLICY org_isolation ON events TO {app} USING ({tenant}) WITH CHECK ({tenant});
 GRANT SELECT, INSERT, UPDATE, DELETE ON tasks, events TO {app};
 
+-- A lookup table the application reads: not tenant data.
+CREATE TABLE countries (code text PRIMARY KEY);
+GRANT SELECT ON countries TO {app};
+
 -- A table that is not tenant data, with a policy of its own.
 CREATE TABLE plans (id bigint PRIMARY KEY, public boolean NOT NULL);
 ALTER TABLE plans ENABLE ROW LEVEL SECURITY;
@@ -60,6 +64,10 @@ CREATE POLICY plans_visible ON plans FOR SELECT USING (public);"
         "  # TODO: no index leads with org_id: apply will create tasks_org_id_idx\n",
         &format!(
             "# TODO: {backup} bypasses row-level security (SUPERUSER or BYPASSRLS) and holds privileges on public.projects"
+        ),
+        &format!("#       bypass_roles: [{{role: {backup}, reason: …}}]\n"),
+        &format!(
+            "# TODO: {app} holds SELECT on public.countries, which is not a tenant table. To have apply keep exactly that (and audit watch it), declare it:\n#       grants:\n#         - table: public.countries\n#           roles: [{app}]\n#           privileges: [select]\n"
         ),
         &format!(
             "  # TODO: policy support_sees_all opens every tenant's rows to {app}: kept as an extra policy"
@@ -92,6 +100,7 @@ CREATE POLICY plans_visible ON plans FOR SELECT USING (public);"
         ],
         "{spec}"
     );
+    assert!(on("countries").is_empty(), "{plan:#?}");
     let tasks = on("tasks");
     assert_eq!(tasks.len(), 1, "{tasks:#?}");
     assert!(tasks[0].starts_with("CREATE INDEX"), "{tasks:#?}");

@@ -2,6 +2,7 @@
 //! One test binary, so the whole suite shares one throwaway cluster.
 
 mod backup_roles_subject_to_rls;
+mod bypass_roles_declared_with_a_reason;
 mod harness;
 mod init_from_db_adopts_function_and_partitions;
 mod init_from_db_hand_built_setups;
@@ -29,6 +30,7 @@ mod context_function;
 mod ephemeral_server;
 mod examples;
 mod fleet_runs_every_target;
+mod grants_on_objects_that_are_not_tenant_tables;
 mod messages_point_at_the_fix;
 mod migrate_existing;
 mod migrations_cannot_commit_on_their_own;

@@ -31,14 +31,14 @@ CREATE TABLE message_status_events (
 );
 
 -- Raw webhooks as received, before anyone knows their tenant. Not tenant
--- data until resolved: only the ingestion worker reads and deletes it.
+-- data until resolved: only the ingestion worker reads and deletes it (the
+-- grant is in the spec, `grants:`).
 CREATE TABLE raw_webhooks (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     session_id  text NOT NULL,
     payload     jsonb NOT NULL,
     received_at timestamptz NOT NULL DEFAULT now()
 );
-GRANT SELECT, DELETE ON raw_webhooks TO wana_ingest;
 
 -- The resolver: a session id's tenant, and nothing else. It runs as its owner
 -- because no tenant is bound yet when the worker asks; its search_path is

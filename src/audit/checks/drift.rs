@@ -62,6 +62,12 @@ pub const GRANTS: CheckInfo = info(
     "A declared role's privileges differ from the spec",
     "Roles should hold exactly what the spec grants; extra privileges such as TRUNCATE bypass RLS.",
 );
+pub const OBJECT_GRANT: CheckInfo = info(
+    "DRIFT_OBJECT_GRANT",
+    Severity::Warning,
+    "A privilege declared under `grants:` is missing, or a declared role holds more on a declared object",
+    "A missing privilege breaks the worker that needs it; an extra one (INSERT on a lookup table, EXECUTE on a function) is access nobody reviewed in the spec.",
+);
 pub const TENANT_DEFAULT: CheckInfo = info(
     "DRIFT_TENANT_DEFAULT",
     Severity::Warning,
@@ -104,6 +110,7 @@ pub const INFOS: &[CheckInfo] = &[
     FUNCTION,
     ROLE,
     GRANTS,
+    OBJECT_GRANT,
     TENANT_DEFAULT,
     RESOLVER,
     INDEX,
@@ -129,6 +136,7 @@ pub fn findings(diff: &Diff, statements: &[Statement]) -> Vec<Finding> {
             | Change::RevokeTable { .. }
             | Change::GrantSchemaUsage { .. }
             | Change::GrantSequenceUsage { .. } => GRANTS,
+            Change::GrantObject { .. } | Change::RevokeObject { .. } => OBJECT_GRANT,
             Change::SetTenantDefault { .. } => TENANT_DEFAULT,
             Change::ReplaceResolver { .. }
             | Change::GrantResolverExecute { .. }
@@ -167,6 +175,7 @@ pub fn findings(diff: &Diff, statements: &[Statement]) -> Vec<Finding> {
             | Notice::UncoveredTable { table, .. }
             | Notice::AwaitingBackfill { table, .. } => (UNDECLARED, format!("table {table}")),
             Notice::PasswordUnknown { role, .. } => (ROLE, format!("role {role}")),
+            Notice::ExtraObjectPrivileges { target, .. } => (OBJECT_GRANT, target.to_string()),
         };
         out.push(info.finding(
             object,
@@ -213,6 +222,26 @@ fn describe(change: &Change) -> String {
         Change::RevokeTable {
             role, privileges, ..
         } => format!("{role} also holds {}", keywords(privileges)),
+        Change::GrantObject {
+            role, privileges, ..
+        } => format!(
+            "{role} lacks {}, which the spec grants it",
+            privileges
+                .iter()
+                .map(|p| p.keyword())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Change::RevokeObject {
+            role, privileges, ..
+        } => format!(
+            "{role} also holds {}",
+            privileges
+                .iter()
+                .map(|p| p.keyword())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Change::GrantSchemaUsage { role, .. } => format!("{role} lacks USAGE"),
         Change::GrantSequenceUsage { role, .. } => format!("{role} lacks USAGE on it"),
         Change::ReplaceResolver { drop_first: None, .. } => {

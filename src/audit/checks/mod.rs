@@ -2,6 +2,7 @@
 //! its `CheckInfo` says what it means for `rlsctl explain`.
 
 pub mod backup;
+pub mod bypass;
 pub mod context_function;
 pub mod drift;
 pub mod functions;
@@ -30,6 +31,7 @@ pub const ALL: &[Check] = &[
     roles::BYPASSRLS,
     roles::OWNS_TENANT_TABLE,
     roles::CAN_BECOME_PRIVILEGED,
+    bypass::UNDECLARED,
     tables::WITHOUT_RLS,
     tables::CHILD_WITHOUT_RLS,
     tables::NOT_FORCED,
