@@ -31,6 +31,7 @@ mod examples;
 mod fleet_runs_every_target;
 mod messages_point_at_the_fix;
 mod migrate_existing;
+mod migrate_existing_scopes_foreign_keys;
 mod migrations_cannot_commit_on_their_own;
 mod migrations_filtered_by_rls_are_refused;
 mod nullable_tenant_rows_wait_for_backfill;
