@@ -1,6 +1,7 @@
 //! Integration tests: rlsctl against a real PostgreSQL, through its CLI.
 //! One test binary, so the whole suite shares one throwaway cluster.
 
+mod backfill_via_follows_composite_keys;
 mod backup_roles_subject_to_rls;
 mod harness;
 mod init_from_db_adopts_function_and_partitions;
