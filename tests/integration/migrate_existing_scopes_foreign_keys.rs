@@ -510,3 +510,59 @@ async fn a_chain_through_a_table_without_tenants_leaves_the_first_key_as_it_is()
         0
     );
 }
+
+/// Rows whose tenant was set before the migration and differs from their
+/// task's stop VALIDATE: the run says what to fix, the key stays NOT VALID
+/// (checking new writes), and the next run, after the fix, finishes it.
+#[tokio::test]
+async fn rows_whose_tenant_is_not_their_tasks_stop_the_key_until_fixed() {
+    let (db, _) = legacy(200, "NOT NULL REFERENCES tasks (id)", "").await;
+    // A tenant column someone began to fill by hand, wrongly for two rows.
+    db.execute(&format!(
+        "ALTER TABLE comments ADD COLUMN tenant_id uuid;
+         UPDATE comments c
+            SET tenant_id = CASE WHEN t.tenant_id = '{TENANT_A}' THEN '{TENANT_B}'::uuid ELSE '{TENANT_A}'::uuid END
+           FROM tasks t WHERE t.id = c.task_id AND c.id IN (1, 2);"
+    ))
+    .await;
+    let wrong = db
+        .scalar_i64(
+            "SELECT count(*) FROM comments c JOIN tasks t ON t.id = c.task_id
+              WHERE c.tenant_id IS NOT NULL AND c.tenant_id <> t.tenant_id",
+        )
+        .await;
+    assert!(wrong > 0, "the fixture has rows of the wrong tenant");
+    let refused = db
+        .rlsctl(&["migrate-existing", "--table", "comments"])
+        .failure();
+    assert!(
+        refused
+            .stderr
+            .contains("carry a tenant_id other than their public.tasks row's")
+            && refused.stderr.contains("NOT VALID"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        comment_keys(&db).await,
+        vec![
+            "comments_task_id_fkey: FOREIGN KEY (task_id) REFERENCES tasks(id)".to_string(),
+            "comments_tenant_id_task_id_fkey: FOREIGN KEY (tenant_id, task_id) REFERENCES tasks(tenant_id, id) NOT VALID [not valid]"
+                .to_string(),
+        ]
+    );
+    db.execute(
+        "UPDATE comments c SET tenant_id = t.tenant_id FROM tasks t
+          WHERE t.id = c.task_id AND c.tenant_id <> t.tenant_id",
+    )
+    .await;
+    db.rlsctl(&["migrate-existing", "--table", "comments"])
+        .success();
+    assert_eq!(
+        comment_keys(&db).await,
+        vec![
+            "comments_tenant_id_task_id_fkey: FOREIGN KEY (tenant_id, task_id) REFERENCES tasks(tenant_id, id)"
+                .to_string()
+        ]
+    );
+}
