@@ -1,7 +1,8 @@
 //! Writer-stall benchmark: bringing a table that holds millions of rows under
 //! RLS while the application keeps writing, with `rlsctl migrate-existing`
 //! and with the naive path (one big UPDATE, a scanning SET NOT NULL, a plain
-//! CREATE INDEX), measured in the same run on a throwaway PostgreSQL.
+//! CREATE INDEX, the tenant-scoped foreign key added validated), measured in
+//! the same run on a throwaway PostgreSQL.
 //!
 //! `cargo bench --bench migrate` (5,000,000 rows; `-- 1000000` for fewer).
 //! Reports the total time and the concurrent writer's latency (max, p99).
@@ -157,7 +158,7 @@ async fn main() {
     let naive_url = url.clone();
     results.push(
         measure(
-            "naive (UPDATE, SET NOT NULL, CREATE INDEX)",
+            "naive (UPDATE, SET NOT NULL, CREATE INDEX, FOREIGN KEY)",
             &url,
             rows,
             async move || {
@@ -167,6 +168,9 @@ async fn main() {
                  UPDATE comments c SET tenant_id = t.tenant_id FROM tasks t WHERE t.id = c.task_id;
                  ALTER TABLE comments ALTER COLUMN tenant_id SET NOT NULL;
                  CREATE INDEX ON comments (tenant_id, task_id);
+                 CREATE UNIQUE INDEX ON tasks (tenant_id, id);
+                 ALTER TABLE comments ADD FOREIGN KEY (tenant_id, task_id) REFERENCES tasks (tenant_id, id),
+                     DROP CONSTRAINT comments_task_id_fkey;
                  ALTER TABLE comments ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;",
                 )
                 .execute(&mut conn)

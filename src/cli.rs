@@ -64,7 +64,8 @@ pub enum CommandKind {
     /// Adds the tenant column (nullable), keeps new rows filled with a trigger, backfills
     /// existing rows in short batches (resumable: progress is kept in
     /// rlsctl.migrate_progress), makes the column NOT NULL through a validated CHECK, builds
-    /// the index CONCURRENTLY, then applies the policies and verifies the table. How a row's
+    /// the index CONCURRENTLY, scopes the foreign key a --via backfill followed by tenant
+    /// (NOT VALID, then VALIDATE), then applies the policies and verifies the table. How a row's
     /// tenant is found comes from the table's `backfill:` in the spec, or from --via,
     /// --constant or --expression. Use --dry-run first: it prints every step and its lock.
     MigrateExisting(MigrateArgs),
@@ -320,7 +321,8 @@ pub struct MigrateArgs {
     /// Backfill at most this many rows per second.
     #[arg(long, value_name = "ROWS_PER_SECOND")]
     pub max_rate: Option<f64>,
-    /// Derive the tenant through these foreign-key columns, e.g. task_id,project_id.
+    /// Derive the tenant through these foreign keys, each named by a column of it (or by
+    /// its constraint name), e.g. task_id,project_id; composite keys join on all their columns.
     #[arg(long, value_name = "COLUMNS", value_delimiter = ',', conflicts_with_all = ["constant", "expression"])]
     pub via: Vec<String>,
     /// Give every existing row this tenant.

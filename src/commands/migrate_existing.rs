@@ -26,7 +26,17 @@ pub(super) async fn run(args: &MigrateArgs) -> Result<Exit> {
     };
     let table = crate::quote::QualifiedName::new(schema, name);
     let backfill = match (&args.via, &args.constant, &args.expression) {
-        (via, None, None) if !via.is_empty() => Backfill::Via(via.clone()),
+        (via, None, None) if !via.is_empty() => Backfill::Via {
+            keys: via.clone(),
+            // The spec's choice holds for keys given on the command line too.
+            scope_foreign_key: !matches!(
+                spec.table(&table).and_then(|t| t.backfill.as_ref()),
+                Some(Backfill::Via {
+                    scope_foreign_key: false,
+                    ..
+                })
+            ),
+        },
         (_, Some(constant), None) => Backfill::Constant(constant.clone()),
         (_, None, Some(expression)) => Backfill::Expression(
             crate::spec::Expression::parse(expression)
@@ -85,7 +95,7 @@ pub(super) async fn run(args: &MigrateArgs) -> Result<Exit> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     drop(bar);
-    eprintln!("6/7 apply: row-level security, policies, grants");
+    eprintln!("7/8 apply: row-level security, policies, grants");
     let mut bar = ProgressBar::new("apply");
     let outcome = apply::apply(&mut conn, &spec, &apply_settings(db_args), &mut |e| {
         bar.report(e)
@@ -96,7 +106,7 @@ pub(super) async fn run(args: &MigrateArgs) -> Result<Exit> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     drop(bar);
-    eprintln!("7/7 verify {table}");
+    eprintln!("8/8 verify {table}");
     let mut target = VerifyTarget::from_spec(&spec);
     target.only = vec![table.to_string()];
     let matrix = run_verify(&mut conn, &target).await?;

@@ -11,12 +11,16 @@
 //! 4. NOT NULL via CHECK … NOT VALID, VALIDATE (reads and writes continue),
 //!    SET NOT NULL (PostgreSQL 12+ skips the scan given the validated CHECK).
 //! 5. CREATE INDEX CONCURRENTLY (an invalid leftover is dropped first).
-//! 6. The normal apply path: ENABLE, FORCE, policies, grants; the trigger goes.
-//! 7. verify, on this table.
+//! 6. The foreign key a `via` backfill followed gains the tenant column on
+//!    both sides (`scope_foreign_key.rs`): index CONCURRENTLY, NOT VALID, VALIDATE.
+//! 7. The normal apply path: ENABLE, FORCE, policies, grants; the trigger goes.
+//! 8. verify, on this table.
 //!
 //! Brief-lock DDL runs with a short lock_timeout and is retried, so it never
 //! queues in front of the application's queries for long.
 
+mod scope_foreign_key;
+mod via;
 mod visibility;
 
 use std::time::{Duration, Instant};
@@ -85,6 +89,11 @@ struct Subject<'a> {
     index: String,
     index_valid: Option<bool>,
     estimated_rows: i64,
+    /// The first foreign key a `via` backfill follows.
+    followed_key: Option<crate::catalog::ForeignKey>,
+    scope_foreign_key: bool,
+    /// What step 6 does.
+    scoping: scope_foreign_key::Scoping,
 }
 
 impl Subject<'_> {
@@ -163,6 +172,8 @@ or, if a full-table lock is acceptable for this table, fill the column with one 
         })?;
 
     let column_type = spec.tenancy.column_type.sql_name();
+    let mut followed_key = None;
+    let mut scope_key = false;
     let derivation = match &request.backfill {
         Backfill::Constant(value) => Sql::new("(")
             .literal(value)
@@ -170,7 +181,22 @@ or, if a full-table lock is acceptable for this table, fill the column with one 
             .sql(&Sql::new(column_type))
             .push(")"),
         Backfill::Expression(expression) => Sql::new("(").expr(expression).push(")"),
-        Backfill::Via(columns) => via(spec, &posture, &snapshot.state, &declared.name, columns)?,
+        Backfill::Via {
+            keys,
+            scope_foreign_key,
+        } => {
+            let derived = via::derive(
+                spec,
+                &posture,
+                &snapshot.state,
+                &declared.name,
+                &declared.column,
+                keys,
+            )?;
+            followed_key = Some(derived.first_key);
+            scope_key = *scope_foreign_key;
+            derived.sql
+        }
     };
 
     let index = crate::desired::index_name(&declared.name.name, &declared.index_columns);
@@ -190,7 +216,7 @@ or, if a full-table lock is acceptable for this table, fill the column with one 
     .await
     .map_err(db("estimating rows"))?;
 
-    Ok(Subject {
+    let mut s = Subject {
         declared,
         column_type,
         key,
@@ -200,7 +226,19 @@ or, if a full-table lock is acceptable for this table, fill the column with one 
         index,
         index_valid,
         estimated_rows,
-    })
+        followed_key,
+        scope_foreign_key: scope_key,
+        scoping: scope_foreign_key::Scoping::Nothing(String::new()),
+    };
+    s.scoping = scope_foreign_key::plan(
+        conn,
+        spec,
+        &snapshot.state,
+        &s,
+        snapshot.connecting.server_version_num,
+    )
+    .await?;
+    Ok(s)
 }
 
 /// The fill trigger's function: `rlsctl.fill_<schema>_<table>`.
@@ -216,7 +254,7 @@ fn check_name(table: &QualifiedName, column: &str) -> String {
     fitted_name(&format!("{}_{}", table.name, column), "_not_null")
 }
 
-/// Dropping the fill trigger and its function (the end of step 6).
+/// Dropping the fill trigger and its function (the end of step 7).
 fn drop_trigger_statements(table: &QualifiedName) -> [Sql; 2] {
     [
         Sql::new("DROP TRIGGER IF EXISTS ")
@@ -227,85 +265,6 @@ fn drop_trigger_statements(table: &QualifiedName) -> [Sql; 2] {
             .qname(&trigger_function(table))
             .push("()"),
     ]
-}
-
-/// `(SELECT vN.tenant FROM parent1 v1 JOIN parent2 v2 ON … WHERE v1.key = x.col1)`:
-/// follows single-column foreign keys from the table to one with the tenant column.
-fn via(
-    spec: &Spec,
-    posture: &catalog::Posture,
-    live: &crate::model::State,
-    table: &QualifiedName,
-    columns: &[String],
-) -> Result<Sql, MigrateError> {
-    let mut current = table.clone();
-    let mut hops: Vec<(QualifiedName, String, String)> = Vec::new();
-    for column in columns {
-        let key = posture
-            .foreign_keys
-            .iter()
-            .find(|k| k.table == current && k.columns == [column.clone()])
-            .ok_or_else(|| {
-                MigrateError::Refused(format!(
-                    "backfill via {column}: {current}.{column} is not a single-column foreign key"
-                ))
-            })?;
-        hops.push((
-            key.references.clone(),
-            column.clone(),
-            key.referenced_columns[0].clone(),
-        ));
-        current = key.references.clone();
-    }
-    let tenant = spec
-        .table(&current)
-        .map(|t| t.column.clone())
-        .unwrap_or_else(|| spec.tenancy.column.clone());
-    if !live
-        .tables
-        .get(&current)
-        .is_some_and(|t| t.columns.contains_key(&tenant))
-    {
-        return Err(MigrateError::Refused(format!(
-            "backfill via {}: it ends at {current}, which has no {tenant} column",
-            columns.join(", ")
-        )));
-    }
-    let alias = |i: usize| format!("v{}", i + 1);
-    let last = alias(hops.len() - 1);
-    let mut sql = Sql::new("(SELECT ")
-        .ident(&last)
-        .push(".")
-        .ident(&tenant)
-        .push(" FROM ");
-    for (i, (parent, column, referenced)) in hops.iter().enumerate() {
-        if i == 0 {
-            sql = sql.qname(parent).push(" AS ").ident(&alias(0));
-        } else {
-            sql = sql
-                .push(" JOIN ")
-                .qname(parent)
-                .push(" AS ")
-                .ident(&alias(i))
-                .push(" ON ")
-                .ident(&alias(i))
-                .push(".")
-                .ident(referenced)
-                .push(" = ")
-                .ident(&alias(i - 1))
-                .push(".")
-                .ident(column);
-        }
-    }
-    let (_, first_column, first_referenced) = &hops[0];
-    Ok(sql
-        .push(" WHERE ")
-        .ident(&alias(0))
-        .push(".")
-        .ident(first_referenced)
-        .push(" = x.")
-        .ident(first_column)
-        .push(")"))
 }
 
 /// The statements of each step, for both the dry run and the run.
@@ -472,21 +431,51 @@ pub async fn dry_run(
             s.index_valid == Some(true),
             &[&st.drop_invalid_index, &st.create_index],
         ),
+        scope_step(conn, &s).await?,
         step(
-            6,
+            7,
             "apply: ENABLE and FORCE row-level security, policies, grants; drop the trigger".into(),
             "ACCESS EXCLUSIVE, brief (lock_timeout)",
             false,
             &[&st.drop_trigger, &st.drop_function],
         ),
         step(
-            7,
+            8,
             format!("verify {}", s.table()),
             "none (rolled back)",
             false,
             &[],
         ),
     ])
+}
+
+/// Step 6 as the dry run shows it: the statements still to run.
+async fn scope_step(conn: &mut PgConnection, s: &Subject<'_>) -> Result<Step, MigrateError> {
+    const LOCK: &str = "SHARE UPDATE EXCLUSIVE to build the parent's index and to VALIDATE (writes continue); \
+brief SHARE ROW EXCLUSIVE / ACCESS EXCLUSIVE to add the key and drop the old one (lock_timeout, retried)";
+    Ok(match &s.scoping {
+        scope_foreign_key::Scoping::Nothing(why) => Step {
+            number: 6,
+            what: format!("scope the foreign key by tenant: nothing to do ({why})"),
+            lock: "none",
+            done: true,
+            statements: Vec::new(),
+        },
+        scope_foreign_key::Scoping::Key(key) => {
+            let live = scope_foreign_key::read(conn, key).await?;
+            let statements = scope_foreign_key::statements(key, &live);
+            Step {
+                number: 6,
+                what: key.describe(),
+                lock: LOCK,
+                done: statements.is_empty(),
+                statements: statements
+                    .iter()
+                    .map(|(sql, _)| sql.shown().to_string())
+                    .collect(),
+            }
+        }
+    })
 }
 
 async fn count_null(conn: &mut PgConnection, s: &Subject<'_>) -> Result<i64, MigrateError> {
@@ -510,7 +499,7 @@ pub struct Summary {
     pub seconds: f64,
 }
 
-/// Runs steps 1–5 (apply and verify are the caller's, through their own paths).
+/// Runs steps 1–6 (apply and verify are the caller's, through their own paths).
 pub async fn prepare_table(
     conn: &mut PgConnection,
     spec: &Spec,
@@ -524,13 +513,13 @@ pub async fn prepare_table(
     let mut summary = Summary::default();
 
     progress(Progress::Message(&format!(
-        "1/7 add column {}.{}",
+        "1/8 add column {}.{}",
         s.table(),
         s.column()
     )));
     summary.lock_retries += brief(conn, &request.lock_timeout, &[&st.add_column], progress).await?;
     progress(Progress::Message(
-        "2/7 trigger filling new and updated rows",
+        "2/8 trigger filling new and updated rows",
     ));
     summary.lock_retries += brief(
         conn,
@@ -540,7 +529,7 @@ pub async fn prepare_table(
     )
     .await?;
 
-    progress(Progress::Message("3/7 backfill"));
+    progress(Progress::Message("3/8 backfill"));
     backfill(conn, &s, request, &mut summary, progress).await?;
     let missing = count_null(conn, &s).await?;
     if missing > 0 {
@@ -568,7 +557,7 @@ Fix those rows (or the backfill rule), then run migrate-existing again: it resum
     }
 
     if !s.not_null {
-        progress(Progress::Message("4/7 NOT NULL via a validated CHECK"));
+        progress(Progress::Message("4/8 NOT NULL via a validated CHECK"));
         let exists = constraint_exists(conn, &s).await?;
         if !exists {
             summary.lock_retries +=
@@ -584,18 +573,31 @@ Fix those rows (or the backfill rule), then run migrate-existing again: it resum
     }
 
     progress(Progress::Message(&format!(
-        "5/7 index {} (CONCURRENTLY)",
+        "5/8 index {} (CONCURRENTLY)",
         s.index
     )));
     if s.index_valid == Some(false) {
         run_alone(conn, &st.drop_invalid_index).await?;
     }
     run_alone(conn, &st.create_index).await?;
+
+    match &s.scoping {
+        scope_foreign_key::Scoping::Key(key) => {
+            progress(Progress::Message(&format!("6/8 {}", key.describe())));
+            summary.lock_retries +=
+                scope_foreign_key::run(conn, key, &request.lock_timeout, progress).await?;
+        }
+        scope_foreign_key::Scoping::Nothing(why) => {
+            progress(Progress::Message(&format!(
+                "6/8 scope the foreign key by tenant: nothing to do ({why})"
+            )));
+        }
+    }
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }
 
-/// Step 6's end: the trigger is no longer needed once the policies are in place.
+/// Step 7's end: the trigger is no longer needed once the policies are in place.
 pub async fn remove_trigger(
     conn: &mut PgConnection,
     request: &Request,

@@ -349,9 +349,16 @@ pub struct TableDoc {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackfillDoc {
-    /// Foreign-key columns to follow, e.g. `[task_id, project_id]`.
+    /// Foreign keys to follow, each named by one of its columns (or by its
+    /// constraint name), e.g. `[task_id, project_id]`. Composite keys are
+    /// joined on all their columns.
     #[schemars(with = "Option<Vec<String>>")]
     pub via: Option<Vec<Spanned<String>>>,
+    /// With `via`: after the backfill, replace the first key with one that
+    /// includes the tenant column on both sides, built without long locks
+    /// (default true).
+    #[schemars(with = "Option<bool>")]
+    pub scope_foreign_key: Option<Spanned<bool>>,
     /// One tenant for every existing row (legacy single-customer data).
     #[schemars(with = "Option<String>")]
     pub constant: Option<Spanned<String>>,

@@ -924,12 +924,20 @@ fn table_from(at: &Locator, table: Spanned<TableDoc>) -> Result<TableSpec, SpecE
 
 fn backfill_from(at: &Locator, doc: &Spanned<BackfillDoc>) -> Result<Backfill, SpecError> {
     let b = &doc.value;
+    if let (Some(scope), None) = (&b.scope_foreign_key, &b.via) {
+        return Err(SpecError::at(
+            &at.at(scope),
+            "`scope_foreign_key` goes with `via`: only a backfill through a foreign key has one to scope",
+        ));
+    }
     match (&b.via, &b.constant, &b.expression) {
-        (Some(via), None, None) if !via.is_empty() => Ok(Backfill::Via(
-            via.iter()
+        (Some(via), None, None) if !via.is_empty() => Ok(Backfill::Via {
+            keys: via
+                .iter()
                 .map(|c| at.identifier(c, "a `via` column"))
                 .collect::<Result<_, _>>()?,
-        )),
+            scope_foreign_key: b.scope_foreign_key.as_ref().is_none_or(|s| s.value),
+        }),
         (None, Some(constant), None) => Ok(Backfill::Constant(constant.value.clone())),
         (None, None, Some(expression)) => Ok(Backfill::Expression(
             at.expression(expression, "`backfill`")?,

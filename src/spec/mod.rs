@@ -176,8 +176,14 @@ const TABLE_PLACEHOLDER: &str = "{table}";
 /// How existing rows get their tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backfill {
-    /// Follow these foreign-key columns, table by table, to a tenant column.
-    Via(Vec<String>),
+    /// Follow these foreign keys (each named by a column of it, or by its
+    /// constraint name), table by table, to a tenant column.
+    Via {
+        keys: Vec<String>,
+        /// Replace the first key with one that includes the tenant column
+        /// (`scope_foreign_key`, default true).
+        scope_foreign_key: bool,
+    },
     Constant(String),
     /// A SQL expression over the row, which is aliased `x`.
     Expression(Expression),

@@ -255,10 +255,21 @@ async fn b2b_saas_passes_check_and_its_paths_stay_inside_their_tenant() {
     assert_eq!(
         count(
             &live,
-            "SELECT count(*) FROM pg_constraint WHERE conname = 'comments_task_same_tenant'"
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'comments_tenant_id_task_id_fkey'
+                AND contype = 'f' AND convalidated"
         )
         .await,
-        1
+        1,
+        "migrate-existing scoped the comments' key by tenant, and V2 kept it"
+    );
+    assert_eq!(
+        count(
+            &live,
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'comments_task_id_fkey'"
+        )
+        .await,
+        0,
+        "the key on task_id alone is gone"
     );
 }
 

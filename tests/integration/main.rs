@@ -1,6 +1,7 @@
 //! Integration tests: rlsctl against a real PostgreSQL, through its CLI.
 //! One test binary, so the whole suite shares one throwaway cluster.
 
+mod backfill_via_follows_composite_keys;
 mod backup_roles_subject_to_rls;
 mod bypass_roles_declared_with_a_reason;
 mod harness;
@@ -33,6 +34,7 @@ mod fleet_runs_every_target;
 mod grants_on_objects_that_are_not_tenant_tables;
 mod messages_point_at_the_fix;
 mod migrate_existing;
+mod migrate_existing_scopes_foreign_keys;
 mod migrations_cannot_commit_on_their_own;
 mod migrations_filtered_by_rls_are_refused;
 mod nullable_tenant_rows_wait_for_backfill;

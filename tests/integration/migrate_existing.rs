@@ -220,7 +220,7 @@ async fn dry_run_shows_each_step_with_its_lock_and_changes_nothing() {
         "VALIDATE CONSTRAINT",
         "SHARE UPDATE EXCLUSIVE",
         "CREATE INDEX CONCURRENTLY",
-        "7. verify",
+        "8. verify",
     ] {
         assert!(run.stdout.contains(expected), "{expected}: {}", run.stdout);
     }

@@ -122,7 +122,7 @@ async fn migrate_existing_backfill_prints_plain_progress_lines_with_rate_in_a_lo
         assert!(line.contains(" rows/s, about "), "{line}");
     }
     // The steps and the summary still print as lines.
-    assert!(run.stderr.contains("3/7 backfill"), "{}", run.stderr);
+    assert!(run.stderr.contains("3/8 backfill"), "{}", run.stderr);
     assert!(
         run.stderr
             .contains("backfill: done, 2000 row(s) filled in 20 batch(es)"),

@@ -4,8 +4,8 @@
 --
 -- On a fresh database this does everything. On a live one, run
 -- `rlsctl migrate-existing --table comments` first (batched, no long lock): the
--- column is then already there, filled and NOT NULL, and the first three
--- statements change nothing.
+-- column is then already there, filled and NOT NULL, the composite key is in
+-- place, and only the key to tenants is added here.
 ALTER TABLE comments ADD COLUMN IF NOT EXISTS tenant_id uuid;
 
 UPDATE comments c
@@ -18,9 +18,22 @@ UPDATE comments c
 ALTER TABLE comments ALTER COLUMN tenant_id SET NOT NULL;
 
 ALTER TABLE comments
-    ADD CONSTRAINT comments_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES tenants (id),
-    ADD CONSTRAINT comments_task_same_tenant FOREIGN KEY (tenant_id, task_id)
-        REFERENCES tasks (tenant_id, id),
-    -- The composite key supersedes it: a key on task_id alone says nothing
-    -- about the tenant (audit: FOREIGN_KEY_NOT_SCOPED_BY_TENANT).
-    DROP CONSTRAINT comments_task_id_fkey;
+    ADD CONSTRAINT comments_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES tenants (id);
+
+-- The composite key supersedes the key on task_id alone, which says nothing
+-- about the tenant (audit: FOREIGN_KEY_NOT_SCOPED_BY_TENANT). migrate-existing
+-- builds it without a long lock under PostgreSQL's own name for it,
+-- comments_tenant_id_task_id_fkey, and drops the old key; a fresh database
+-- gets both changes here.
+ALTER TABLE comments DROP CONSTRAINT IF EXISTS comments_task_id_fkey;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_constraint
+                    WHERE conrelid = 'comments'::regclass
+                      AND conname = 'comments_tenant_id_task_id_fkey') THEN
+        ALTER TABLE comments ADD CONSTRAINT comments_tenant_id_task_id_fkey
+            FOREIGN KEY (tenant_id, task_id) REFERENCES tasks (tenant_id, id);
+    END IF;
+END
+$$;

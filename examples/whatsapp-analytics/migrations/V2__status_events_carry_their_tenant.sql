@@ -12,11 +12,24 @@ UPDATE message_status_events e
 
 ALTER TABLE message_status_events ALTER COLUMN tenant_id SET NOT NULL;
 
+-- The key on the session gains the tenant. migrate-existing (`via:
+-- [session_id]`) already did this on a live database, without a long lock,
+-- under PostgreSQL's own name for the key; a fresh database gets it here.
+ALTER TABLE message_status_events DROP CONSTRAINT IF EXISTS message_status_events_session_id_fkey;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_constraint
+                    WHERE conrelid = 'message_status_events'::regclass
+                      AND conname = 'message_status_events_tenant_id_session_id_fkey') THEN
+        ALTER TABLE message_status_events ADD CONSTRAINT message_status_events_tenant_id_session_id_fkey
+            FOREIGN KEY (tenant_id, session_id) REFERENCES whatsapp_sessions (tenant_id, session_id);
+    END IF;
+END
+$$;
+
+-- Keys scoped by tenant, like every other table's. (migrate-existing batches
+-- by the single-column key, so it changes only now.)
 ALTER TABLE message_status_events
-    ADD CONSTRAINT message_status_events_session_same_tenant FOREIGN KEY (tenant_id, session_id)
-        REFERENCES whatsapp_sessions (tenant_id, session_id),
-    DROP CONSTRAINT message_status_events_session_id_fkey,
-    -- Keys scoped by tenant, like every other table's. (migrate-existing
-    -- batches by the single-column key, so it changes only now.)
     DROP CONSTRAINT message_status_events_pkey,
     ADD PRIMARY KEY (tenant_id, id);
