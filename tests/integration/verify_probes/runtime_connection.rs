@@ -205,3 +205,88 @@ async fn a_refused_table_does_not_hide_a_leak_in_the_next_one_of_the_pooled_chec
         "{next:#}"
     );
 }
+
+#[tokio::test]
+async fn check_and_report_verify_through_the_runtime_url_too() {
+    let (db, role) = TestDb::with_projects(&["projects", "tasks"]).await;
+    // The application logs in as the runtime role, so the spec says so (each
+    // check applies it again).
+    db.spec(&format!(
+        "roles:\n  - {{ name: {role}, login: true }}\ntables:\n  - projects\n  - tasks\n"
+    ));
+    db.rlsctl(&["apply"]).success();
+    existing_rows(&db).await;
+    let url = login_with_password(&db, &role, "Check-Secret-42").await;
+
+    // A drift apply would repair: a wrong runtime URL stops check before it.
+    db.execute(&format!("REVOKE DELETE ON tasks FROM {role}"))
+        .await;
+    let wrong = url.replace("Check-Secret-42", "Wrong-Check-Marker");
+    let refused = db.rlsctl(&["check", "--runtime-url", &wrong]);
+    assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    let can_delete: bool = sqlx::query_scalar("SELECT has_table_privilege($1, 'tasks', 'DELETE')")
+        .bind(&role)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        !can_delete,
+        "check applied before connecting the runtime URL"
+    );
+    assert!(
+        refused.stderr.contains("--runtime-url"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains(&format!("{role}:***@")),
+        "the runtime URL is named, masked: {}",
+        refused.stderr
+    );
+    for output in [&refused.stdout, &refused.stderr] {
+        assert!(!output.contains("Wrong-Check-Marker"), "{output}");
+    }
+
+    let run = db.rlsctl(&["check", "--format", "json", "--runtime-url", &url]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let json = run.json();
+    assert_eq!(json["passed"], true);
+    assert_eq!(
+        verdict_as(&json["verify"], &role, ROW, "runtime-role"),
+        "PROVEN"
+    );
+    assert_eq!(
+        verdict_as(&json["verify"], &role, NEXT, "unbound-read"),
+        "PROVEN"
+    );
+
+    // A login that ignores every policy fails check only through the runtime URL.
+    let bypassing = unique("bypassing_login");
+    db.execute(&format!(
+        "CREATE ROLE {bypassing} LOGIN BYPASSRLS; GRANT SELECT ON projects, tasks TO {bypassing}"
+    ))
+    .await;
+    let leaked = db.rlsctl(&["check", "--runtime-url", &db.url_as(&bypassing)]);
+    assert_eq!(leaked.code, 2, "{}\n{}", leaked.stdout, leaked.stderr);
+    assert!(leaked.stdout.contains("check FAILED"), "{}", leaked.stdout);
+    let without = db.rlsctl(&["check"]);
+    assert_eq!(without.code, 0, "{}\n{}", without.stdout, without.stderr);
+
+    let out = db.path().join("evidence");
+    let report = db.rlsctl(&[
+        "report",
+        "--output",
+        out.to_str().unwrap(),
+        "--runtime-url",
+        &url,
+    ]);
+    assert_eq!(report.code, 0, "{}\n{}", report.stdout, report.stderr);
+    let bundle: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        verdict_as(&bundle["verify"], &role, ROW, "runtime-role"),
+        "PROVEN"
+    );
+    assert_eq!(count(&db).await, 4, "the existing rows are untouched");
+}
