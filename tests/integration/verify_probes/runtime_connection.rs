@@ -290,3 +290,67 @@ async fn check_and_report_verify_through_the_runtime_url_too() {
     );
     assert_eq!(count(&db).await, 4, "the existing rows are untouched");
 }
+
+#[tokio::test]
+async fn a_hostile_search_path_of_the_runtime_login_is_reported_and_does_not_fool_the_probes() {
+    let (db, role) = applied_projects().await;
+    existing_rows(&db).await;
+    // The login's own default puts a schema with a same-named table, open to
+    // every tenant, before the real one.
+    let evil = unique("evil");
+    db.execute(&format!(
+        "CREATE SCHEMA {evil};
+         CREATE TABLE {evil}.projects (LIKE public.projects);
+         INSERT INTO {evil}.projects (id, tenant_id, name, archived)
+           VALUES (gen_random_uuid(), '{TENANT_A}', 'shadow', false);
+         GRANT USAGE ON SCHEMA {evil} TO {role};
+         GRANT SELECT, INSERT, UPDATE, DELETE ON {evil}.projects TO {role};
+         ALTER ROLE {role} LOGIN;
+         ALTER ROLE {role} SET search_path = {evil}, public"
+    ))
+    .await;
+    let (code, matrix) = verify_through(&db, &db.url_as(&role));
+    assert_eq!(code, 2, "{matrix:#}");
+    // The probes read the real tables, which show nothing unbound...
+    assert_eq!(verdict_as(&matrix, &role, ROW, "unbound-read"), "PROVEN");
+    assert_eq!(verdict_as(&matrix, &role, ROW, "unbound-write"), "PROVEN");
+    assert_eq!(verdict_as(&matrix, &role, NEXT, "unbound-read"), "PROVEN");
+    // ...and the login's bare `projects` finding the other table is the LEAK.
+    let row = matrix["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["object"] == ROW)
+        .unwrap();
+    let cell = &row["cells"]["runtime-role"];
+    assert_eq!(cell["verdict"], "LEAK", "{cell:#}");
+    assert_eq!(cell["key"]["table"], "public.projects", "{cell:#}");
+    assert_eq!(cell["key"]["found"], format!("{evil}.projects"), "{cell:#}");
+
+    // Without the shadow table, a schema the login may create in before the
+    // tables' is named with the fix, and strict fails on it.
+    db.execute(&format!(
+        "DROP TABLE {evil}.projects; GRANT CREATE ON SCHEMA {evil} TO {role}"
+    ))
+    .await;
+    let (code, matrix) = verify_through(&db, &db.url_as(&role));
+    assert_eq!(code, 0, "{matrix:#}");
+    assert_eq!(
+        verdict_as(&matrix, &role, ROW, "runtime-role"),
+        "NOT_PROVEN"
+    );
+    let text = db.rlsctl(&["verify", "--runtime-url", &db.url_as(&role)]);
+    assert!(
+        text.stdout
+            .contains(&format!("REVOKE CREATE ON SCHEMA {evil} FROM {role}")),
+        "{}",
+        text.stdout
+    );
+
+    db.execute(&format!("REVOKE CREATE ON SCHEMA {evil} FROM {role}"))
+        .await;
+    let (code, matrix) = verify_through(&db, &db.url_as(&role));
+    assert_eq!(code, 0, "{matrix:#}");
+    assert_eq!(verdict_as(&matrix, &role, ROW, "runtime-role"), "PROVEN");
+    assert_eq!(count(&db).await, 4, "the existing rows are untouched");
+}
