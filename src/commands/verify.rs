@@ -55,6 +55,7 @@ pub(super) async fn run(args: &VerifyArgs) -> Result<Exit> {
             commands: Default::default(),
             scopes: Default::default(),
             accepted_oracles: Default::default(),
+            policies: Vec::new(),
         }
     };
     target.only = args.tables.clone();

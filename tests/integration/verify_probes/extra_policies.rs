@@ -1,0 +1,142 @@
+//! Extra policies (`policies:`): each is shown by behaviour to have the effect
+//! the spec declares, as the role it applies to — a restrictive USING hides
+//! the tenant's own rows that fail it, a permissive read admits another
+//! tenant's rows only where its expression does, a WITH CHECK refuses a row
+//! failing it — and a live policy broader than the spec's is a LEAK naming it.
+
+use super::{cell, verify};
+use crate::harness::{PROJECTS, TestDb, unique};
+
+const DOCUMENTS: &str = "CREATE TABLE documents (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    tenant_id uuid NOT NULL,
+    title text NOT NULL,
+    status text NOT NULL DEFAULT 'draft'
+      CHECK (status IN ('draft', 'published', 'archived')),
+    visibility text NOT NULL DEFAULT 'private');";
+
+/// projects and documents for a fresh runtime role, with four extra policies.
+async fn applied_with_extra_policies(extra: &str) -> (TestDb, String) {
+    let db = TestDb::new().await;
+    let role = unique("app");
+    db.migration("V1__schema.sql", &format!("{PROJECTS}\n{DOCUMENTS}"));
+    db.spec(&format!(
+        "roles:
+  - name: {role}
+tables:
+  - projects
+  - documents
+policies:
+  - name: archived_read_only
+    tables: [projects]
+    command: update
+    kind: restrictive
+    using: NOT archived
+  - name: hide_archived
+    tables: [documents]
+    command: select
+    kind: restrictive
+    using: status <> 'archived'
+  - name: read_public
+    tables: [documents]
+    command: select
+    using: visibility = 'public'
+  - name: no_archived_inserts
+    tables: [documents]
+    command: insert
+    kind: restrictive
+    with_check: status <> 'archived'
+{extra}"
+    ));
+    db.rlsctl(&["apply"]).success();
+    (db, role)
+}
+
+#[tokio::test]
+async fn each_extra_policy_is_proven_to_have_its_declared_effect() {
+    let (db, _role) = applied_with_extra_policies("").await;
+    let (code, matrix) = verify(&db, &["--strict"]);
+    assert_eq!(code, 0, "{matrix:#}");
+    for table in ["public.projects", "public.documents"] {
+        let policies = cell(&matrix, table, "policies");
+        assert_eq!(policies["verdict"], "PROVEN", "{policies:#}");
+    }
+    let detail = cell(&matrix, "public.documents", "policies")["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for shown in [
+        "policy hide_archived (restrictive SELECT): tenant A's row that fails `status <> 'archived'` is hidden",
+        "policy read_public (permissive SELECT): tenant B's row that fails `visibility = 'public'` is hidden; its row that satisfies the expression is visible, as declared",
+        "policy no_archived_inserts (restrictive INSERT): INSERT of a tenant A row that fails `status <> 'archived'`: refused",
+    ] {
+        assert!(detail.contains(shown), "{shown}\nin {detail}");
+    }
+    // Tables without extra policies get no such cell.
+    assert_eq!(db.rlsctl(&["verify"]).code, 0);
+    let text = db.rlsctl(&["verify"]).stdout;
+    assert!(text.contains("pl=policies"), "{text}");
+    assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+}
+
+#[tokio::test]
+async fn a_live_policy_broader_than_the_spec_is_a_leak_naming_it() {
+    let (db, role) = applied_with_extra_policies("").await;
+    db.execute(&format!(
+        "ALTER POLICY hide_archived ON documents USING (true);
+         ALTER POLICY read_public ON documents USING (visibility IS NOT NULL);
+         ALTER POLICY no_archived_inserts ON documents WITH CHECK (true);
+         ALTER POLICY archived_read_only ON projects USING (true);
+         GRANT UPDATE ON projects TO {role}"
+    ))
+    .await;
+    let (code, matrix) = verify(&db, &[]);
+    assert_eq!(code, 2, "{matrix:#}");
+    let documents = cell(&matrix, "public.documents", "policies");
+    assert_eq!(documents["verdict"], "LEAK", "{documents:#}");
+    let detail = documents["detail"].as_str().unwrap();
+    for policy in ["hide_archived", "read_public", "no_archived_inserts"] {
+        assert!(
+            detail.contains(&format!("policy {policy} (")),
+            "{policy} in {detail}"
+        );
+    }
+    assert!(
+        detail.contains("admits more than the spec declares"),
+        "{detail}"
+    );
+    let projects = cell(&matrix, "public.projects", "policies");
+    assert_eq!(projects["verdict"], "LEAK", "{projects:#}");
+    assert!(
+        projects["detail"]
+            .as_str()
+            .unwrap()
+            .contains("policy archived_read_only (restrictive UPDATE)"),
+        "{projects:#}"
+    );
+}
+
+#[tokio::test]
+async fn an_expression_no_row_can_be_made_for_is_not_proven_with_the_reason() {
+    let (db, _role) = applied_with_extra_policies(
+        "  - name: titled
+    tables: [projects]
+    command: select
+    kind: restrictive
+    using: name ~ '^[A-Z]'
+",
+    )
+    .await;
+    let (code, matrix) = verify(&db, &[]);
+    assert_eq!(code, 0, "{matrix:#}");
+    let projects = cell(&matrix, "public.projects", "policies");
+    assert_eq!(projects["verdict"], "NOT_PROVEN", "{projects:#}");
+    let detail = projects["detail"].as_str().unwrap();
+    assert!(detail.contains("policy titled (SELECT)"), "{detail}");
+    assert!(
+        detail.contains("comparisons with constants, IN lists, IS [NOT] NULL and boolean columns"),
+        "{detail}"
+    );
+    let (strict, _) = verify(&db, &["--strict"]);
+    assert_eq!(strict, 2);
+}
