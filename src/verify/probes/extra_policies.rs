@@ -672,3 +672,56 @@ fn alternatives(formula: &Formula) -> Vec<Vec<&Formula>> {
         leaf => vec![vec![leaf]],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::alternatives;
+    use crate::verify::values::check_constraints::{Formula, Test};
+
+    /// The columns and tests of each alternative, in order.
+    fn shown(formula: &Formula) -> Vec<Vec<(String, Test)>> {
+        alternatives(formula)
+            .into_iter()
+            .map(|leaves| {
+                leaves
+                    .into_iter()
+                    .filter_map(|leaf| match leaf {
+                        Formula::Atom(atom) => Some((atom.column.clone(), atom.test.clone())),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_or_gives_one_alternative_per_branch_each_keeping_what_the_and_requires() {
+        let formula = Formula::parse(
+            "status <> 'archived' AND (visibility = 'public' OR shared IS NOT NULL)",
+            None,
+        );
+        let alternatives = shown(&formula);
+        assert_eq!(alternatives.len(), 2, "{alternatives:?}");
+        assert_eq!(alternatives[0].len(), 2);
+        assert_eq!(alternatives[0][0].0, "status");
+        assert_eq!(alternatives[0][1].0, "visibility");
+        assert_eq!(
+            alternatives[1][1],
+            ("shared".to_string(), Test::NotNull),
+            "{alternatives:?}"
+        );
+    }
+
+    #[test]
+    fn the_negation_of_a_comparison_is_the_value_that_fails_it() {
+        let failing = Formula::parse("NOT (status <> 'archived')", None);
+        let alternatives = shown(&failing);
+        assert_eq!(alternatives.len(), 1);
+        let (column, test) = &alternatives[0][0];
+        assert_eq!(column, "status");
+        assert!(
+            matches!(test, Test::OneOf(list) if list.len() == 1 && list[0].text == "archived"),
+            "{test:?}"
+        );
+    }
+}

@@ -40,6 +40,7 @@ policies:
   - name: read_public
     tables: [documents]
     command: select
+    roles: [{role}]
     using: visibility = 'public'
   - name: no_archived_inserts
     tables: [documents]
