@@ -38,18 +38,23 @@ use crate::verify::{Cell, Tenant, VerifyError};
 const ALTERNATIVES: usize = 16;
 
 impl Probing<'_> {
-    /// Every extra policy of `table` that applies to the role probed; `None`
-    /// when there is none.
+    /// Every extra policy of `table` that applies to the role probed
+    /// (`runtime`: a runtime role itself); `None` when there is none. A
+    /// cross-tenant role reads every tenant already, so only the restrictive
+    /// policies that narrow it can be shown.
     pub(super) async fn extra_policies(
         &mut self,
         conn: &mut PgConnection,
         table: &QualifiedName,
         tenant_column: &str,
+        runtime: bool,
     ) -> Result<Option<Cell>, VerifyError> {
+        let cross_tenant = !runtime && self.via.is_none();
         let policies: Vec<&PolicySpec> = self
             .policies
             .iter()
-            .filter(|p| p.tables.contains(table) && self.applies(p))
+            .filter(|p| p.tables.contains(table) && self.applies(p, runtime))
+            .filter(|p| !cross_tenant || p.kind == PolicyKind::Restrictive)
             .collect();
         if policies.is_empty() {
             return Ok(None);
@@ -65,10 +70,10 @@ impl Probing<'_> {
     }
 
     /// A policy applies to the role it names; one naming no role applies to
-    /// the runtime roles (a role reached by `SET ROLE` is named or not).
-    fn applies(&self, policy: &PolicySpec) -> bool {
+    /// the runtime roles.
+    fn applies(&self, policy: &PolicySpec, runtime: bool) -> bool {
         if policy.roles.is_empty() {
-            self.via.is_none()
+            runtime
         } else {
             policy.roles.iter().any(|r| r == self.role)
         }

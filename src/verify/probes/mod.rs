@@ -196,7 +196,8 @@ impl Probing<'_> {
         if let Some(cell) = self.declared(conn, table, &a).await? {
             cells.insert(Probe::Declared, cell);
         }
-        if let Some(cell) = self.extra_policies(conn, table, column).await? {
+        let runtime = self.via.is_none();
+        if let Some(cell) = self.extra_policies(conn, table, column, runtime).await? {
             cells.insert(Probe::Policies, cell);
         }
         Ok(cells)

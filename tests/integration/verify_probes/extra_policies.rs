@@ -4,7 +4,7 @@
 //! tenant's rows only where its expression does, a WITH CHECK refuses a row
 //! failing it — and a live policy broader than the spec's is a LEAK naming it.
 
-use super::{cell, verify};
+use super::{cell, verdict_as, verify};
 use crate::harness::{PROJECTS, TestDb, unique};
 
 const DOCUMENTS: &str = "CREATE TABLE documents (
@@ -140,4 +140,55 @@ async fn an_expression_no_row_can_be_made_for_is_not_proven_with_the_reason() {
     );
     let (strict, _) = verify(&db, &["--strict"]);
     assert_eq!(strict, 2);
+}
+
+#[tokio::test]
+async fn a_restrictive_policy_narrowing_a_cross_tenant_reader_is_proven_as_the_reader() {
+    let db = TestDb::new().await;
+    let (role, reader) = (unique("app"), unique("reader"));
+    db.migration("V1__schema.sql", PROJECTS);
+    db.spec(&format!(
+        "roles:
+  - name: {role}
+  - name: {reader}
+    cross_tenant: read
+    reason: Reports across customers, archived projects left out.
+tables:
+  - projects
+policies:
+  - name: reports_skip_archived
+    tables: [projects]
+    command: select
+    kind: restrictive
+    roles: [{reader}]
+    using: NOT archived
+"
+    ));
+    db.rlsctl(&["apply"]).success();
+    let (code, matrix) = verify(&db, &["--strict"]);
+    assert_eq!(code, 0, "{matrix:#}");
+    assert_eq!(
+        verdict_as(&matrix, &reader, "public.projects", "policies"),
+        "PROVEN"
+    );
+    // Only the reader is named: the runtime role's row has no such cell.
+    let runtime_row = matrix["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["object"] == "public.projects" && o["role"] == role.as_str())
+        .unwrap();
+    assert!(
+        runtime_row["cells"].get("policies").is_none(),
+        "{runtime_row:#}"
+    );
+
+    db.execute("ALTER POLICY reports_skip_archived ON projects USING (true)")
+        .await;
+    let (code, matrix) = verify(&db, &[]);
+    assert_eq!(code, 2, "{matrix:#}");
+    assert_eq!(
+        verdict_as(&matrix, &reader, "public.projects", "policies"),
+        "LEAK"
+    );
 }
