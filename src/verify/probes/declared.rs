@@ -126,7 +126,10 @@ impl Probing<'_> {
             Probe::Read,
             self.reads_every_tenant(conn, table, &a, &b).await?,
         );
-        if let Some(cell) = self.extra_policies(conn, table, column, false).await? {
+        if let Some(cell) = self
+            .extra_policies(conn, table, column, false, &[&a, &b])
+            .await?
+        {
             cells.insert(Probe::Policies, cell);
         }
         if access == Access::ReadWrite {

@@ -29,10 +29,10 @@ use super::attempt::{Attempt, Stop, exec};
 use super::{LOCATED_AT_1, LOCATED_AT_2, Probing, location};
 use crate::quote::{QualifiedName, Sql};
 use crate::spec::{Command, Expression, PolicyKind, PolicySpec};
-use crate::verify::rows::{ProbeRow, Unbuildable};
+use crate::verify::rows::{ProbeRow, Unbuildable, insert_statement};
 use crate::verify::values::check_constraints::{Formula, Test};
 use crate::verify::values::column_types;
-use crate::verify::{Cell, Tenant, VerifyError};
+use crate::verify::{Cell, Tenant, Verdict, VerifyError};
 
 /// Alternatives of an OR tried for values before giving up.
 const ALTERNATIVES: usize = 16;
@@ -48,6 +48,7 @@ impl Probing<'_> {
         table: &QualifiedName,
         tenant_column: &str,
         runtime: bool,
+        planted: &[&ProbeRow],
     ) -> Result<Option<Cell>, VerifyError> {
         let cross_tenant = !runtime && self.via.is_none();
         let policies: Vec<&PolicySpec> = self
@@ -62,7 +63,7 @@ impl Probing<'_> {
         let mut cells = Vec::new();
         for policy in policies {
             cells.push(
-                self.extra_policy(conn, table, tenant_column, policy)
+                self.extra_policy(conn, table, tenant_column, policy, planted)
                     .await?,
             );
         }
@@ -85,6 +86,7 @@ impl Probing<'_> {
         table: &QualifiedName,
         tenant_column: &str,
         policy: &PolicySpec,
+        planted: &[&ProbeRow],
     ) -> Result<Cell, VerifyError> {
         let holder = match policy.kind {
             PolicyKind::Restrictive => self.a,
@@ -115,54 +117,85 @@ impl Probing<'_> {
             let Some(expression) = expression else {
                 continue;
             };
+            let context = Context {
+                policy,
+                holder,
+                expression,
+                command: *command,
+            };
             let mark = self.open(conn).await?;
-            let cell = match self
+            // The policy's rows share the probe rows' parents, so a unique
+            // key through them (one row per lesson and student) would refuse
+            // them: the probe rows make way until the savepoint is rolled back.
+            self.make_way(conn, planted).await?;
+            let rows = self
                 .rows_for(conn, table, tenant_column, holder, expression)
-                .await?
-            {
-                Err(why) => Cell::not_proven(format!(
-                    "policy {} ({}): {why}",
-                    policy.name,
-                    command_name(*command)
+                .await?;
+            let cell = match (&rows.failing, &rows.satisfying) {
+                (None, None) => Cell::not_proven(format!(
+                    "{}: {}",
+                    context.describe(),
+                    rows.unshown.join("; ")
                 )),
-                Ok((failing, satisfying)) => {
-                    let context = Context {
-                        policy,
-                        holder,
-                        expression,
-                    };
-                    match command {
-                        Command::Select => self.hides(conn, &context, &failing, satisfying).await?,
+                _ => {
+                    let mut shown = match command {
+                        Command::Select => vec![self.hides(conn, &context, &rows).await?],
                         Command::Insert => {
-                            self.refuses_new(conn, table, &context, &failing).await?
+                            let mut shown = Vec::new();
+                            if let Some(failing) = &rows.failing {
+                                shown.push(self.refuses_new(conn, table, &context, failing).await?);
+                            }
+                            if let Some(satisfying) = &rows.satisfying {
+                                shown.extend(self.admits(conn, table, &context, satisfying).await?);
+                            }
+                            shown
                         }
                         _ => {
-                            let mut cells = vec![
-                                self.leaves_untouched(conn, table, &context, *command, &failing)
-                                    .await?,
-                            ];
+                            let mut shown = Vec::new();
+                            if let Some(failing) = &rows.failing {
+                                shown.push(
+                                    self.leaves_untouched(conn, table, &context, failing)
+                                        .await?,
+                                );
+                            }
+                            if let Some(satisfying) = &rows.satisfying {
+                                shown.extend(self.admits(conn, table, &context, satisfying).await?);
+                            }
                             if *command == Command::Update
                                 && let Some(check) = check
-                                && let Some(satisfying) = &satisfying
+                                && let Some(satisfying) = &rows.satisfying
                             {
-                                cells.push(
+                                shown.push(
                                     self.refuses_rewrite(
                                         conn,
                                         table,
+                                        tenant_column,
                                         &Context {
-                                            policy,
-                                            holder,
                                             expression: check,
+                                            ..context
                                         },
                                         satisfying,
-                                        &failing,
                                     )
                                     .await?,
                                 );
                             }
-                            Cell::combine(cells)
+                            shown
                         }
+                    };
+                    if shown.is_empty() {
+                        shown.push(Cell::not_proven(format!(
+                            "{}: {}",
+                            context.describe(),
+                            rows.unshown.join("; ")
+                        )));
                     }
+                    let mut cell = Cell::combine(shown);
+                    // What could not be shown is said beside what was.
+                    if cell.verdict == Verdict::Proven && !rows.unshown.is_empty() {
+                        cell.detail =
+                            format!("{} (not shown: {})", cell.detail, rows.unshown.join("; "));
+                    }
+                    cell
                 }
             };
             self.close(conn, mark).await?;
@@ -178,8 +211,9 @@ impl Probing<'_> {
         Ok(Cell::combine(cells))
     }
 
-    /// The failing row (planted, required) and the satisfying one (planted
-    /// where values can be made and the server agrees), or why not.
+    /// Planted rows of `holder` on each side of `expression`, each confirmed
+    /// by the server: made up from the expression where it can be, else a
+    /// plain probe row (its `probe_values` included) falls on one side.
     async fn rows_for(
         &mut self,
         conn: &mut PgConnection,
@@ -187,74 +221,138 @@ impl Probing<'_> {
         tenant_column: &str,
         holder: &Tenant,
         expression: &Expression,
-    ) -> Result<Result<(ProbeRow, Option<ProbeRow>), String>, VerifyError> {
-        let failing = Formula::parse(&format!("NOT ({expression})"), None);
-        let Some(fixed) = self.values_meeting(table, tenant_column, &failing) else {
-            return Ok(Err(format!(
-                "no row of tenant {} that fails `{expression}` can be made up (rlsctl solves comparisons with constants, IN lists, IS [NOT] NULL and boolean columns of the table, other than the tenant column); write the policy in those terms to have it proved",
-                holder.label
-            )));
-        };
-        let values = match self.factory.values_with(conn, table, holder, fixed).await {
-            Ok(values) => values,
-            Err(Unbuildable(why)) => return Ok(Err(why)),
-        };
-        match self.satisfies(conn, table, expression, &values).await? {
-            Some(false) => {}
-            Some(true) => {
-                return Ok(Err(format!(
-                    "the row rlsctl made up to fail `{expression}` satisfies it (the expression says more than rlsctl reads); nothing is proven for it"
-                )));
-            }
-            None => {
-                return Ok(Err(format!(
-                    "`{expression}` cannot be evaluated on a probe row as {}",
-                    self.admin.name
-                )));
+    ) -> Result<Rows, VerifyError> {
+        let mut rows = Rows::default();
+        let mut evaluation_failed = None;
+        for wanted in [false, true] {
+            let formula = match wanted {
+                false => Formula::parse(&format!("NOT ({expression})"), None),
+                true => Formula::parse(expression.as_str(), None),
+            };
+            let Some(fixed) = self.values_meeting(table, tenant_column, &formula) else {
+                continue;
+            };
+            let Ok(values) = self.factory.values_with(conn, table, holder, fixed).await else {
+                continue;
+            };
+            if rows.side(wanted).is_none()
+                && let Err(why) = self
+                    .plant_on_its_side(conn, table, holder, expression, &values, &mut rows)
+                    .await?
+            {
+                evaluation_failed = Some(why);
             }
         }
-        exec(conn, "SAVEPOINT rlsctl_policy_row").await?;
-        let failing = match self
-            .factory
-            .insert_values(conn, table, holder, &values)
-            .await
+        if (rows.failing.is_none() || rows.satisfying.is_none())
+            && let Ok(values) = self.factory.values_for(conn, table, holder).await
+            && let Err(why) = self
+                .plant_on_its_side(conn, table, holder, expression, &values, &mut rows)
+                .await?
         {
-            Ok(row) => row,
-            Err(Unbuildable(why)) => {
-                exec(conn, "ROLLBACK TO SAVEPOINT rlsctl_policy_row").await?;
-                return Ok(Err(why));
+            evaluation_failed = Some(why);
+        }
+        if let Some(why) =
+            evaluation_failed.filter(|_| rows.failing.is_none() && rows.satisfying.is_none())
+        {
+            rows.unshown.push(format!(
+                "`{expression}` cannot be evaluated on a probe row with tenant A bound: {why}"
+            ));
+            return Ok(rows);
+        }
+        for (side, row) in [("fails", &rows.failing), ("satisfies", &rows.satisfying)] {
+            if row.is_none() {
+                rows.unshown.push(format!(
+                    "no row of tenant {} that {side} `{expression}` could be made up (rlsctl solves comparisons of the table's columns with constants, IN lists, IS [NOT] NULL and boolean columns; give the columns it reads `probe_values` that put a probe row on that side)",
+                    holder.label
+                ));
             }
-        };
-        exec(conn, "RELEASE SAVEPOINT rlsctl_policy_row").await?;
-        let satisfying = self
-            .satisfying_row(conn, table, tenant_column, holder, expression)
-            .await?;
-        Ok(Ok((failing, satisfying)))
+        }
+        Ok(rows)
     }
 
-    /// A planted row of `holder` that satisfies `expression`, if one can be made.
-    async fn satisfying_row(
+    /// Plants a row with `values` when the server says it falls on a side
+    /// still empty, then files it by what the server says of the row as
+    /// stored (a trigger or default may have changed it); the error when the
+    /// expression cannot be evaluated.
+    async fn plant_on_its_side(
         &mut self,
         conn: &mut PgConnection,
         table: &QualifiedName,
-        tenant_column: &str,
         holder: &Tenant,
         expression: &Expression,
-    ) -> Result<Option<ProbeRow>, VerifyError> {
-        let formula = Formula::parse(expression.as_str(), None);
-        let Some(fixed) = self.values_meeting(table, tenant_column, &formula) else {
-            return Ok(None);
+        values: &Map<String, Value>,
+        rows: &mut Rows,
+    ) -> Result<Result<(), String>, VerifyError> {
+        let before = match self.satisfies(conn, table, expression, values).await? {
+            Ok(said) => said,
+            Err(why) => return Ok(Err(why)),
         };
-        let Ok(values) = self.factory.values_with(conn, table, holder, fixed).await else {
-            return Ok(None);
-        };
-        if self.satisfies(conn, table, expression, &values).await? != Some(true) {
-            return Ok(None);
+        if rows.side(before).is_some() {
+            return Ok(Ok(()));
         }
+        let Some(row) = self.plant(conn, table, holder, values).await? else {
+            return Ok(Ok(()));
+        };
+        match self.satisfies(conn, table, expression, &row.values).await? {
+            Ok(said) => {
+                let side = rows.side(said);
+                if side.is_none() {
+                    *side = Some(row);
+                }
+                Ok(Ok(()))
+            }
+            Err(why) => Ok(Err(why)),
+        }
+    }
+
+    /// Deletes the table's probe rows as the admin (each with its tenant
+    /// bound), each in a savepoint: one that cannot go stays.
+    async fn make_way(
+        &mut self,
+        conn: &mut PgConnection,
+        planted: &[&ProbeRow],
+    ) -> Result<(), VerifyError> {
+        for row in planted {
+            let delete = Sql::new("DELETE FROM ")
+                .qname(&row.table)
+                .push(" AS x")
+                .push(LOCATED_AT_1);
+            exec(conn, "SAVEPOINT rlsctl_make_way").await?;
+            let tenant = self.tenant_of(row);
+            let done = match self.binding.bind(conn, Some(tenant)).await {
+                Ok(()) => {
+                    let mut query = sqlx::query(delete.to_query());
+                    for value in location(row) {
+                        query = query.bind(value);
+                    }
+                    query.execute(&mut *conn).await.map(|_| ())
+                }
+                Err(error) => Err(error),
+            };
+            match done {
+                Ok(()) => exec(conn, "RELEASE SAVEPOINT rlsctl_make_way").await?,
+                Err(_) => {
+                    exec(conn, "ROLLBACK TO SAVEPOINT rlsctl_make_way").await?;
+                    exec(conn, "RELEASE SAVEPOINT rlsctl_make_way").await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts a row as the admin in a savepoint of its own; `None` when the
+    /// table refuses it.
+    async fn plant(
+        &mut self,
+        conn: &mut PgConnection,
+        table: &QualifiedName,
+        holder: &Tenant,
+        values: &Map<String, Value>,
+    ) -> Result<Option<ProbeRow>, VerifyError> {
         exec(conn, "SAVEPOINT rlsctl_policy_row").await?;
         match self
             .factory
-            .insert_values(conn, table, holder, &values)
+            .insert_values(conn, table, holder, values)
             .await
         {
             Ok(row) => {
@@ -326,15 +424,15 @@ impl Probing<'_> {
     }
 
     /// What the spec's expression says of a row with `values`, evaluated by
-    /// the server with tenant A bound (as the probe runs): `None` when it
-    /// cannot be evaluated.
+    /// the server with tenant A bound (as the probe runs), or why it could
+    /// not be evaluated.
     async fn satisfies(
         &self,
         conn: &mut PgConnection,
         table: &QualifiedName,
         expression: &Expression,
         values: &Map<String, Value>,
-    ) -> Result<Option<bool>, VerifyError> {
+    ) -> Result<Result<bool, String>, VerifyError> {
         // The row type under the table's own name, so `table.column` reads
         // as it does in the policy.
         let statement = Sql::new("SELECT to_jsonb(coalesce((")
@@ -355,12 +453,12 @@ impl Probing<'_> {
         match result {
             Ok(value) => {
                 exec(conn, "RELEASE SAVEPOINT rlsctl_policy_eval").await?;
-                Ok(value.as_bool())
+                Ok(value.as_bool().ok_or_else(|| format!("it gave {value}")))
             }
-            Err(_) => {
+            Err(error) => {
                 exec(conn, "ROLLBACK TO SAVEPOINT rlsctl_policy_eval").await?;
                 exec(conn, "RELEASE SAVEPOINT rlsctl_policy_eval").await?;
-                Ok(None)
+                Ok(Err(error.to_string()))
             }
         }
     }
@@ -370,78 +468,63 @@ impl Probing<'_> {
         &mut self,
         conn: &mut PgConnection,
         context: &Context<'_>,
-        failing: &ProbeRow,
-        satisfying: Option<ProbeRow>,
+        rows: &Rows,
     ) -> Result<Cell, VerifyError> {
-        let row = failing;
-        let count = |table: &QualifiedName| {
-            Sql::new("SELECT to_jsonb(count(*)) FROM ")
-                .qname(table)
-                .push(" AS x")
-                .push(LOCATED_AT_1)
-        };
-        let what = context.describe(Command::Select);
-        let seen = self
-            .attempt(conn, Some(self.a), &count(&row.table), &location(row), true)
-            .await?;
-        let failing_cell = match seen {
-            Attempt::Done { rows, .. } if rows.first() == Some(&Value::from(0)) => {
-                Cell::proven(format!(
-                    "{what}: tenant {}'s row that fails `{}` is hidden",
-                    context.holder.label, context.expression
-                ))
-            }
-            Attempt::Done { .. } => {
-                return Ok(Cell::leak(
+        let what = context.describe();
+        let (label, expression) = (context.holder.label, context.expression);
+        let mut cells = Vec::new();
+        if let Some(row) = &rows.failing {
+            cells.push(match self.visible(conn, row).await? {
+                Ok(false) => Cell::proven(format!(
+                    "{what}: tenant {label}'s row that fails `{expression}` is hidden"
+                )),
+                Ok(true) => Cell::leak(
                     format!(
-                        "{what}: tenant {}'s row that fails `{}` is visible; the live policy admits more than the spec declares",
-                        context.holder.label, context.expression
+                        "{what}: tenant {label}'s row that fails `{expression}` is visible; the live policy admits more than the spec declares"
                     ),
                     self.key(row),
-                ));
-            }
-            Attempt::Stopped(Stop::Refused(why)) => {
-                Cell::proven(format!("{what}: reading refused ({why})"))
-            }
-            Attempt::Stopped(Stop::Failed(why)) => {
-                return Ok(Cell::not_proven(format!("{what}: reading failed: {why}")));
-            }
-        };
-        let Some(satisfying) = satisfying else {
-            return Ok(match context.policy.kind {
-                // Admitting none of B's rows is the safe side of a permissive policy.
-                PolicyKind::Permissive => failing_cell,
-                PolicyKind::Restrictive => Cell::not_proven(format!(
-                    "{what}: no row of tenant A that satisfies `{}` could be made up, so a policy hiding every row would pass too",
-                    context.expression
+                ),
+                Err(Stop::Refused(why)) => Cell::proven(format!("{what}: reading refused ({why})")),
+                Err(Stop::Failed(why)) => {
+                    Cell::not_proven(format!("{what}: reading failed: {why}"))
+                }
+            });
+        }
+        if let Some(row) = &rows.satisfying {
+            cells.push(match self.visible(conn, row).await? {
+                Ok(true) => Cell::proven(format!(
+                    "{what}: tenant {label}'s row that satisfies `{expression}` is visible, as declared"
+                )),
+                Ok(false) => Cell::not_proven(format!(
+                    "{what}: tenant {label}'s row that satisfies `{expression}` is hidden, so the declared effect is not shown"
+                )),
+                Err(Stop::Refused(why) | Stop::Failed(why)) => Cell::not_proven(format!(
+                    "{what}: reading the row that satisfies `{expression}` failed: {why}"
                 )),
             });
-        };
-        let seen = self
-            .attempt(
-                conn,
-                Some(self.a),
-                &count(&satisfying.table),
-                &location(&satisfying),
-                true,
-            )
-            .await?;
-        Ok(match seen {
-            Attempt::Done { rows, .. } if rows.first() == Some(&Value::from(1)) => {
-                Cell::proven(format!(
-                    "{}; its row that satisfies the expression is visible, as declared",
-                    failing_cell.detail
-                ))
-            }
-            Attempt::Done { .. } => Cell::not_proven(format!(
-                "{what}: tenant {}'s row that satisfies `{}` is hidden too, so the declared effect is not shown",
-                context.holder.label, context.expression
-            )),
-            Attempt::Stopped(Stop::Refused(why) | Stop::Failed(why)) => Cell::not_proven(format!(
-                "{what}: reading the row that satisfies `{}` failed: {why}",
-                context.expression
-            )),
-        })
+        }
+        Ok(Cell::combine(cells))
+    }
+
+    /// Whether `row` is visible as the role with tenant A bound.
+    async fn visible(
+        &mut self,
+        conn: &mut PgConnection,
+        row: &ProbeRow,
+    ) -> Result<Result<bool, Stop>, VerifyError> {
+        let count = Sql::new("SELECT to_jsonb(count(*)) FROM ")
+            .qname(&row.table)
+            .push(" AS x")
+            .push(LOCATED_AT_1);
+        Ok(
+            match self
+                .attempt(conn, Some(self.a), &count, &location(row), true)
+                .await?
+            {
+                Attempt::Done { rows, .. } => Ok(rows.first() != Some(&Value::from(0))),
+                Attempt::Stopped(stop) => Err(stop),
+            },
+        )
     }
 
     /// UPDATE or DELETE: the failing row is left as it was.
@@ -450,11 +533,10 @@ impl Probing<'_> {
         conn: &mut PgConnection,
         table: &QualifiedName,
         context: &Context<'_>,
-        command: Command,
         failing: &ProbeRow,
     ) -> Result<Cell, VerifyError> {
         let row = failing;
-        let statement = match command {
+        let statement = match context.command {
             Command::Update => {
                 let Some(settable) = self.settable(table) else {
                     return Ok(Cell::proven(
@@ -476,8 +558,8 @@ impl Probing<'_> {
         };
         let form = format!(
             "{}: {} of tenant {}'s row that fails `{}`",
-            context.describe(command),
-            command_name(command),
+            context.describe(),
+            command_name(context.command),
             context.holder.label,
             context.expression
         );
@@ -485,15 +567,139 @@ impl Probing<'_> {
             .must_not_touch(conn, &form, Some(self.a), statement, location(row), &[row])
             .await?;
         Ok(match cell.verdict {
-            crate::verify::Verdict::Leak => Cell {
+            Verdict::Leak => Cell {
                 detail: format!(
                     "{}; the live policy admits more than the spec declares",
                     cell.detail
                 ),
                 ..cell
             },
+            // Said of the row this probe guards, not of tenant B's.
+            Verdict::Proven if cell.detail.ends_with("row(s) affected)") => {
+                Cell::proven(format!("{form}: left untouched"))
+            }
             _ => cell,
         })
+    }
+
+    /// The other side of a write: the row that satisfies the expression may
+    /// be written (rolled back), as declared; `None` where the spec does not
+    /// let the runtime roles run the command on the table at all.
+    async fn admits(
+        &mut self,
+        conn: &mut PgConnection,
+        table: &QualifiedName,
+        context: &Context<'_>,
+        satisfying: &ProbeRow,
+    ) -> Result<Option<Cell>, VerifyError> {
+        let allowed = self
+            .commands
+            .get(table)
+            .is_none_or(|c| c.contains(&context.command) || c.contains(&Command::All));
+        if !allowed {
+            return Ok(None);
+        }
+        let mark = self.open(conn).await?;
+        let cell = self.admits_inside(conn, table, context, satisfying).await;
+        self.close(conn, mark).await?;
+        cell
+    }
+
+    async fn admits_inside(
+        &mut self,
+        conn: &mut PgConnection,
+        table: &QualifiedName,
+        context: &Context<'_>,
+        satisfying: &ProbeRow,
+    ) -> Result<Option<Cell>, VerifyError> {
+        let statement = match context.command {
+            Command::Insert => {
+                // The new row takes the satisfying row's place in its keys.
+                self.make_way(conn, &[satisfying]).await?;
+                let fresh = match self.like(conn, table, context.holder, satisfying).await {
+                    Ok(values) => values,
+                    Err(Unbuildable(why)) => {
+                        return Ok(Some(Cell::not_proven(format!(
+                            "{}: {why}",
+                            context.describe()
+                        ))));
+                    }
+                };
+                if self
+                    .satisfies(conn, table, context.expression, &fresh)
+                    .await?
+                    != Ok(true)
+                {
+                    return Ok(None);
+                }
+                (
+                    insert_statement(table, fresh.keys().map(String::as_str)),
+                    vec![Value::Object(fresh).to_string()],
+                )
+            }
+            Command::Update => {
+                let Some(settable) = self.settable(table) else {
+                    return Ok(None);
+                };
+                (
+                    Sql::new("UPDATE ")
+                        .qname(table)
+                        .push(" AS x SET ")
+                        .ident(&settable)
+                        .push(" = x.")
+                        .ident(&settable)
+                        .push(LOCATED_AT_1),
+                    location(satisfying),
+                )
+            }
+            _ => (
+                Sql::new("DELETE FROM ")
+                    .qname(table)
+                    .push(" AS x")
+                    .push(LOCATED_AT_1),
+                location(satisfying),
+            ),
+        };
+        let what = format!(
+            "{}: {} of tenant {}'s row that satisfies `{}`",
+            context.describe(),
+            command_name(context.command),
+            context.holder.label,
+            context.expression
+        );
+        let attempt = self
+            .attempt(conn, Some(self.a), &statement.0, &statement.1, false)
+            .await;
+        Ok(Some(match attempt? {
+            Attempt::Done { affected, .. } if affected > 0 => {
+                Cell::proven(format!("{what}: admitted, as declared (rolled back)"))
+            }
+            Attempt::Done { .. } => Cell::not_proven(format!(
+                "{what}: reached no row, so the declared effect is not shown"
+            )),
+            Attempt::Stopped(Stop::Refused(why) | Stop::Failed(why)) => Cell::not_proven(format!(
+                "{what}: refused ({why}), so the declared effect is not shown"
+            )),
+        }))
+    }
+
+    /// Values for a new row like `row`: its columns outside every key, a new
+    /// key made up (with parents of its own).
+    async fn like(
+        &mut self,
+        conn: &mut PgConnection,
+        table: &QualifiedName,
+        holder: &Tenant,
+        row: &ProbeRow,
+    ) -> Result<Map<String, Value>, Unbuildable> {
+        let fixed: Map<String, Value> = self
+            .layout
+            .columns(table)
+            .iter()
+            .filter(|c| c.writable() && !self.layout.is_key_column(table, &c.name))
+            .filter_map(|c| Some((c.name.clone(), row.values.get(&c.name)?.clone())))
+            .collect();
+        self.factory.values_with(conn, table, holder, fixed).await
     }
 
     /// INSERT: a new row with the failing values is refused.
@@ -504,37 +710,49 @@ impl Probing<'_> {
         context: &Context<'_>,
         failing: &ProbeRow,
     ) -> Result<Cell, VerifyError> {
-        // A new row like the failing one: its columns of the expression, the
-        // rest (a new key) made up afresh.
-        let mut columns = Vec::new();
-        Formula::parse(&format!("NOT ({})", context.expression), None).columns(&mut columns);
-        let fixed: Map<String, Value> = columns
-            .iter()
-            .filter_map(|c| Some((c.clone(), failing.values.get(c)?.clone())))
-            .collect();
-        let fresh = match self
-            .factory
-            .values_with(conn, table, context.holder, fixed)
-            .await
-        {
+        let mark = self.open(conn).await?;
+        // The new row takes the failing row's place in its keys.
+        self.make_way(conn, &[failing]).await?;
+        let cell = self.refuses_new_inside(conn, table, context, failing).await;
+        self.close(conn, mark).await?;
+        cell
+    }
+
+    async fn refuses_new_inside(
+        &mut self,
+        conn: &mut PgConnection,
+        table: &QualifiedName,
+        context: &Context<'_>,
+        failing: &ProbeRow,
+    ) -> Result<Cell, VerifyError> {
+        let fresh = match self.like(conn, table, context.holder, failing).await {
             Ok(values) => values,
             Err(Unbuildable(why)) => {
-                return Ok(Cell::not_proven(format!(
-                    "{}: {why}",
-                    context.describe(Command::Insert)
-                )));
+                return Ok(Cell::not_proven(format!("{}: {why}", context.describe())));
             }
         };
+        if self
+            .satisfies(conn, table, context.expression, &fresh)
+            .await?
+            != Ok(false)
+        {
+            return Ok(Cell::not_proven(format!(
+                "{}: a new row like tenant {}'s row that fails `{}` does not fail it (the expression reads its key)",
+                context.describe(),
+                context.holder.label,
+                context.expression
+            )));
+        }
         let form = format!(
             "{}: INSERT of a tenant {} row that fails `{}`",
-            context.describe(Command::Insert),
+            context.describe(),
             context.holder.label,
             context.expression
         );
         let cell = self
             .must_refuse_insert(conn, &form, Some(self.a), table, &fresh)
             .await?;
-        Ok(if cell.verdict == crate::verify::Verdict::Leak {
+        Ok(if cell.verdict == Verdict::Leak {
             Cell {
                 detail: format!(
                     "{}; the live policy admits more than the spec declares",
@@ -547,31 +765,50 @@ impl Probing<'_> {
         })
     }
 
-    /// UPDATE's check: rewriting the satisfying row into the failing values
-    /// is refused (or reaches no row).
+    /// UPDATE's check: rewriting a row the USING admits into one that fails
+    /// the check is refused (or reaches no row). The failing values are those
+    /// of a row made up to fail the check, on the columns it may set.
     async fn refuses_rewrite(
         &mut self,
         conn: &mut PgConnection,
         table: &QualifiedName,
+        tenant_column: &str,
         context: &Context<'_>,
-        satisfying: &ProbeRow,
-        failing: &ProbeRow,
+        admitted: &ProbeRow,
     ) -> Result<Cell, VerifyError> {
-        let failing_values = Formula::parse(&format!("NOT ({})", context.expression), None);
-        let mut columns = Vec::new();
-        failing_values.columns(&mut columns);
-        columns.retain(|c| {
-            self.layout
-                .column(table, c)
-                .is_some_and(|col| col.writable())
-                && failing.values.contains_key(c)
-                && self.layout.tenant_columns.get(table) != Some(c)
-        });
-        if columns.is_empty() {
-            return Ok(Cell::not_proven(format!(
-                "{}: no column of `{}` to rewrite",
-                context.describe(Command::Update),
-                context.expression
+        let what = context.describe();
+        let expression = context.expression;
+        let checked = self
+            .rows_for(conn, table, tenant_column, context.holder, expression)
+            .await?;
+        let Some(failing) = &checked.failing else {
+            return Ok(Cell::proven(format!(
+                "{what}: no row fails the check `{expression}` here, so there is nothing for it to refuse"
+            )));
+        };
+        let columns: Vec<String> = self
+            .layout
+            .columns(table)
+            .iter()
+            .filter(|c| {
+                c.writable()
+                    && c.name != tenant_column
+                    && !self.layout.is_key_column(table, &c.name)
+                    && failing.values.get(&c.name) != admitted.values.get(&c.name)
+            })
+            .map(|c| c.name.clone())
+            .collect();
+        let mut rewritten = admitted.values.clone();
+        for c in &columns {
+            if let Some(value) = failing.values.get(c) {
+                rewritten.insert(c.clone(), value.clone());
+            }
+        }
+        if columns.is_empty()
+            || self.satisfies(conn, table, expression, &rewritten).await? != Ok(false)
+        {
+            return Ok(Cell::proven(format!(
+                "{what}: no rewrite of the admitted row fails the check `{expression}` (not shown)"
             )));
         }
         let mut sources = Sql::default();
@@ -585,19 +822,16 @@ impl Probing<'_> {
             .qname(table)
             .push(" AS x SET (")
             .idents(columns.iter().map(String::as_str))
-            .push(") = (SELECT ")
+            .push(") = ROW(")
             .sql(&sources)
-            .push(" FROM ")
+            .push(") FROM ")
             .sql(&Sql::json_row(table))
-            .push(")")
             .push(LOCATED_AT_2);
-        let mut binds = vec![Value::Object(failing.values.clone()).to_string()];
-        binds.extend(location(satisfying));
+        let mut binds = vec![Value::Object(rewritten).to_string()];
+        binds.extend(location(admitted));
         let form = format!(
-            "{}: UPDATE of tenant {}'s row into one that fails `{}`",
-            context.describe(Command::Update),
-            context.holder.label,
-            context.expression
+            "{what}: UPDATE of tenant {}'s row into one that fails `{expression}`",
+            context.holder.label
         );
         let mark = self.open(conn).await?;
         let attempt = self
@@ -607,7 +841,7 @@ impl Probing<'_> {
         Ok(match attempt? {
             Attempt::Done { affected, .. } if affected > 0 => Cell::leak(
                 format!("{form} succeeded; the live policy admits more than the spec declares"),
-                self.key(satisfying),
+                self.key(admitted),
             ),
             Attempt::Done { .. } => Cell::proven(format!("{form}: 0 rows")),
             Attempt::Stopped(stop) => stop.cell(&form),
@@ -617,14 +851,16 @@ impl Probing<'_> {
 
 /// The policy being proved, the tenant whose rows it is shown on, and the
 /// expression at stake.
+#[derive(Clone, Copy)]
 struct Context<'p> {
     policy: &'p PolicySpec,
     holder: &'p Tenant,
     expression: &'p Expression,
+    command: Command,
 }
 
 impl Context<'_> {
-    fn describe(&self, command: Command) -> String {
+    fn describe(&self) -> String {
         format!(
             "policy {} ({} {})",
             self.policy.name,
@@ -632,8 +868,26 @@ impl Context<'_> {
                 PolicyKind::Permissive => "permissive",
                 PolicyKind::Restrictive => "restrictive",
             },
-            command_name(command)
+            command_name(self.command)
         )
+    }
+}
+
+/// A policy's probe rows: one on each side of its expression where one
+/// could be made, and why a side could not.
+#[derive(Default)]
+struct Rows {
+    failing: Option<ProbeRow>,
+    satisfying: Option<ProbeRow>,
+    unshown: Vec<String>,
+}
+
+impl Rows {
+    fn side(&mut self, satisfies: bool) -> &mut Option<ProbeRow> {
+        match satisfies {
+            true => &mut self.satisfying,
+            false => &mut self.failing,
+        }
     }
 }
 

@@ -197,7 +197,10 @@ impl Probing<'_> {
             cells.insert(Probe::Declared, cell);
         }
         let runtime = self.via.is_none();
-        if let Some(cell) = self.extra_policies(conn, table, column, runtime).await? {
+        if let Some(cell) = self
+            .extra_policies(conn, table, column, runtime, &[&a, &b])
+            .await?
+        {
             cells.insert(Probe::Policies, cell);
         }
         Ok(cells)

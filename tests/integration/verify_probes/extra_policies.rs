@@ -68,7 +68,10 @@ async fn each_extra_policy_is_proven_to_have_its_declared_effect() {
         .to_string();
     for shown in [
         "policy hide_archived (restrictive SELECT): tenant A's row that fails `status <> 'archived'` is hidden",
-        "policy read_public (permissive SELECT): tenant B's row that fails `visibility = 'public'` is hidden; its row that satisfies the expression is visible, as declared",
+        "policy hide_archived (restrictive SELECT): tenant A's row that satisfies `status <> 'archived'` is visible, as declared",
+        "policy read_public (permissive SELECT): tenant B's row that fails `visibility = 'public'` is hidden",
+        "policy read_public (permissive SELECT): tenant B's row that satisfies `visibility = 'public'` is visible, as declared",
+        "policy no_archived_inserts (restrictive INSERT): INSERT of tenant A's row that satisfies `status <> 'archived'`: admitted, as declared",
         "policy no_archived_inserts (restrictive INSERT): INSERT of a tenant A row that fails `status <> 'archived'`: refused",
     ] {
         assert!(detail.contains(shown), "{shown}\nin {detail}");
@@ -118,24 +121,47 @@ async fn a_live_policy_broader_than_the_spec_is_a_leak_naming_it() {
 }
 
 #[tokio::test]
-async fn an_expression_no_row_can_be_made_for_is_not_proven_with_the_reason() {
+async fn a_side_no_row_can_be_made_for_is_named_and_an_expression_that_cannot_be_evaluated_is_not_proven()
+ {
     let (db, _role) = applied_with_extra_policies(
         "  - name: titled
     tables: [projects]
-    command: select
+    command: delete
     kind: restrictive
     using: name ~ '^[A-Z]'
+  - name: report_mode
+    tables: [documents]
+    command: delete
+    kind: restrictive
+    using: current_setting('app.report_mode') = 'on'
 ",
     )
     .await;
     let (code, matrix) = verify(&db, &[]);
     assert_eq!(code, 0, "{matrix:#}");
+    // A plain probe row (its name made up) fails the pattern: that side is
+    // shown; the other is named as not shown, with what to do.
     let projects = cell(&matrix, "public.projects", "policies");
-    assert_eq!(projects["verdict"], "NOT_PROVEN", "{projects:#}");
+    assert_eq!(projects["verdict"], "PROVEN", "{projects:#}");
     let detail = projects["detail"].as_str().unwrap();
-    assert!(detail.contains("policy titled (SELECT)"), "{detail}");
     assert!(
-        detail.contains("comparisons with constants, IN lists, IS [NOT] NULL and boolean columns"),
+        detail.contains(
+            "policy titled (restrictive DELETE): DELETE of tenant A's row that fails `name ~ '^[A-Z]'`: left untouched"
+        ),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("not shown: no row of tenant A that satisfies `name ~ '^[A-Z]'`"),
+        "{detail}"
+    );
+    assert!(detail.contains("probe_values"), "{detail}");
+    // A setting the probe does not define: nothing can be shown.
+    let documents = cell(&matrix, "public.documents", "policies");
+    assert_eq!(documents["verdict"], "NOT_PROVEN", "{documents:#}");
+    let detail = documents["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("policy report_mode (restrictive DELETE)")
+            && detail.contains("cannot be evaluated on a probe row"),
         "{detail}"
     );
     let (strict, _) = verify(&db, &["--strict"]);
