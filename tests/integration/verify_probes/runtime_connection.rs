@@ -272,6 +272,9 @@ async fn check_and_report_verify_through_the_runtime_url_too() {
     assert!(leaked.stdout.contains("check FAILED"), "{}", leaked.stdout);
     let without = db.rlsctl(&["check"]);
     assert_eq!(without.code, 0, "{}\n{}", without.stdout, without.stderr);
+    // A BYPASSRLS role is cluster-wide: gone before other tests look.
+    db.execute(&format!("DROP OWNED BY {bypassing}; DROP ROLE {bypassing}"))
+        .await;
 
     let out = db.path().join("evidence");
     let report = db.rlsctl(&[
