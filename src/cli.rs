@@ -303,6 +303,16 @@ pub struct CheckArgs {
     /// Also fail (exit 2) when a verify probe could not be run.
     #[arg(long)]
     pub strict: bool,
+    /// Verify also through this connection, logged in as the runtime role the way the
+    /// application connects (as `verify --runtime-url`). Default: $RLSCTL_RUNTIME_DATABASE_URL.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "RLSCTL_RUNTIME_DATABASE_URL",
+        hide_env_values = true,
+        conflicts_with = "ephemeral"
+    )]
+    pub runtime_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -409,6 +419,16 @@ pub struct ReportArgs {
     /// transactions; skip it where even that is not allowed).
     #[arg(long)]
     pub no_verify: bool,
+    /// Verify also through this connection, logged in as the runtime role the way the
+    /// application connects (as `verify --runtime-url`; not used with --no-verify).
+    /// Default: $RLSCTL_RUNTIME_DATABASE_URL.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "RLSCTL_RUNTIME_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub runtime_url: Option<String>,
     /// What to print on stdout once the files are written: a summary, or it as JSON.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,

@@ -8,7 +8,7 @@ use super::apply::print_applied;
 use super::audit::write_report;
 use super::database::{apply_settings, open_database};
 use super::load_spec::load_spec;
-use super::verify::{run_verify, verify_exit};
+use super::verify::{connect_runtime, probe_runtime, run_verify, verify_exit};
 use super::{Exit, color_stdout};
 use crate::apply;
 use crate::cli::{CheckArgs, Format, ReportFormat};
@@ -19,10 +19,17 @@ pub(super) async fn run(args: &CheckArgs) -> Result<Exit> {
     let db_args = &args.database;
     let spec = load_spec(&db_args.spec)?;
     if args.fleet.targets.is_some() {
+        if args.runtime_url.is_some() {
+            anyhow::bail!(
+                "--runtime-url names one database's runtime login; it cannot go with --targets"
+            );
+        }
         return super::fleet("check", &args.fleet, db_args).await;
     }
     let settings = apply_settings(db_args);
     let (server, shown_url, mut conn) = open_database(db_args).await?;
+    // Connected before anything changes, so a wrong runtime URL fails fast.
+    let mut runtime = connect_runtime(args.runtime_url.as_deref()).await?;
 
     eprintln!("check 1/3: apply");
     let mut bar = super::progress_bar::ProgressBar::new("apply");
@@ -34,7 +41,10 @@ pub(super) async fn run(args: &CheckArgs) -> Result<Exit> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     eprintln!("check 3/3: verify");
-    let matrix = run_verify(&mut conn, &VerifyTarget::from_spec(&spec)).await?;
+    let verify_target = VerifyTarget::from_spec(&spec);
+    let mut matrix = run_verify(&mut conn, &verify_target).await?;
+    probe_runtime(&mut conn, runtime.as_mut(), &verify_target, &mut matrix).await?;
+    drop(runtime);
     drop(conn);
     drop(server);
 

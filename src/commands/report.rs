@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 
 use super::Exit;
 use super::load_spec::load_spec;
-use super::verify::run_verify;
+use super::verify::{connect_runtime, probe_runtime, run_verify};
 use crate::cli::{Format, ReportArgs, SpecArgs};
 use crate::connect::connect;
 use crate::evidence::{Period, html, markdown};
@@ -19,6 +19,12 @@ pub(super) async fn run(args: &ReportArgs) -> Result<Exit> {
         format: args.format,
     })?;
     let mut conn = connect(&args.database_url).await?;
+    // Connected before the long work, so a wrong runtime URL fails fast.
+    // (A deployment's environment may name it for a run without verify.)
+    let mut runtime = match args.no_verify {
+        true => None,
+        false => connect_runtime(args.runtime_url.as_deref()).await?,
+    };
     eprintln!("report 1/3: audit");
     let audit = crate::audit::audit(&mut conn, &crate::audit::Target::from_spec(spec.clone()))
         .await
@@ -27,8 +33,12 @@ pub(super) async fn run(args: &ReportArgs) -> Result<Exit> {
         None
     } else {
         eprintln!("report 2/3: verify");
-        Some(run_verify(&mut conn, &crate::verify::Target::from_spec(&spec)).await?)
+        let target = crate::verify::Target::from_spec(&spec);
+        let mut matrix = run_verify(&mut conn, &target).await?;
+        probe_runtime(&mut conn, runtime.as_mut(), &target, &mut matrix).await?;
+        Some(matrix)
     };
+    drop(runtime);
     eprintln!("report 3/3: history and catalog fingerprint");
     let bundle =
         crate::evidence::collect(&mut conn, &spec, &args.config, period, verify, audit).await?;

@@ -55,24 +55,14 @@ pub(super) async fn run(args: &VerifyArgs) -> Result<Exit> {
             commands: Default::default(),
             scopes: Default::default(),
             accepted_oracles: Default::default(),
+            policies: Vec::new(),
         }
     };
     target.only = args.tables.clone();
     // Connected before probing, so a wrong runtime URL fails fast.
-    let mut runtime = match &args.runtime_url {
-        Some(url) => Some(
-            crate::connect::connect_to(url)
-                .await
-                .map_err(|e| anyhow::anyhow!("--runtime-url: {e}"))?,
-        ),
-        None => None,
-    };
+    let mut runtime = connect_runtime(args.runtime_url.as_deref()).await?;
     let mut matrix = run_verify(&mut conn, &target).await?;
-    if let Some(runtime) = &mut runtime {
-        crate::verify::runtime_connection::probe(&mut conn, runtime, &target, &mut matrix)
-            .await
-            .map_err(|e| anyhow::anyhow!("--runtime-url: {e}"))?;
-    }
+    probe_runtime(&mut conn, runtime.as_mut(), &target, &mut matrix).await?;
     let mut out = super::stdout::stdout();
     match args.format {
         Format::Json => crate::verify::report::write_json(&mut out, &matrix)?,
@@ -92,6 +82,34 @@ pub(super) async fn run_verify(conn: &mut PgConnection, target: &VerifyTarget) -
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     crate::verify::report::write_warning(&mut std::io::stderr().lock(), &matrix)?;
     Ok(matrix)
+}
+
+/// The `--runtime-url` connection, if one is given; connect before probing,
+/// so a wrong URL fails fast (its password masked in the error).
+pub(super) async fn connect_runtime(url: Option<&str>) -> Result<Option<PgConnection>> {
+    match url {
+        Some(url) => Ok(Some(
+            crate::connect::connect_to(url)
+                .await
+                .map_err(|e| anyhow::anyhow!("--runtime-url: {e}"))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Adds the runtime connection's rows to the matrix, when there is one.
+pub(super) async fn probe_runtime(
+    conn: &mut PgConnection,
+    runtime: Option<&mut PgConnection>,
+    target: &VerifyTarget,
+    matrix: &mut Matrix,
+) -> Result<()> {
+    if let Some(runtime) = runtime {
+        crate::verify::runtime_connection::probe(conn, runtime, target, matrix)
+            .await
+            .map_err(|e| anyhow::anyhow!("--runtime-url: {e}"))?;
+    }
+    Ok(())
 }
 
 pub(super) fn verify_exit(matrix: &Matrix, strict: bool) -> Exit {

@@ -32,7 +32,7 @@ use sqlx::{Connection, PgConnection};
 use crate::catalog::{self, Scope};
 use crate::errors::database_message;
 use crate::quote::{QualifiedName, Sql};
-use crate::spec::{Access, Command, ProbeValue, Spec, TenantSource, WhenUnbound};
+use crate::spec::{Access, Command, PolicySpec, ProbeValue, Spec, TenantSource, WhenUnbound};
 
 /// The columns of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -49,6 +49,9 @@ pub enum Probe {
     Existence,
     /// What the spec withholds (`commands:`) is refused on the tenant's own rows.
     Declared,
+    /// Each extra policy the spec declares (`policies:`) has its declared
+    /// effect, as the role it applies to.
+    Policies,
     /// `--runtime-url`: the application's login is a proved runtime role
     /// that row-level security applies to.
     RuntimeRole,
@@ -68,8 +71,9 @@ impl Probe {
         Probe::Existence,
     ];
 
-    /// Every column of the matrix; `declared` only where the spec withholds a write.
-    pub const ALL: [Probe; 11] = [
+    /// Every column of the matrix; `declared` only where the spec withholds a
+    /// write, `policies` only where it declares extra policies.
+    pub const ALL: [Probe; 12] = [
         Probe::Read,
         Probe::Update,
         Probe::Delete,
@@ -80,6 +84,7 @@ impl Probe {
         Probe::NullTenant,
         Probe::Existence,
         Probe::Declared,
+        Probe::Policies,
         Probe::RuntimeRole,
     ];
 
@@ -95,6 +100,7 @@ impl Probe {
             Probe::NullTenant => "null-tenant",
             Probe::Existence => "existence",
             Probe::Declared => "declared",
+            Probe::Policies => "policies",
             Probe::RuntimeRole => "runtime-role",
         }
     }
@@ -112,6 +118,7 @@ impl Probe {
             Probe::NullTenant => "nt",
             Probe::Existence => "ex",
             Probe::Declared => "dc",
+            Probe::Policies => "pl",
             Probe::RuntimeRole => "rr",
         }
     }
@@ -376,6 +383,8 @@ pub struct Target {
     pub accepted_oracles: BTreeMap<QualifiedName, String>,
     /// Explicit probe values per table, from the spec.
     pub probe_values: BTreeMap<QualifiedName, Vec<ProbeValue>>,
+    /// The spec's extra policies, each proved to have its declared effect.
+    pub policies: Vec<PolicySpec>,
 }
 
 impl Target {
@@ -433,6 +442,7 @@ impl Target {
                 .filter(|t| !t.probe_values.is_empty())
                 .map(|t| (t.name.clone(), t.probe_values.clone()))
                 .collect(),
+            policies: spec.policies.clone(),
         }
     }
 }
@@ -595,6 +605,7 @@ pub async fn verify(
         admin: &admin,
         token,
         commands: &target.commands,
+        policies: &target.policies,
     };
     let fresh_reason = fresh_session_unavailable(conn, &target.binding, &admin).await?;
     let mut fresh = BTreeMap::new();

@@ -324,6 +324,18 @@ impl<'a> RowFactory<'a> {
             .await
     }
 
+    /// As [`Self::values_for`], with the values of some columns given.
+    pub async fn values_with(
+        &mut self,
+        conn: &mut PgConnection,
+        table: &QualifiedName,
+        tenant: &Tenant,
+        fixed: Map<String, Value>,
+    ) -> Result<Map<String, Value>, Unbuildable> {
+        self.values(conn, table, tenant, fixed, &mut Vec::new(), None)
+            .await
+    }
+
     /// Builds a row's values: `fixed` ones first, the spec's explicit probe
     /// values, the tenant, foreign keys from parents (made on demand), then
     /// for each remaining NOT NULL column without a default (and each column

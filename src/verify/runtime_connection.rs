@@ -71,7 +71,10 @@ pub async fn probe(
         }
     }
     let role = login.current_user.clone();
-    let identity = identity(runtime, target, &login, &matrix.tables).await?;
+    let identity = Cell::combine(vec![
+        identity(runtime, target, &login, &matrix.tables).await?,
+        search_path(runtime, &role, &matrix.tables).await?,
+    ]);
     let setting = target.binding.setting();
     let default: Option<String> =
         sqlx::query_scalar("SELECT nullif(pg_catalog.current_setting($1, true), '')")
@@ -185,6 +188,90 @@ async fn identity(
         )));
     }
     Ok(Cell::combine(cells))
+}
+
+/// The application names its tables as it likes, usually unqualified, and
+/// a new session of its login resolves those names with the login's own
+/// search_path (its role and database defaults), which `SET ROLE` from the
+/// admin never shows. Where a tenant table's schema is on that path, its bare
+/// name must find that table, not a same-named one earlier on the path, and
+/// no schema the login may create tables in may come first. verify itself
+/// names every table with its schema, so its probes are unaffected.
+async fn search_path(
+    runtime: &mut PgConnection,
+    role: &str,
+    tables: &[(QualifiedName, String)],
+) -> Result<Cell, VerifyError> {
+    let (schemas, names): (Vec<&str>, Vec<&str>) = tables
+        .iter()
+        .map(|(t, _)| (t.schema.as_str(), t.name.as_str()))
+        .unzip();
+    let found: Vec<Resolved> = sqlx::query_as(
+        "WITH path AS (
+           SELECT p.schema_name::text AS schema_name, p.place
+             FROM unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS p(schema_name, place))
+         SELECT t.schema_name, t.table_name,
+                (SELECT n.nspname::text FROM pg_catalog.pg_class c
+                   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                  WHERE c.oid = pg_catalog.to_regclass(pg_catalog.quote_ident(t.table_name))) AS found_in,
+                ARRAY(SELECT e.schema_name FROM path e
+                       WHERE e.place < own.place
+                         AND pg_catalog.has_schema_privilege(e.schema_name, 'CREATE')
+                       ORDER BY e.place) AS creatable_before,
+                (SELECT pg_catalog.string_agg(e.schema_name, ', ' ORDER BY e.place) FROM path e) AS path
+           FROM unnest($1::text[], $2::text[]) AS t(schema_name, table_name)
+           JOIN path own ON own.schema_name = t.schema_name
+          ORDER BY 1, 2",
+    )
+    .bind(&schemas)
+    .bind(&names)
+    .fetch_all(&mut *runtime)
+    .await
+    .map_err(db("resolving the tenant tables with the runtime login's search_path"))?;
+    let mut cells = Vec::new();
+    for table in &found {
+        let own = QualifiedName::new(table.schema_name.clone(), table.table_name.clone());
+        match &table.found_in {
+            Some(schema) if *schema != table.schema_name => {
+                let shadow = QualifiedName::new(schema.clone(), table.table_name.clone());
+                cells.push(Cell::leak(
+                    format!(
+                        "{role}'s search_path ({}) finds {shadow} by the bare name {}, not the tenant table {own}: what the application reads and writes there is not what verify proved; drop that table, or fix the search_path (ALTER ROLE {role} SET search_path = …)",
+                        table.path, table.table_name
+                    ),
+                    serde_json::json!({ "table": own.to_string(), "found": shadow.to_string() }),
+                ))
+            }
+            _ if !table.creatable_before.is_empty() => cells.push(Cell::not_proven(format!(
+                "{role}'s search_path ({}) puts {} before {}, and {role} may create tables there: one named {} would take the place of {own} for the application; REVOKE CREATE ON SCHEMA {} FROM {role}, or put {} first in its search_path",
+                table.path,
+                table.creatable_before.join(", "),
+                table.schema_name,
+                table.table_name,
+                table.creatable_before.join(", "),
+                table.schema_name
+            ))),
+            _ => {}
+        }
+    }
+    if cells.is_empty() {
+        cells.push(Cell::proven(
+            "its search_path finds each tenant table on it by its bare name, with no schema it may create in before",
+        ));
+    }
+    Ok(Cell::combine(cells))
+}
+
+/// A tenant table as the runtime login's search_path resolves its bare name.
+#[derive(sqlx::FromRow)]
+struct Resolved {
+    schema_name: String,
+    table_name: String,
+    /// The schema of the relation the bare name finds, if any.
+    found_in: Option<String>,
+    /// Schemas before the table's own on the path that the login may CREATE in.
+    creatable_before: Vec<String>,
+    path: String,
 }
 
 /// With nothing bound, no existing row of any tenant table is visible; a

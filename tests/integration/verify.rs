@@ -85,9 +85,10 @@ async fn the_repo_spec_applies_audits_clean_and_verifies_every_cell_proven() {
     let matrix = &result["verify"];
     assert_eq!(unproven(matrix), vec![]);
     // For each runtime role: 9 probes × 7 tables, `declared` on the two
-    // tables the spec makes read-only or append-only, the pooled connection;
-    // then read, update, delete, insert × 7 tables as the read-only `reporting`.
-    assert_eq!(matrix["summary"]["proven"], 2 * (9 * 7 + 2 + 1) + 4 * 7);
+    // tables the spec makes read-only or append-only, `policies` on projects
+    // (its restrictive archived_read_only), the pooled connection; then read,
+    // update, delete, insert × 7 tables as the read-only `reporting`.
+    assert_eq!(matrix["summary"]["proven"], 2 * (9 * 7 + 2 + 1 + 1) + 4 * 7);
 
     // Probe rows, parents and role switches were all rolled back.
     assert_eq!(db.row_counts(&tables).await, rows_before);

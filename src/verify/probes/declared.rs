@@ -1,7 +1,8 @@
 //! Declared: what the spec withholds from runtime roles (`commands:`, e.g. an
 //! append-only table `[select, insert]`) is refused even on the tenant's own
 //! rows; a read-only cross-tenant role (`cross_tenant: read`) reads every
-//! tenant and writes nothing.
+//! tenant and writes nothing; the extra policies that narrow it have their
+//! effect too (see `extra_policies`).
 
 use std::collections::BTreeMap;
 
@@ -125,6 +126,12 @@ impl Probing<'_> {
             Probe::Read,
             self.reads_every_tenant(conn, table, &a, &b).await?,
         );
+        if let Some(cell) = self
+            .extra_policies(conn, table, column, false, &[&a, &b])
+            .await?
+        {
+            cells.insert(Probe::Policies, cell);
+        }
         if access == Access::ReadWrite {
             return Ok(cells);
         }

@@ -16,6 +16,7 @@ mod children;
 mod declared;
 mod delete;
 mod existence;
+mod extra_policies;
 mod insert;
 mod move_row;
 mod null_tenant;
@@ -34,7 +35,7 @@ use sqlx::PgConnection;
 use super::admin::Admin;
 use super::{Binding, Cell, Probe, Tenant, VerifyError};
 use crate::quote::{QualifiedName, Sql};
-use crate::spec::{Command, WhenUnbound};
+use crate::spec::{Command, PolicySpec, WhenUnbound};
 use crate::verify::rows::{Layout, ProbeRow, RowFactory, Unbuildable};
 
 /// Everything a probe needs, for one runtime role.
@@ -54,6 +55,12 @@ pub struct Probing<'a> {
     /// The runtime role that `SET ROLE`s to `role`, when `role` is one it
     /// may become rather than a runtime role itself.
     pub via: Option<&'a str>,
+    /// The spec's extra policies (`policies:`).
+    pub policies: &'a [PolicySpec],
+    /// The run's token and this probing's count of made-up values: values
+    /// made for extra policies stay unique.
+    token: u32,
+    sequence: u32,
 }
 
 /// What every `Probing` of one run shares: the made-up tenants, the
@@ -66,6 +73,7 @@ pub struct Shared<'a> {
     pub admin: &'a Admin,
     pub token: u32,
     pub commands: &'a BTreeMap<QualifiedName, BTreeSet<Command>>,
+    pub policies: &'a [PolicySpec],
 }
 
 impl<'a> Shared<'a> {
@@ -90,6 +98,10 @@ impl<'a> Shared<'a> {
             unbound,
             commands: self.commands,
             via,
+            policies: self.policies,
+            token: self.token,
+            // Clear of the row factory's own count.
+            sequence: 1 << 20,
         }
     }
 }
@@ -183,6 +195,13 @@ impl Probing<'_> {
         );
         if let Some(cell) = self.declared(conn, table, &a).await? {
             cells.insert(Probe::Declared, cell);
+        }
+        let runtime = self.via.is_none();
+        if let Some(cell) = self
+            .extra_policies(conn, table, column, runtime, &[&a, &b])
+            .await?
+        {
+            cells.insert(Probe::Policies, cell);
         }
         Ok(cells)
     }

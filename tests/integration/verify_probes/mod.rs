@@ -4,6 +4,7 @@
 mod children;
 mod declared;
 mod existence;
+mod extra_policies;
 mod null_tenant;
 mod runtime_connection;
 mod set_role;

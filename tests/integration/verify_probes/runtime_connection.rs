@@ -205,3 +205,155 @@ async fn a_refused_table_does_not_hide_a_leak_in_the_next_one_of_the_pooled_chec
         "{next:#}"
     );
 }
+
+#[tokio::test]
+async fn check_and_report_verify_through_the_runtime_url_too() {
+    let (db, role) = TestDb::with_projects(&["projects", "tasks"]).await;
+    // The application logs in as the runtime role, so the spec says so (each
+    // check applies it again).
+    db.spec(&format!(
+        "roles:\n  - {{ name: {role}, login: true }}\ntables:\n  - projects\n  - tasks\n"
+    ));
+    db.rlsctl(&["apply"]).success();
+    existing_rows(&db).await;
+    let url = login_with_password(&db, &role, "Check-Secret-42").await;
+
+    // A drift apply would repair: a wrong runtime URL stops check before it.
+    db.execute(&format!("REVOKE DELETE ON tasks FROM {role}"))
+        .await;
+    let wrong = url.replace("Check-Secret-42", "Wrong-Check-Marker");
+    let refused = db.rlsctl(&["check", "--runtime-url", &wrong]);
+    assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    let can_delete: bool = sqlx::query_scalar("SELECT has_table_privilege($1, 'tasks', 'DELETE')")
+        .bind(&role)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        !can_delete,
+        "check applied before connecting the runtime URL"
+    );
+    assert!(
+        refused.stderr.contains("--runtime-url"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains(&format!("{role}:***@")),
+        "the runtime URL is named, masked: {}",
+        refused.stderr
+    );
+    for output in [&refused.stdout, &refused.stderr] {
+        assert!(!output.contains("Wrong-Check-Marker"), "{output}");
+    }
+
+    let run = db.rlsctl(&["check", "--format", "json", "--runtime-url", &url]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let json = run.json();
+    assert_eq!(json["passed"], true);
+    assert_eq!(
+        verdict_as(&json["verify"], &role, ROW, "runtime-role"),
+        "PROVEN"
+    );
+    assert_eq!(
+        verdict_as(&json["verify"], &role, NEXT, "unbound-read"),
+        "PROVEN"
+    );
+
+    // A login that ignores every policy fails check only through the runtime URL.
+    let bypassing = unique("bypassing_login");
+    db.execute(&format!(
+        "CREATE ROLE {bypassing} LOGIN BYPASSRLS; GRANT SELECT ON projects, tasks TO {bypassing}"
+    ))
+    .await;
+    let leaked = db.rlsctl(&["check", "--runtime-url", &db.url_as(&bypassing)]);
+    assert_eq!(leaked.code, 2, "{}\n{}", leaked.stdout, leaked.stderr);
+    assert!(leaked.stdout.contains("check FAILED"), "{}", leaked.stdout);
+    let without = db.rlsctl(&["check"]);
+    assert_eq!(without.code, 0, "{}\n{}", without.stdout, without.stderr);
+    // A BYPASSRLS role is cluster-wide: gone before other tests look.
+    db.execute(&format!("DROP OWNED BY {bypassing}; DROP ROLE {bypassing}"))
+        .await;
+
+    let out = db.path().join("evidence");
+    let report = db.rlsctl(&[
+        "report",
+        "--output",
+        out.to_str().unwrap(),
+        "--runtime-url",
+        &url,
+    ]);
+    assert_eq!(report.code, 0, "{}\n{}", report.stdout, report.stderr);
+    let bundle: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        verdict_as(&bundle["verify"], &role, ROW, "runtime-role"),
+        "PROVEN"
+    );
+    assert_eq!(count(&db).await, 4, "the existing rows are untouched");
+}
+
+#[tokio::test]
+async fn a_hostile_search_path_of_the_runtime_login_is_reported_and_does_not_fool_the_probes() {
+    let (db, role) = applied_projects().await;
+    existing_rows(&db).await;
+    // The login's own default puts a schema with a same-named table, open to
+    // every tenant, before the real one.
+    let evil = unique("evil");
+    db.execute(&format!(
+        "CREATE SCHEMA {evil};
+         CREATE TABLE {evil}.projects (LIKE public.projects);
+         INSERT INTO {evil}.projects (id, tenant_id, name, archived)
+           VALUES (gen_random_uuid(), '{TENANT_A}', 'shadow', false);
+         GRANT USAGE ON SCHEMA {evil} TO {role};
+         GRANT SELECT, INSERT, UPDATE, DELETE ON {evil}.projects TO {role};
+         ALTER ROLE {role} LOGIN;
+         ALTER ROLE {role} SET search_path = {evil}, public"
+    ))
+    .await;
+    let (code, matrix) = verify_through(&db, &db.url_as(&role));
+    assert_eq!(code, 2, "{matrix:#}");
+    // The probes read the real tables, which show nothing unbound...
+    assert_eq!(verdict_as(&matrix, &role, ROW, "unbound-read"), "PROVEN");
+    assert_eq!(verdict_as(&matrix, &role, ROW, "unbound-write"), "PROVEN");
+    assert_eq!(verdict_as(&matrix, &role, NEXT, "unbound-read"), "PROVEN");
+    // ...and the login's bare `projects` finding the other table is the LEAK.
+    let row = matrix["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["object"] == ROW)
+        .unwrap();
+    let cell = &row["cells"]["runtime-role"];
+    assert_eq!(cell["verdict"], "LEAK", "{cell:#}");
+    assert_eq!(cell["key"]["table"], "public.projects", "{cell:#}");
+    assert_eq!(cell["key"]["found"], format!("{evil}.projects"), "{cell:#}");
+
+    // Without the shadow table, a schema the login may create in before the
+    // tables' is named with the fix, and strict fails on it.
+    db.execute(&format!(
+        "DROP TABLE {evil}.projects; GRANT CREATE ON SCHEMA {evil} TO {role}"
+    ))
+    .await;
+    let (code, matrix) = verify_through(&db, &db.url_as(&role));
+    assert_eq!(code, 0, "{matrix:#}");
+    assert_eq!(
+        verdict_as(&matrix, &role, ROW, "runtime-role"),
+        "NOT_PROVEN"
+    );
+    let text = db.rlsctl(&["verify", "--runtime-url", &db.url_as(&role)]);
+    assert!(
+        text.stdout
+            .contains(&format!("REVOKE CREATE ON SCHEMA {evil} FROM {role}")),
+        "{}",
+        text.stdout
+    );
+
+    db.execute(&format!("REVOKE CREATE ON SCHEMA {evil} FROM {role}"))
+        .await;
+    let (code, matrix) = verify_through(&db, &db.url_as(&role));
+    assert_eq!(code, 0, "{matrix:#}");
+    assert_eq!(verdict_as(&matrix, &role, ROW, "runtime-role"), "PROVEN");
+    assert_eq!(count(&db).await, 4, "the existing rows are untouched");
+}
