@@ -549,7 +549,8 @@ pub async fn verify(
     let tables = chosen_tables(target, &tenant_columns)?;
 
     let probe_values = explicit_values(target, &columns)?;
-    let (a, b, token) = made_up_tenants(conn, &tables, &columns, &rules).await?;
+    let tenants = made_up_tenants(conn, &tables, &columns, &rules).await?;
+    let (a, b, token) = (&tenants.a, &tenants.b, tenants.token);
     let layout = rows::Layout {
         columns: &columns,
         foreign_keys: &posture.foreign_keys,
@@ -589,8 +590,8 @@ pub async fn verify(
     };
     let shared = probes::Shared {
         when_unbound: target.when_unbound,
-        a: &a,
-        b: &b,
+        a,
+        b,
         layout: &layout,
         admin: &admin,
         token,
@@ -603,6 +604,7 @@ pub async fn verify(
             let mut probing = shared.probing(role, &own, probes::Unbound::Fresh, None);
             for (table, column) in tables.iter().filter(|(t, _)| target.reaches(role, t)) {
                 progress(0, total, &format!("{table} (fresh session)"));
+                (probing.a, probing.b) = tenants.of(table);
                 let cells = rolled_back!(conn, admin, role, tx => probing.fresh_session(&mut tx, table, column).await)
                     .unwrap_or_else(|error| Ok((broken(&error), broken(&error))));
                 probing.factory.reset();
@@ -617,6 +619,7 @@ pub async fn verify(
         let mut probing = shared.probing(role, &target.binding, probes::Unbound::Ended, None);
         for (table, column) in tables.iter().filter(|(t, _)| target.reaches(role, t)) {
             progress(done, total, &table.to_string());
+            (probing.a, probing.b) = tenants.of(table);
             let mut cells = match rolled_back!(conn, admin, role, tx => probing.table(&mut tx, table, column).await)
             {
                 Ok(cells) => cells,
@@ -642,6 +645,7 @@ pub async fn verify(
             });
             done += 1;
         }
+        (probing.a, probing.b) = (a, b);
         for view in &views {
             progress(done, total, &view.name.to_string());
             let cell = if !view.readable_by(&reach) {
@@ -671,6 +675,7 @@ pub async fn verify(
         for (child, parent) in &children {
             progress(done, total, &child.to_string());
             let column = &tables[*parent];
+            (probing.a, probing.b) = tenants.of(parent);
             probing.factory.focus(Some((*child).clone()));
             let partition = posture.partitions.contains(*child);
             let cell = rolled_back!(conn, admin, role, tx => probing.child(&mut tx, child, parent, column, partition).await)
@@ -690,6 +695,7 @@ pub async fn verify(
             });
             done += 1;
         }
+        (probing.a, probing.b) = (a, b);
         progress(done, total, "pooled connection");
         let cell = probing
             .pooled_connection(conn, &posture.settings, &snapshot.database)
@@ -707,6 +713,7 @@ pub async fn verify(
         let mut probing = shared.probing(role, &target.binding, probes::Unbound::Ended, None);
         for (table, column) in tables.iter().filter(|(t, _)| target.reaches(role, t)) {
             progress(done, total, &format!("{table} as {role}"));
+            (probing.a, probing.b) = tenants.of(table);
             let cells = match rolled_back!(conn, admin, role, tx => probing.cross_tenant(&mut tx, table, column, *access).await)
             {
                 Ok(cells) => cells,
@@ -742,6 +749,7 @@ pub async fn verify(
             shared.probing(role, &target.binding, probes::Unbound::Ended, Some(runtime));
         for (table, column) in &tables {
             progress(done, total, &format!("{table} as {role}"));
+            (probing.a, probing.b) = tenants.of(table);
             let cells = match rolled_back!(conn, admin, runtime, tx => probing.table(&mut tx, table, column).await)
             {
                 Ok(cells) => cells,
@@ -767,8 +775,8 @@ pub async fn verify(
     let mut matrix = Matrix {
         schema_version: 2,
         database: snapshot.database,
-        tenant_a: a.value,
-        tenant_b: b.value,
+        tenant_a: a.value.clone(),
+        tenant_b: b.value.clone(),
         objects,
         summary: Summary::default(),
         tables: tables.into_iter().collect(),
@@ -880,15 +888,33 @@ fn chosen_tables(
     Ok(kept)
 }
 
-/// Two tenant ids nobody uses, that every probed tenant column accepts (see
-/// [`values::tenant_ids`]), and a token that keeps the run's other made-up
-/// values unique.
+/// The made-up tenants of a run: A and B, and for a table whose tenant
+/// column takes neither (an inet beside uuids), a pair of its own.
+struct Tenants {
+    a: Tenant,
+    b: Tenant,
+    per_table: BTreeMap<QualifiedName, (Tenant, Tenant)>,
+    /// Keeps the run's other made-up values unique.
+    token: u32,
+}
+
+impl Tenants {
+    fn of(&self, table: &QualifiedName) -> (&Tenant, &Tenant) {
+        match self.per_table.get(table) {
+            Some((a, b)) => (a, b),
+            None => (&self.a, &self.b),
+        }
+    }
+}
+
+/// Two tenant ids nobody uses that every probed tenant column accepts, or
+/// per table where no pair suits them all (see [`values::tenant_ids`]).
 async fn made_up_tenants(
     conn: &mut PgConnection,
     tables: &BTreeMap<QualifiedName, String>,
     columns: &BTreeMap<QualifiedName, Vec<catalog::Column>>,
     rules: &catalog::ValueRules,
-) -> Result<(Tenant, Tenant, u32), VerifyError> {
+) -> Result<Tenants, VerifyError> {
     let (a, b): (String, String) =
         sqlx::query_as("SELECT gen_random_uuid()::text, gen_random_uuid()::text")
             .fetch_one(&mut *conn)
@@ -896,20 +922,32 @@ async fn made_up_tenants(
             .map_err(db("making up tenant ids"))?;
     let token = u32::from_str_radix(&a[..8], 16).unwrap_or(1);
     let mut constraints = values::Constraints::new(rules);
-    let (a, b) = values::tenant_ids::choose(conn, tables, columns, &mut constraints, &a, &b, token)
+    let chosen = values::tenant_ids::choose(conn, tables, columns, &mut constraints, &a, &b, token)
         .await
         .map_err(db("making up tenant ids"))?;
-    Ok((
-        Tenant {
-            label: "A",
-            value: a,
-        },
-        Tenant {
-            label: "B",
-            value: b,
-        },
+    let pair = |(a, b): (String, String)| {
+        (
+            Tenant {
+                label: "A",
+                value: a,
+            },
+            Tenant {
+                label: "B",
+                value: b,
+            },
+        )
+    };
+    let (a, b) = pair(chosen.pair);
+    Ok(Tenants {
+        a,
+        b,
+        per_table: chosen
+            .per_table
+            .into_iter()
+            .map(|(table, ids)| (table, pair(ids)))
+            .collect(),
         token,
-    ))
+    })
 }
 
 /// The spec's `probe_values`, checked against the tables' columns: a column
