@@ -40,6 +40,9 @@ pub fn render(spec: &Discovered) -> String {
                 scalar(claims_setting)
             );
         }
+        Some(TenantSource::Role(role)) => {
+            let _ = writeln!(out, "  source: {}", role.sql());
+        }
         None => {}
     }
     match &t.context {

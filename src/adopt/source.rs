@@ -67,6 +67,7 @@ pub(super) fn discover(
         | TenantSource::JwtClaim {
             claims_setting: s, ..
         } => s.contains('.'),
+        TenantSource::Role(_) => true,
     });
     if source.is_none() {
         todos.push(format!(

@@ -20,6 +20,7 @@
 mod admin;
 mod probes;
 pub mod report;
+mod role_tenants;
 mod rows;
 pub mod runtime_connection;
 mod values;
@@ -33,6 +34,7 @@ use crate::catalog::{self, Scope};
 use crate::errors::database_message;
 use crate::quote::{QualifiedName, Sql};
 use crate::spec::{Access, Command, ProbeValue, Spec, TenantSource, WhenUnbound};
+use role_tenants::RoleTenants;
 
 /// The columns of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -302,11 +304,13 @@ pub struct Binding {
 }
 
 impl Binding {
-    /// The setting that carries the tenant.
+    /// The setting that carries the tenant (verify's own, never read by a
+    /// policy, when tenants are roles).
     pub fn setting(&self) -> &str {
         match &self.source {
             TenantSource::Setting(name) => name,
             TenantSource::JwtClaim { claims_setting, .. } => claims_setting,
+            TenantSource::Role(_) => ROLE_TENANT_SETTING,
         }
     }
 
@@ -319,7 +323,7 @@ impl Binding {
     ) -> Result<(), sqlx::Error> {
         let value = match (&self.source, tenant) {
             (_, None) => String::new(),
-            (TenantSource::Setting(_), Some(t)) => t.value.clone(),
+            (TenantSource::Setting(_) | TenantSource::Role(_), Some(t)) => t.value.clone(),
             (TenantSource::JwtClaim { claim, .. }, Some(t)) => {
                 serde_json::json!({ claim: t.value }).to_string()
             }
@@ -343,6 +347,10 @@ impl Binding {
         Ok(())
     }
 }
+
+/// Where verify notes the bound tenant when tenants are roles: the role
+/// switch is the binding (see [`role_tenants`]).
+const ROLE_TENANT_SETTING: &str = "rlsctl_verify.tenant_role";
 
 /// A made-up tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -461,7 +469,13 @@ macro_rules! rolled_back {
     ($conn:expr, $admin:expr, $role:expr, $tx:ident => $work:expr) => {{
         let mut $tx = $conn.begin().await.map_err(db("starting a transaction"))?;
         let result = match $admin.grant_inside(&mut $tx, $role).await {
-            Ok(()) => Ok($work),
+            Ok(()) => Ok(match &$admin.tenant_roles {
+                Some(roles) => match roles.create(&mut $tx).await {
+                    Ok(()) => $work,
+                    Err(error) => Err(error),
+                },
+                None => $work,
+            }),
             Err(error) => Err(error),
         };
         $tx.rollback().await.map_err(db("rolling back"))?;
@@ -526,7 +540,7 @@ pub async fn verify(
             )));
         }
     }
-    let admin = admin::Admin::assess(conn, &acting).await?;
+    let mut admin = admin::Admin::assess(conn, &acting).await?;
     for table in target.tables.keys() {
         if !columns.contains_key(table) {
             return Err(VerifyError::Setup(format!(
@@ -549,8 +563,18 @@ pub async fn verify(
     let tables = chosen_tables(target, &tenant_columns)?;
 
     let probe_values = explicit_values(target, &columns)?;
-    let tenants = made_up_tenants(conn, &tables, &columns, &rules).await?;
+    let tenants = made_up_tenants(conn, &tables, &columns, &rules, &target.binding).await?;
     let (a, b, token) = (&tenants.a, &tenants.b, tenants.token);
+    if let TenantSource::Role(function) = target.binding.source {
+        admin.tenant_roles = Some(RoleTenants {
+            function,
+            names: [a.value.clone(), b.value.clone()],
+            members_of: target.roles.clone(),
+            superuser: admin.superuser,
+            bypasses_rls: admin.bypasses_rls,
+        });
+    }
+    let admin = admin;
     let layout = rows::Layout {
         columns: &columns,
         foreign_keys: &posture.foreign_keys,
@@ -599,7 +623,9 @@ pub async fn verify(
     };
     let fresh_reason = fresh_session_unavailable(conn, &target.binding, &admin).await?;
     let mut fresh = BTreeMap::new();
-    if fresh_reason.is_none() {
+    // Tenants that are roles have no setting a session could leave undefined.
+    let keyed_on_setting = admin.tenant_roles.is_none();
+    if fresh_reason.is_none() && keyed_on_setting {
         for role in &target.roles {
             let mut probing = shared.probing(role, &own, probes::Unbound::Fresh, None);
             for (table, column) in tables.iter().filter(|(t, _)| target.reaches(role, t)) {
@@ -630,6 +656,7 @@ pub async fn verify(
             };
             probing.factory.reset();
             let fresh = match &fresh_reason {
+                _ if !keyed_on_setting => None,
                 None => fresh.remove(&(role.clone(), table.clone())),
                 Some(why) => Some(Err(why.clone())),
             };
@@ -914,6 +941,7 @@ async fn made_up_tenants(
     tables: &BTreeMap<QualifiedName, String>,
     columns: &BTreeMap<QualifiedName, Vec<catalog::Column>>,
     rules: &catalog::ValueRules,
+    binding: &Binding,
 ) -> Result<Tenants, VerifyError> {
     let (a, b): (String, String) =
         sqlx::query_as("SELECT gen_random_uuid()::text, gen_random_uuid()::text")
@@ -921,10 +949,18 @@ async fn made_up_tenants(
             .await
             .map_err(db("making up tenant ids"))?;
     let token = u32::from_str_radix(&a[..8], 16).unwrap_or(1);
-    let mut constraints = values::Constraints::new(rules);
-    let chosen = values::tenant_ids::choose(conn, tables, columns, &mut constraints, &a, &b, token)
-        .await
-        .map_err(db("making up tenant ids"))?;
+    let chosen = if let TenantSource::Role(_) = binding.source {
+        let [a, b] = RoleTenants::names(&a[..8]);
+        values::tenant_ids::Chosen {
+            pair: (a, b),
+            per_table: BTreeMap::new(),
+        }
+    } else {
+        let mut constraints = values::Constraints::new(rules);
+        values::tenant_ids::choose(conn, tables, columns, &mut constraints, &a, &b, token)
+            .await
+            .map_err(db("making up tenant ids"))?
+    };
     let pair = |(a, b): (String, String)| {
         (
             Tenant {

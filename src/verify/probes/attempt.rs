@@ -78,6 +78,11 @@ impl Probing<'_> {
         }
         .map_err(db("binding the tenant"))?;
         self.act_as(conn).await?;
+        if let (Some(roles), Some(tenant)) = (&self.admin.tenant_roles, tenant) {
+            roles
+                .act_as_tenant(conn, self.role, self.via, &tenant.value)
+                .await?;
+        }
         let mut query = sqlx::query(statement.to_query());
         for value in binds {
             query = query.bind(value.as_str());
