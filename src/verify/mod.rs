@@ -603,7 +603,11 @@ pub async fn verify(
         .map(|(c, p)| (c, p))
         .collect();
 
-    let total = target.roles.len() * (tables.len() + views.len() + children.len() + 1)
+    // Tenants that are roles have no setting a session could leave undefined
+    // or carry into a pooled connection's next transaction.
+    let keyed_on_setting = !matches!(target.binding.source, TenantSource::Role(_));
+    let total = target.roles.len()
+        * (tables.len() + views.len() + children.len() + usize::from(keyed_on_setting))
         + target.cross_tenant.len() * tables.len();
 
     // A session that never defined the tenant setting exists only until
@@ -623,8 +627,6 @@ pub async fn verify(
     };
     let fresh_reason = fresh_session_unavailable(conn, &target.binding, &admin).await?;
     let mut fresh = BTreeMap::new();
-    // Tenants that are roles have no setting a session could leave undefined.
-    let keyed_on_setting = admin.tenant_roles.is_none();
     if fresh_reason.is_none() && keyed_on_setting {
         for role in &target.roles {
             let mut probing = shared.probing(role, &own, probes::Unbound::Fresh, None);
@@ -723,6 +725,9 @@ pub async fn verify(
             done += 1;
         }
         (probing.a, probing.b) = (a, b);
+        if !keyed_on_setting {
+            continue;
+        }
         progress(done, total, "pooled connection");
         let cell = probing
             .pooled_connection(conn, &posture.settings, &snapshot.database)

@@ -111,6 +111,14 @@ async fn tenants_that_are_roles_get_a_policy_on_current_user_and_verify_proves_i
         .collect();
     assert_eq!(unproven, vec![]);
     assert_eq!(code, 0);
+    // No setting, so no pooled-connection row about one.
+    let objects: Vec<&str> = matrix["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["object"].as_str().unwrap())
+        .collect();
+    assert_eq!(objects, ["public.notes"]);
     let tenant_a = matrix["tenant_a"].as_str().unwrap().to_string();
     assert!(tenant_a.starts_with("rlsctl_verify_a_"), "{tenant_a}");
     // The tenant roles lived only inside verify's rolled-back transactions.
