@@ -228,3 +228,32 @@ async fn a_policy_on_session_user_is_not_proven_because_set_role_leaves_it() {
         assert!(detail.contains("session_user"), "{detail}");
     }
 }
+
+#[tokio::test]
+async fn init_from_db_describes_policies_on_current_user_as_tenants_that_are_roles() {
+    let db = TestDb::new().await;
+    let app = unique("app");
+    crate::harness::cluster_execute(&format!("CREATE ROLE {app} NOLOGIN")).await;
+    db.execute(&format!(
+        "CREATE TABLE mailboxes (id bigserial PRIMARY KEY, owner name NOT NULL, subject text);
+         CREATE INDEX ON mailboxes (owner);
+         ALTER TABLE mailboxes ENABLE ROW LEVEL SECURITY;
+         ALTER TABLE mailboxes FORCE ROW LEVEL SECURITY;
+         CREATE POLICY tenant_isolation ON mailboxes TO {app}
+             USING (owner = current_user) WITH CHECK (owner = current_user);
+         GRANT SELECT, INSERT, UPDATE, DELETE ON mailboxes TO {app};
+         GRANT USAGE ON SEQUENCE mailboxes_id_seq TO {app};"
+    ))
+    .await;
+    let spec = crate::init_from_db_hand_built_setups::init(&db);
+    assert!(spec.contains("source: current_user"), "{spec}");
+    assert!(!spec.contains("inline:"), "{spec}");
+    crate::init_from_db_hand_built_setups::assert_described_exactly(&db, &spec);
+    let (code, matrix) = verify(&db);
+    assert_eq!(code, 0, "{matrix:#}");
+    let unproven: Vec<_> = cells(&matrix, "public.mailboxes")
+        .into_iter()
+        .filter(|(_, v, _)| v != "PROVEN")
+        .collect();
+    assert_eq!(unproven, vec![]);
+}
