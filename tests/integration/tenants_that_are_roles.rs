@@ -257,3 +257,45 @@ async fn init_from_db_describes_policies_on_current_user_as_tenants_that_are_rol
         .collect();
     assert_eq!(unproven, vec![]);
 }
+
+#[tokio::test]
+async fn a_cross_tenant_reader_beside_tenants_that_are_roles_is_probed_as_itself() {
+    let db = TestDb::new().await;
+    let (role, reader) = (unique("app"), unique("reporting"));
+    db.migration(
+        "V1__schema.sql",
+        "CREATE TABLE notes (id bigserial PRIMARY KEY, owner text NOT NULL, body text);",
+    );
+    let roles = spec(&role, "text", "notes").replace("tables:\n  - notes\n", "");
+    db.spec(&format!(
+        "{roles}  - name: {reader}\n    cross_tenant: read\n    reason: Monthly totals across customers.\ntables:\n  - notes\n"
+    ));
+    db.rlsctl(&["apply"]).success();
+    let (code, matrix) = verify(&db);
+    assert_eq!(code, 0, "{matrix:#}");
+    let rows: Vec<&Value> = matrix["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["role"] == reader.as_str())
+        .collect();
+    assert_eq!(rows.len(), 1, "{matrix:#}");
+    for (probe, cell) in rows[0]["cells"].as_object().unwrap() {
+        assert_eq!(cell["verdict"], "PROVEN", "{probe}: {cell:#}");
+    }
+
+    // The reader may write after all: its declared read-only access is broken.
+    db.execute(&format!("GRANT UPDATE ON notes TO {reader}; CREATE POLICY reader_writes ON notes FOR UPDATE TO {reader} USING (true)"))
+        .await;
+    let (code, matrix) = verify(&db);
+    assert_eq!(code, 2, "{matrix:#}");
+    let reader_leaks = matrix["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["role"] == reader.as_str())
+        .flat_map(|o| o["cells"].as_object().unwrap().values())
+        .filter(|c| c["verdict"] == "LEAK")
+        .count();
+    assert!(reader_leaks > 0, "{matrix:#}");
+}
