@@ -525,8 +525,8 @@ async fn verify_proves_table_whose_columns_have_not_null_domains() {
 #[tokio::test]
 async fn verify_makes_up_tenant_ids_per_table_when_tenant_columns_share_no_value() {
     // Hand-written policies on tenant columns of types no single text parses
-    // as all of: uuid, inet, date, and name and citext (an extension's type)
-    // beside them. Each table gets tenants of its own type.
+    // as all of: uuid, inet, date, macaddr, and name and citext (an
+    // extension's type) beside them. Each table gets tenants of its own type.
     let db = TestDb::new().await;
     let role = unique("app");
     let mut sql = format!("CREATE EXTENSION citext; CREATE ROLE {role};");
@@ -536,6 +536,7 @@ async fn verify_makes_up_tenant_ids_per_table_when_tenant_columns_share_no_value
         ("shifts", "date"),
         ("inboxes", "name"),
         ("handles", "citext"),
+        ("devices", "macaddr"),
     ] {
         sql.push_str(&format!(
             "CREATE TABLE {table} (id bigserial PRIMARY KEY, tenant_id {ty} NOT NULL, body text);
