@@ -9,6 +9,11 @@
 //! runs each probe as the runtime role and then, where the probe binds a
 //! tenant, `SET LOCAL ROLE` to that tenant's role. With no tenant bound the
 //! statement runs as the runtime role itself, which owns no tenant's rows.
+//!
+//! A policy on `session_user` (the role that logged in) is not changed by
+//! SET ROLE: there verify uses `SET LOCAL SESSION AUTHORIZATION`, which only
+//! a superuser may run, and resets it after each statement so the checks
+//! that follow run as the admin again.
 
 use sqlx::PgConnection;
 
@@ -45,9 +50,9 @@ impl RoleTenants {
     /// A setup verify cannot run this way is an error here, which makes each
     /// of the object's cells NOT PROVEN with the reason.
     pub async fn create(&self, conn: &mut PgConnection) -> Result<(), VerifyError> {
-        if self.function == SessionRole::SessionUser {
+        if self.function == SessionRole::SessionUser && !self.superuser {
             return Err(VerifyError::Setup(
-                "the tenant policies compare with session_user, the role that logged in, which SET ROLE does not change: verify acts as each tenant by SET ROLE, so it cannot show this policy".into(),
+                "the tenant policies compare with session_user, the role that logged in, which SET ROLE does not change: verify acts as each tenant with SET SESSION AUTHORIZATION, which only a superuser may run".into(),
             ));
         }
         if !self.bypasses_rls {
@@ -100,10 +105,26 @@ impl RoleTenants {
         if via.is_some() || !self.members_of.iter().any(|r| r == role) {
             return Ok(());
         }
-        sqlx::query(set_role(tenant).to_query())
+        let statement = match self.function {
+            SessionRole::CurrentUser => set_role(tenant),
+            SessionRole::SessionUser => Sql::new("SET LOCAL SESSION AUTHORIZATION ").ident(tenant),
+        };
+        sqlx::query(statement.to_query())
             .execute(conn)
             .await
-            .map_err(db(format!("SET ROLE {tenant}")))?;
+            .map_err(db(format!("acting as tenant {tenant}: {statement}")))?;
+        Ok(())
+    }
+
+    /// Back to the admin's own session user after a statement that
+    /// completed (a failed one is undone with its savepoint).
+    pub async fn leave_tenant(&self, conn: &mut PgConnection) -> Result<(), VerifyError> {
+        if self.function == SessionRole::SessionUser {
+            sqlx::query("RESET SESSION AUTHORIZATION")
+                .execute(conn)
+                .await
+                .map_err(db("RESET SESSION AUTHORIZATION"))?;
+        }
         Ok(())
     }
 }

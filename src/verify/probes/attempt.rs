@@ -106,6 +106,9 @@ impl Probing<'_> {
         };
         match result {
             Ok(done) => {
+                if let Some(roles) = &self.admin.tenant_roles {
+                    roles.leave_tenant(conn).await?;
+                }
                 exec(conn, "RESET ROLE").await?;
                 exec(conn, "RELEASE SAVEPOINT rlsctl_attempt").await?;
                 Ok(done)
