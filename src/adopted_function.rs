@@ -206,6 +206,8 @@ fn unbound_bindings(source: &TenantSource) -> Vec<(String, Option<(String, Strin
     let setting = match source {
         TenantSource::Setting(name) => name,
         TenantSource::JwtClaim { claims_setting, .. } => claims_setting,
+        // No function is adopted when tenants are roles (the spec refuses both).
+        TenantSource::Role(_) => return Vec::new(),
     };
     let mut out = vec![
         (format!("{setting} never set"), None),

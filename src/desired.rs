@@ -300,6 +300,8 @@ pub fn context_function(tenancy: &Tenancy, executors: &BTreeSet<String>) -> Cont
             literal(claims_setting),
             literal(claim)
         ),
+        // Not reached from a spec (it makes no function for such tenants).
+        TenantSource::Role(role) => format!("{}::text", role.sql()),
     };
     let (language, body) = match tenancy.when_unbound {
         WhenUnbound::Deny => ("sql", format!("\nSELECT nullif({raw}, '')::{cast}\n")),
@@ -331,6 +333,7 @@ fn binding_hint(source: &TenantSource) -> String {
         TenantSource::JwtClaim { claim, .. } => {
             format!("the request's JWT has no `{claim}` claim")
         }
+        TenantSource::Role(_) => "connect as the tenant's own role".to_string(),
     }
 }
 

@@ -8,6 +8,7 @@ use pg_query::protobuf::{self, Node, node::Node as N};
 use serde_json::Value as Json;
 
 use crate::audit::expression_tree::{PolicyExpression, names, scalar_select, sources};
+use crate::spec::SessionRole;
 
 /// `column = value`, where `value` carries the tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +26,8 @@ pub struct TenantComparison {
     pub wrapped_function: Option<Vec<String>>,
     /// The claim `value` takes from a JSON document with `->> 'claim'`.
     pub claim: Option<String>,
+    /// `value` is the acting role's name (`CURRENT_USER`): tenants are roles.
+    pub role: Option<SessionRole>,
 }
 
 /// The expression as a whole is one tenant comparison.
@@ -76,8 +79,9 @@ fn comparison(parsed: &PolicyExpression, node: &Node) -> Option<TenantComparison
         if contains_key(&json, "ColumnRef") {
             continue;
         }
+        let role = role_function(value);
         let (settings, functions) = sources(value);
-        if settings.is_empty() && functions.is_empty() {
+        if role.is_none() && settings.is_empty() && functions.is_empty() {
             continue;
         }
         return Some(TenantComparison {
@@ -88,6 +92,7 @@ fn comparison(parsed: &PolicyExpression, node: &Node) -> Option<TenantComparison
             functions,
             wrapped_function: wrapped_function(value),
             claim: claim(&json),
+            role,
         });
     }
     None
@@ -98,6 +103,32 @@ fn column_of(node: &Node) -> Option<String> {
     match &node.node {
         Some(N::ColumnRef(c)) => names(&c.fields).last().cloned(),
         Some(N::TypeCast(c)) => column_of(c.arg.as_deref()?),
+        _ => None,
+    }
+}
+
+/// `CURRENT_USER`, `CURRENT_ROLE`, `SESSION_USER` or `USER`, cast or not:
+/// the grammar reads them as SQL value functions (or, from PostgreSQL 16's
+/// grammar on, as calls of the `pg_catalog` function of that name).
+fn role_function(node: &Node) -> Option<SessionRole> {
+    use protobuf::SqlValueFunctionOp as Op;
+    match &node.node {
+        Some(N::TypeCast(c)) => role_function(c.arg.as_deref()?),
+        Some(N::SqlvalueFunction(f)) => match Op::try_from(f.op).ok()? {
+            Op::SvfopCurrentUser | Op::SvfopCurrentRole | Op::SvfopUser => {
+                Some(SessionRole::CurrentUser)
+            }
+            Op::SvfopSessionUser => Some(SessionRole::SessionUser),
+            _ => None,
+        },
+        Some(N::FuncCall(call)) if call.args.is_empty() => match names(&call.funcname).as_slice() {
+            [schema, name] if schema == "pg_catalog" => match name.as_str() {
+                "current_user" | "current_role" | "user" => Some(SessionRole::CurrentUser),
+                "session_user" => Some(SessionRole::SessionUser),
+                _ => None,
+            },
+            _ => None,
+        },
         _ => None,
     }
 }
@@ -200,6 +231,21 @@ mod tests {
             assert_eq!(whole(text), None, "{text}");
             assert_eq!(anywhere(text), None, "{text}");
         }
+    }
+
+    #[test]
+    fn a_column_compared_with_the_acting_role_is_a_comparison_with_tenants_that_are_roles() {
+        let c = whole("(owner = CURRENT_USER)").unwrap();
+        assert_eq!(
+            (c.column.as_str(), c.role),
+            ("owner", Some(SessionRole::CurrentUser))
+        );
+        let c = whole("(SESSION_USER = (owner)::text)").unwrap();
+        assert_eq!(
+            (c.column.as_str(), c.role),
+            ("owner", Some(SessionRole::SessionUser))
+        );
+        assert_eq!(whole("(owner = CURRENT_DATE)"), None);
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub fn render(spec: &Discovered) -> String {
                 scalar(claims_setting)
             );
         }
+        Some(TenantSource::Role(role)) => {
+            let _ = writeln!(out, "  source: {}", role.sql());
+        }
         None => {}
     }
     match &t.context {
@@ -60,6 +63,8 @@ pub fn render(spec: &Discovered) -> String {
                 out.push_str("  when_unbound: error\n");
             }
         }
+        // `source: current_user` says it: the spec refuses `inline` beside it.
+        Context::Inline(_) if matches!(t.source, Some(TenantSource::Role(_))) => {}
         Context::Inline(value) => {
             let _ = writeln!(
                 out,

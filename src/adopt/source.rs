@@ -24,6 +24,13 @@ pub(super) fn discover(
     made_by_rlsctl: bool,
     todos: &mut Vec<String>,
 ) -> (Context, Option<TenantSource>) {
+    // Tenants that are roles: no function, no setting.
+    if let Some(role) = comparison.role {
+        return (
+            Context::Inline(comparison.value.clone()),
+            Some(TenantSource::Role(role)),
+        );
+    }
     let context = match &comparison.wrapped_function {
         Some(called) => match functions.get(called) {
             Some(f) if made_by_rlsctl => Context::Generated {
@@ -67,6 +74,7 @@ pub(super) fn discover(
         | TenantSource::JwtClaim {
             claims_setting: s, ..
         } => s.contains('.'),
+        TenantSource::Role(_) => true,
     });
     if source.is_none() {
         todos.push(format!(

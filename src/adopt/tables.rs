@@ -213,9 +213,10 @@ pub(super) fn column_type(
         "text" => TenantType::Text,
         "bigint" => TenantType::Bigint,
         "integer" => TenantType::Integer,
+        "name" => TenantType::Name,
         other => {
             todos.push(format!(
-                "the tenant column {} is of type {other}, which `tenancy.type` cannot name (uuid, text, bigint, integer): left at the default",
+                "the tenant column {} is of type {other}, which `tenancy.type` cannot name (uuid, text, bigint, integer, name): left at the default",
                 found.column
             ));
             return None;

@@ -34,6 +34,7 @@ impl Target {
         let settings = match &spec.tenancy.source {
             TenantSource::Setting(name) => vec![name.clone()],
             TenantSource::JwtClaim { claims_setting, .. } => vec![claims_setting.clone()],
+            TenantSource::Role(_) => Vec::new(),
         };
         Target {
             roles: spec.runtime_roles().map(|r| r.name.clone()).collect(),

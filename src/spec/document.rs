@@ -265,6 +265,8 @@ pub enum TenantType {
     Text,
     Bigint,
     Integer,
+    // PostgreSQL's `name`, the type of `current_user`: tenants that are roles.
+    Name,
 }
 
 impl TenantType {
@@ -275,22 +277,79 @@ impl TenantType {
             TenantType::Text => "text",
             TenantType::Bigint => "bigint",
             TenantType::Integer => "integer",
+            TenantType::Name => "name",
         }
     }
 }
 
+/// Where the tenant comes from: a map naming a setting or a JWT claim, or
+/// the word `current_user` (also `current_role`, `session_user`) when the
+/// tenant is the role itself.
+#[derive(Debug, Default)]
+pub struct SourceDoc {
+    pub setting: Option<Spanned<String>>,
+    pub jwt_claim: Option<Spanned<String>>,
+    pub claims_setting: Option<Spanned<String>>,
+    /// The plain form: the position is the whole value's.
+    pub role: Option<String>,
+}
+
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SourceDoc {
+struct SourceMap {
     /// A custom setting bound per transaction with `set_config(name, value, true)`.
     #[schemars(with = "Option<String>")]
-    pub setting: Option<Spanned<String>>,
+    setting: Option<Spanned<String>>,
     /// A claim of the JWT PostgREST/Supabase expose as `request.jwt.claims`.
     #[schemars(with = "Option<String>")]
-    pub jwt_claim: Option<Spanned<String>>,
+    jwt_claim: Option<Spanned<String>>,
     /// The setting holding the JWT claims (default `request.jwt.claims`).
     #[schemars(with = "Option<String>")]
-    pub claims_setting: Option<Spanned<String>>,
+    claims_setting: Option<Spanned<String>>,
+}
+
+impl JsonSchema for SourceDoc {
+    fn schema_name() -> Cow<'static, str> {
+        "SourceDoc".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "Where the application binds the tenant: a map with `setting` (or `jwt_claim`), or `current_user` when each tenant is a database role and the tenant column holds its name.",
+            "anyOf": [
+                { "type": "string", "enum": ["current_user", "current_role", "session_user"] },
+                generator.subschema_for::<SourceMap>(),
+            ]
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for SourceDoc {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SourceVisitor;
+        impl<'de> Visitor<'de> for SourceVisitor {
+            type Value = SourceDoc;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`current_user`, or a map with `setting` or `jwt_claim`")
+            }
+            fn visit_str<E: de::Error>(self, role: &str) -> Result<SourceDoc, E> {
+                Ok(SourceDoc {
+                    role: Some(role.to_string()),
+                    ..SourceDoc::default()
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SourceDoc, A::Error> {
+                let m = SourceMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(SourceDoc {
+                    setting: m.setting,
+                    jwt_claim: m.jwt_claim,
+                    claims_setting: m.claims_setting,
+                    role: None,
+                })
+            }
+        }
+        deserializer.deserialize_any(SourceVisitor)
+    }
 }
 
 #[derive(

@@ -16,8 +16,8 @@ use super::lines::Lines;
 use super::scope::{Scope, every_command, expand_commands};
 use super::{
     AcceptedFinding, Backfill, BackupRole, BypassRole, CrossTenantPredicate, Expression, GrantSpec,
-    MaintenanceAccess, NoTenantAccess, Origin, PolicySpec, ResolverSpec, RoleSpec, Spec, SpecError,
-    TABLE_PLACEHOLDER, TableSpec, Tenancy, TenantSource, policy_name_for,
+    MaintenanceAccess, NoTenantAccess, Origin, PolicySpec, ResolverSpec, RoleSpec, SessionRole,
+    Spec, SpecError, TABLE_PLACEHOLDER, TableSpec, Tenancy, TenantSource, policy_name_for,
 };
 use crate::grants::{GrantKind, GrantTarget, ObjectPrivilege};
 use crate::quote::QualifiedName;
@@ -617,9 +617,9 @@ fn tenancy_from(at: &Locator, doc: TenancyDoc) -> Result<Tenancy, SpecError> {
         Some(c) => at.identifier(c, "the tenant column")?,
         None => defaults.column,
     };
-    let source = match doc.source {
-        None => defaults.source,
-        Some(source) => source_from(at, &source)?,
+    let (source, source_origin) = match &doc.source {
+        None => (defaults.source, None),
+        Some(source) => (source_from(at, source)?, Some(at.at(source))),
     };
     let (function, function_managed) = match &doc.function {
         None => (defaults.function, defaults.function_managed),
@@ -644,6 +644,32 @@ fn tenancy_from(at: &Locator, doc: TenancyDoc) -> Result<Tenancy, SpecError> {
             ));
         }
         (Some(inline), None) => Some(at.expression(inline, "`inline`")?),
+    };
+    // Tenants that are roles: each policy compares the column with the
+    // role's name, inline, and there is no context function.
+    let inline = match (&source, source_origin) {
+        (TenantSource::Role(role), Some(origin)) => {
+            let clash = if doc.function.is_some() {
+                Some("`function`")
+            } else if doc.inline.is_some() {
+                Some("`inline`")
+            } else if doc.default_from_context == Some(true) {
+                Some("`default_from_context`")
+            } else {
+                None
+            };
+            if let Some(key) = clash {
+                return Err(SpecError::at(
+                    &origin,
+                    format!(
+                        "`source: {}` excludes {key}: the tenant policies compare the column with the role's name, so there is no context function",
+                        role.sql()
+                    ),
+                ));
+            }
+            Some(Expression::trusted(role.sql().to_string()))
+        }
+        _ => inline,
     };
     Ok(Tenancy {
         inline,
@@ -687,6 +713,19 @@ fn function_name(at: &Locator, doc: &Spanned<FunctionDoc>) -> Result<QualifiedNa
 }
 
 fn source_from(at: &Locator, source: &Spanned<SourceDoc>) -> Result<TenantSource, SpecError> {
+    if let Some(role) = &source.value.role {
+        return match role.as_str() {
+            // The same function under the SQL standard's other name.
+            "current_user" | "current_role" => Ok(TenantSource::Role(SessionRole::CurrentUser)),
+            "session_user" => Ok(TenantSource::Role(SessionRole::SessionUser)),
+            other => Err(SpecError::at(
+                &at.at(source),
+                format!(
+                    "`source: {other}`: the plain form names the role itself (`current_user`, `current_role` or `session_user`); a setting is written `source: {{ setting: app.current_tenant_id }}`"
+                ),
+            )),
+        };
+    }
     let custom_setting = |s: &Spanned<String>| -> Result<String, SpecError> {
         // Only dotted names are custom settings an application may define.
         if !s.value.contains('.') || s.value.starts_with('.') || s.value.ends_with('.') {
@@ -1531,6 +1570,49 @@ mod tests {
             "current_setting('a.b', true)::uuid"
         );
         assert_eq!(spec.tenancy.policy_to, PolicyTo::Public);
+    }
+
+    #[test]
+    fn a_tenancy_keyed_on_current_user_compares_the_column_with_the_role_inline() {
+        let spec = parse(
+            "tenancy:\n  column: owner\n  type: name\n  source: current_user\nroles:\n  - name: a\n",
+        )
+        .unwrap();
+        assert_eq!(
+            spec.tenancy.source,
+            TenantSource::Role(SessionRole::CurrentUser)
+        );
+        assert_eq!(spec.tenancy.inline.unwrap().as_str(), "current_user");
+        assert_eq!(spec.tenancy.column_type, TenantType::Name);
+        let spec = parse("tenancy:\n  source: current_role\nroles:\n  - name: a\n").unwrap();
+        assert_eq!(
+            spec.tenancy.source,
+            TenantSource::Role(SessionRole::CurrentUser)
+        );
+        let spec = parse("tenancy:\n  source: session_user\nroles:\n  - name: a\n").unwrap();
+        assert_eq!(spec.tenancy.inline.unwrap().as_str(), "session_user");
+    }
+
+    #[test]
+    fn a_tenancy_keyed_on_the_role_refuses_a_context_function_and_other_words() {
+        for (extra, key) in [
+            ("  function: app.tenant\n", "`function`"),
+            ("  inline: owner_name()\n", "`inline`"),
+            ("  default_from_context: true\n", "`default_from_context`"),
+        ] {
+            let err = parse(&format!(
+                "tenancy:\n  source: current_user\n{extra}roles:\n  - name: a\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("app.yaml:2:11"), "{err}");
+            assert!(err.contains(&format!("excludes {key}")), "{err}");
+        }
+        let err = parse("tenancy:\n  source: tenant_id\nroles:\n  - name: a\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("app.yaml:2:11"), "{err}");
+        assert!(err.contains("`source: tenant_id`"), "{err}");
     }
 
     #[test]

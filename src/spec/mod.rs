@@ -79,6 +79,27 @@ pub enum TenantSource {
         claims_setting: String,
         claim: String,
     },
+    /// The tenant is the role itself: the tenant column holds the name
+    /// this function returns (`owner = current_user`).
+    Role(SessionRole),
+}
+
+/// The SQL functions that name the acting role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionRole {
+    /// `current_user` (`current_role` is the same): changed by `SET ROLE`.
+    CurrentUser,
+    /// `session_user`: the role that logged in; `SET ROLE` leaves it.
+    SessionUser,
+}
+
+impl SessionRole {
+    pub fn sql(self) -> &'static str {
+        match self {
+            SessionRole::CurrentUser => "current_user",
+            SessionRole::SessionUser => "session_user",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -33,9 +33,12 @@ pub struct Admin {
     pub name: String,
     /// SUPERUSER or BYPASSRLS: RLS filters nothing it plants or checks.
     pub bypasses_rls: bool,
+    pub superuser: bool,
     /// The grant made inside each rolled-back transaction, per runtime role
     /// that needs one.
     grants: BTreeMap<String, Sql>,
+    /// Tenants that are roles, made up inside each rolled-back transaction.
+    pub tenant_roles: Option<super::role_tenants::RoleTenants>,
 }
 
 /// The connecting role's attributes.
@@ -76,8 +79,10 @@ impl Admin {
         .map_err(db("reading the connecting role"))?;
         let mut admin = Admin {
             bypasses_rls: me.superuser || me.bypass_rls,
+            superuser: me.superuser,
             name: me.name.clone(),
             grants: BTreeMap::new(),
+            tenant_roles: None,
         };
         if me.superuser {
             return Ok(admin);

@@ -20,6 +20,7 @@
 mod admin;
 mod probes;
 pub mod report;
+mod role_tenants;
 mod rows;
 pub mod runtime_connection;
 mod values;
@@ -33,6 +34,7 @@ use crate::catalog::{self, Scope};
 use crate::errors::database_message;
 use crate::quote::{QualifiedName, Sql};
 use crate::spec::{Access, Command, PolicySpec, ProbeValue, Spec, TenantSource, WhenUnbound};
+use role_tenants::RoleTenants;
 
 /// The columns of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -309,11 +311,13 @@ pub struct Binding {
 }
 
 impl Binding {
-    /// The setting that carries the tenant.
+    /// The setting that carries the tenant (verify's own, never read by a
+    /// policy, when tenants are roles).
     pub fn setting(&self) -> &str {
         match &self.source {
             TenantSource::Setting(name) => name,
             TenantSource::JwtClaim { claims_setting, .. } => claims_setting,
+            TenantSource::Role(_) => ROLE_TENANT_SETTING,
         }
     }
 
@@ -326,7 +330,7 @@ impl Binding {
     ) -> Result<(), sqlx::Error> {
         let value = match (&self.source, tenant) {
             (_, None) => String::new(),
-            (TenantSource::Setting(_), Some(t)) => t.value.clone(),
+            (TenantSource::Setting(_) | TenantSource::Role(_), Some(t)) => t.value.clone(),
             (TenantSource::JwtClaim { claim, .. }, Some(t)) => {
                 serde_json::json!({ claim: t.value }).to_string()
             }
@@ -350,6 +354,10 @@ impl Binding {
         Ok(())
     }
 }
+
+/// Where verify notes the bound tenant when tenants are roles: the role
+/// switch is the binding (see [`role_tenants`]).
+const ROLE_TENANT_SETTING: &str = "rlsctl_verify.tenant_role";
 
 /// A made-up tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -471,7 +479,13 @@ macro_rules! rolled_back {
     ($conn:expr, $admin:expr, $role:expr, $tx:ident => $work:expr) => {{
         let mut $tx = $conn.begin().await.map_err(db("starting a transaction"))?;
         let result = match $admin.grant_inside(&mut $tx, $role).await {
-            Ok(()) => Ok($work),
+            Ok(()) => Ok(match &$admin.tenant_roles {
+                Some(roles) => match roles.create(&mut $tx).await {
+                    Ok(()) => $work,
+                    Err(error) => Err(error),
+                },
+                None => $work,
+            }),
             Err(error) => Err(error),
         };
         $tx.rollback().await.map_err(db("rolling back"))?;
@@ -536,7 +550,7 @@ pub async fn verify(
             )));
         }
     }
-    let admin = admin::Admin::assess(conn, &acting).await?;
+    let mut admin = admin::Admin::assess(conn, &acting).await?;
     for table in target.tables.keys() {
         if !columns.contains_key(table) {
             return Err(VerifyError::Setup(format!(
@@ -559,7 +573,18 @@ pub async fn verify(
     let tables = chosen_tables(target, &tenant_columns)?;
 
     let probe_values = explicit_values(target, &columns)?;
-    let (a, b, token) = made_up_tenants(conn, &tables, &columns, &rules).await?;
+    let tenants = made_up_tenants(conn, &tables, &columns, &rules, &target.binding).await?;
+    let (a, b, token) = (&tenants.a, &tenants.b, tenants.token);
+    if let TenantSource::Role(function) = target.binding.source {
+        admin.tenant_roles = Some(RoleTenants {
+            function,
+            names: [a.value.clone(), b.value.clone()],
+            members_of: target.roles.clone(),
+            superuser: admin.superuser,
+            bypasses_rls: admin.bypasses_rls,
+        });
+    }
+    let admin = admin;
     let layout = rows::Layout {
         columns: &columns,
         foreign_keys: &posture.foreign_keys,
@@ -588,7 +613,11 @@ pub async fn verify(
         .map(|(c, p)| (c, p))
         .collect();
 
-    let total = target.roles.len() * (tables.len() + views.len() + children.len() + 1)
+    // Tenants that are roles have no setting a session could leave undefined
+    // or carry into a pooled connection's next transaction.
+    let keyed_on_setting = !matches!(target.binding.source, TenantSource::Role(_));
+    let total = target.roles.len()
+        * (tables.len() + views.len() + children.len() + usize::from(keyed_on_setting))
         + target.cross_tenant.len() * tables.len();
 
     // A session that never defined the tenant setting exists only until
@@ -599,8 +628,8 @@ pub async fn verify(
     };
     let shared = probes::Shared {
         when_unbound: target.when_unbound,
-        a: &a,
-        b: &b,
+        a,
+        b,
         layout: &layout,
         admin: &admin,
         token,
@@ -609,11 +638,12 @@ pub async fn verify(
     };
     let fresh_reason = fresh_session_unavailable(conn, &target.binding, &admin).await?;
     let mut fresh = BTreeMap::new();
-    if fresh_reason.is_none() {
+    if fresh_reason.is_none() && keyed_on_setting {
         for role in &target.roles {
             let mut probing = shared.probing(role, &own, probes::Unbound::Fresh, None);
             for (table, column) in tables.iter().filter(|(t, _)| target.reaches(role, t)) {
                 progress(0, total, &format!("{table} (fresh session)"));
+                (probing.a, probing.b) = tenants.of(table);
                 let cells = rolled_back!(conn, admin, role, tx => probing.fresh_session(&mut tx, table, column).await)
                     .unwrap_or_else(|error| Ok((broken(&error), broken(&error))));
                 probing.factory.reset();
@@ -628,6 +658,7 @@ pub async fn verify(
         let mut probing = shared.probing(role, &target.binding, probes::Unbound::Ended, None);
         for (table, column) in tables.iter().filter(|(t, _)| target.reaches(role, t)) {
             progress(done, total, &table.to_string());
+            (probing.a, probing.b) = tenants.of(table);
             let mut cells = match rolled_back!(conn, admin, role, tx => probing.table(&mut tx, table, column).await)
             {
                 Ok(cells) => cells,
@@ -638,6 +669,7 @@ pub async fn verify(
             };
             probing.factory.reset();
             let fresh = match &fresh_reason {
+                _ if !keyed_on_setting => None,
                 None => fresh.remove(&(role.clone(), table.clone())),
                 Some(why) => Some(Err(why.clone())),
             };
@@ -653,6 +685,7 @@ pub async fn verify(
             });
             done += 1;
         }
+        (probing.a, probing.b) = (a, b);
         for view in &views {
             progress(done, total, &view.name.to_string());
             let cell = if !view.readable_by(&reach) {
@@ -682,6 +715,7 @@ pub async fn verify(
         for (child, parent) in &children {
             progress(done, total, &child.to_string());
             let column = &tables[*parent];
+            (probing.a, probing.b) = tenants.of(parent);
             probing.factory.focus(Some((*child).clone()));
             let partition = posture.partitions.contains(*child);
             let cell = rolled_back!(conn, admin, role, tx => probing.child(&mut tx, child, parent, column, partition).await)
@@ -701,6 +735,10 @@ pub async fn verify(
             });
             done += 1;
         }
+        (probing.a, probing.b) = (a, b);
+        if !keyed_on_setting {
+            continue;
+        }
         progress(done, total, "pooled connection");
         let cell = probing
             .pooled_connection(conn, &posture.settings, &snapshot.database)
@@ -718,6 +756,7 @@ pub async fn verify(
         let mut probing = shared.probing(role, &target.binding, probes::Unbound::Ended, None);
         for (table, column) in tables.iter().filter(|(t, _)| target.reaches(role, t)) {
             progress(done, total, &format!("{table} as {role}"));
+            (probing.a, probing.b) = tenants.of(table);
             let cells = match rolled_back!(conn, admin, role, tx => probing.cross_tenant(&mut tx, table, column, *access).await)
             {
                 Ok(cells) => cells,
@@ -753,6 +792,7 @@ pub async fn verify(
             shared.probing(role, &target.binding, probes::Unbound::Ended, Some(runtime));
         for (table, column) in &tables {
             progress(done, total, &format!("{table} as {role}"));
+            (probing.a, probing.b) = tenants.of(table);
             let cells = match rolled_back!(conn, admin, runtime, tx => probing.table(&mut tx, table, column).await)
             {
                 Ok(cells) => cells,
@@ -778,8 +818,8 @@ pub async fn verify(
     let mut matrix = Matrix {
         schema_version: 2,
         database: snapshot.database,
-        tenant_a: a.value,
-        tenant_b: b.value,
+        tenant_a: a.value.clone(),
+        tenant_b: b.value.clone(),
         objects,
         summary: Summary::default(),
         tables: tables.into_iter().collect(),
@@ -891,36 +931,75 @@ fn chosen_tables(
     Ok(kept)
 }
 
-/// Two tenant ids nobody uses, that every probed tenant column accepts (see
-/// [`values::tenant_ids`]), and a token that keeps the run's other made-up
-/// values unique.
+/// The made-up tenants of a run: A and B, and for a table whose tenant
+/// column takes neither (an inet beside uuids), a pair of its own.
+struct Tenants {
+    a: Tenant,
+    b: Tenant,
+    per_table: BTreeMap<QualifiedName, (Tenant, Tenant)>,
+    /// Keeps the run's other made-up values unique.
+    token: u32,
+}
+
+impl Tenants {
+    fn of(&self, table: &QualifiedName) -> (&Tenant, &Tenant) {
+        match self.per_table.get(table) {
+            Some((a, b)) => (a, b),
+            None => (&self.a, &self.b),
+        }
+    }
+}
+
+/// Two tenant ids nobody uses that every probed tenant column accepts, or
+/// per table where no pair suits them all (see [`values::tenant_ids`]).
 async fn made_up_tenants(
     conn: &mut PgConnection,
     tables: &BTreeMap<QualifiedName, String>,
     columns: &BTreeMap<QualifiedName, Vec<catalog::Column>>,
     rules: &catalog::ValueRules,
-) -> Result<(Tenant, Tenant, u32), VerifyError> {
+    binding: &Binding,
+) -> Result<Tenants, VerifyError> {
     let (a, b): (String, String) =
         sqlx::query_as("SELECT gen_random_uuid()::text, gen_random_uuid()::text")
             .fetch_one(&mut *conn)
             .await
             .map_err(db("making up tenant ids"))?;
     let token = u32::from_str_radix(&a[..8], 16).unwrap_or(1);
-    let mut constraints = values::Constraints::new(rules);
-    let (a, b) = values::tenant_ids::choose(conn, tables, columns, &mut constraints, &a, &b, token)
-        .await
-        .map_err(db("making up tenant ids"))?;
-    Ok((
-        Tenant {
-            label: "A",
-            value: a,
-        },
-        Tenant {
-            label: "B",
-            value: b,
-        },
+    let chosen = if let TenantSource::Role(_) = binding.source {
+        let [a, b] = RoleTenants::names(&a[..8]);
+        values::tenant_ids::Chosen {
+            pair: (a, b),
+            per_table: BTreeMap::new(),
+        }
+    } else {
+        let mut constraints = values::Constraints::new(rules);
+        values::tenant_ids::choose(conn, tables, columns, &mut constraints, &a, &b, token)
+            .await
+            .map_err(db("making up tenant ids"))?
+    };
+    let pair = |(a, b): (String, String)| {
+        (
+            Tenant {
+                label: "A",
+                value: a,
+            },
+            Tenant {
+                label: "B",
+                value: b,
+            },
+        )
+    };
+    let (a, b) = pair(chosen.pair);
+    Ok(Tenants {
+        a,
+        b,
+        per_table: chosen
+            .per_table
+            .into_iter()
+            .map(|(table, ids)| (table, pair(ids)))
+            .collect(),
         token,
-    ))
+    })
 }
 
 /// The spec's `probe_values`, checked against the tables' columns: a column

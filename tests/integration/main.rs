@@ -61,6 +61,7 @@ mod spec_schema;
 mod tenant_column_defaults_to_the_bound_tenant;
 mod tenant_policies_named_by_the_spec;
 mod tenant_resolvers;
+mod tenants_that_are_roles;
 mod verify;
 mod verify_as_a_managed_admin;
 mod verify_plants_rows_the_schema_accepts;

@@ -158,6 +158,7 @@ fn the_schema_refuses_what_rlsctl_refuses() {
         "roles:\n  - name: app\ntables:\n  - projects\n  - { name: tasks, commands: [select], index: [title] }\n",
         "tenancy:\n  type: text\n  function: { name: app.tenant, managed: false }\n  when_unbound: error\nroles:\n  - name: app\ntables: [projects]\n",
         "tenancy:\n  function: rls.current_tenant_id\n  source: { jwt_claim: org_id }\nroles:\n  - name: app\ntables: [projects]\n",
+        "tenancy:\n  column: owner\n  type: name\n  source: current_user\nroles:\n  - name: app\ntables: [notes]\n",
         "roles:\n  - name: app\n    login: true\npolicies:\n  - name: p\n    tables: [projects]\n    kind: restrictive\n    using: 'true'\ntables: [projects]\n",
     ];
     for yaml in accepted {
@@ -169,6 +170,7 @@ fn the_schema_refuses_what_rlsctl_refuses() {
         ("tenancy:\n  type: uuidv7\n", "is not one of"),
         ("roles:\n  - login: true\n", "`name` is required"),
         ("tables:\n  - { schema: app }\n", "matches none of anyOf"),
+        ("tenancy:\n  source: owner\n", "matches none of anyOf"),
         (
             "policies:\n  - name: p\n    tables: [t]\n    command: upsert\n",
             "is not one of",

@@ -78,6 +78,11 @@ impl Probing<'_> {
         }
         .map_err(db("binding the tenant"))?;
         self.act_as(conn).await?;
+        if let (Some(roles), Some(tenant)) = (&self.admin.tenant_roles, tenant) {
+            roles
+                .act_as_tenant(conn, self.role, self.via, &tenant.value)
+                .await?;
+        }
         let mut query = sqlx::query(statement.to_query());
         for value in binds {
             query = query.bind(value.as_str());
@@ -101,6 +106,9 @@ impl Probing<'_> {
         };
         match result {
             Ok(done) => {
+                if let Some(roles) = &self.admin.tenant_roles {
+                    roles.leave_tenant(conn).await?;
+                }
                 exec(conn, "RESET ROLE").await?;
                 exec(conn, "RELEASE SAVEPOINT rlsctl_attempt").await?;
                 Ok(done)

@@ -6,7 +6,6 @@ use sqlx::PgConnection;
 
 use super::Probing;
 use super::attempt::Attempt;
-use super::one_column;
 use crate::quote::{QualifiedName, Sql};
 use crate::verify::rows::Unbuildable;
 use crate::verify::{Cell, VerifyError};
@@ -28,7 +27,7 @@ impl Probing<'_> {
         if let Err(Unbuildable(why)) = self.pair(conn, planted_in).await {
             return Ok(Cell::not_proven(format!("no probe rows: {why}")));
         }
-        let tenant_json = vec![one_column(column, &self.a.value)];
+        let tenant_json = vec![self.one_column(child, column, &self.a.value)];
         let other = Self::other_tenant_rows(child, column);
         let evidence = Sql::new("SELECT to_jsonb(EXISTS (").sql(&other).push("))");
         // With B bound, an admin subject to RLS sees B's row too.

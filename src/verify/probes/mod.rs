@@ -141,11 +141,6 @@ fn location(row: &ProbeRow) -> Vec<String> {
     vec![row.tableoid.clone(), row.ctid.clone()]
 }
 
-/// `{"column": value}`: the bound JSON for one column of a row type.
-fn one_column(column: &str, value: &str) -> String {
-    serde_json::json!({ column: value }).to_string()
-}
-
 impl Probing<'_> {
     /// Every probe on one tenant table.
     pub async fn table(
@@ -263,6 +258,13 @@ impl Probing<'_> {
                     && !self.layout.is_key_column(table, &c.name)
             })
             .map(|c| c.name.clone())
+    }
+
+    /// The bound JSON of `table`'s row type with `value` in `column` (see
+    /// [`crate::verify::values::template`]).
+    fn one_column(&self, table: &QualifiedName, column: &str, value: &str) -> String {
+        let columns = self.layout.columns(table);
+        crate::verify::values::template(self.layout.rules, table, columns, column, value)
     }
 
     /// `SELECT to_jsonb(x.*) FROM t AS x WHERE x.col IS DISTINCT FROM <A> LIMIT 1`.

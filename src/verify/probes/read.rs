@@ -6,7 +6,6 @@ use sqlx::PgConnection;
 
 use super::Probing;
 use super::attempt::{Attempt, Stop};
-use super::one_column;
 use crate::quote::{QualifiedName, Sql};
 use crate::verify::{Cell, VerifyError};
 
@@ -17,7 +16,7 @@ impl Probing<'_> {
         table: &QualifiedName,
         column: &str,
     ) -> Result<Cell, VerifyError> {
-        let tenant_json = vec![one_column(column, &self.a.value)];
+        let tenant_json = vec![self.one_column(table, column, &self.a.value)];
         let leak = Self::other_tenant_rows(table, column);
         match self
             .attempt(conn, Some(self.a), &leak, &tenant_json, true)

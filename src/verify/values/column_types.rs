@@ -376,6 +376,19 @@ fn by_kind(
             (_, 'T') => vec![text("1 hour".into())],
             (_, 'A') => vec![text("{}".into())],
             (_, 'I') => vec![text(format!("192.0.2.{}", 1 + n % 254))],
+            // A locally administered address: no vendor's.
+            ("macaddr", _) => vec![text(format!(
+                "02:00:{:02x}:00:{:02x}:{:02x}",
+                token % 256,
+                (n >> 8) % 256,
+                n % 256
+            ))],
+            ("macaddr8", _) => vec![text(format!(
+                "02:00:{:02x}:00:00:00:{:02x}:{:02x}",
+                token % 256,
+                (n >> 8) % 256,
+                n % 256
+            ))],
             _ => Vec::new(),
         },
     }

@@ -87,6 +87,40 @@ impl<'a> Constraints<'a> {
     }
 }
 
+/// The bound JSON of a row template (`json_populate_record(NULL::table,
+/// $1)`) holding `value` in `column`. The columns it leaves out read NULL,
+/// which a domain with NOT NULL refuses before any probe runs: those get a
+/// value their domain takes.
+pub fn template(
+    rules: &ValueRules,
+    table: &QualifiedName,
+    columns: &[Column],
+    column: &str,
+    value: &str,
+) -> String {
+    let mut row = Map::new();
+    for other in columns.iter().filter(|c| c.name != column) {
+        let Some(ty) = rules.types.get(&(table.clone(), other.name.clone())) else {
+            continue;
+        };
+        if !ty.domain_not_null {
+            continue;
+        }
+        let tests: Vec<Test> = ty
+            .domain_checks
+            .iter()
+            .flat_map(|check| {
+                Formula::parse(check, Some(&other.name)).conjunctive_tests(&other.name)
+            })
+            .collect();
+        if let Some(made) = column_types::choose(other, Some(ty), &tests, 1, 1) {
+            row.insert(other.name.clone(), made);
+        }
+    }
+    row.insert(column.to_string(), Value::String(value.to_string()));
+    Value::Object(row).to_string()
+}
+
 /// What a row of one table needs.
 pub struct Problem<'p> {
     pub table: &'p QualifiedName,

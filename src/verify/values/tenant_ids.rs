@@ -5,8 +5,10 @@
 //! type reads (the type's own input function decides: the server parses each
 //! candidate as each column) and that the column's CHECK and domain
 //! constraints accept. Candidates of several shapes are tried in turn; when no
-//! pair suits every table, the pair suiting the most is used and the others'
-//! probe rows say why they could not be planted.
+//! pair suits every table (a uuid column beside an inet or a date one), the
+//! pair suiting the most is the run's, and each other table gets the first
+//! pair its own column takes: what an application binds there is that
+//! column's kind of id.
 
 use std::collections::BTreeMap;
 
@@ -53,7 +55,14 @@ fn tenant_tests(formulas: &[(String, Formula)], column: &str) -> Vec<Test> {
         .collect()
 }
 
-/// Picks the pair; `a` and `b` are two random uuids, `token` the run's token.
+/// The run's pair, and the tables it does not suit with a pair of their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chosen {
+    pub pair: (String, String),
+    pub per_table: BTreeMap<QualifiedName, (String, String)>,
+}
+
+/// Picks the pairs; `a` and `b` are two random uuids, `token` the run's token.
 pub async fn choose(
     conn: &mut PgConnection,
     tables: &BTreeMap<QualifiedName, String>,
@@ -62,11 +71,11 @@ pub async fn choose(
     a: &str,
     b: &str,
     token: u32,
-) -> Result<(String, String), sqlx::Error> {
+) -> Result<Chosen, sqlx::Error> {
     let mut pairs = candidates(a, b, token);
     // One table per distinct tenant column type parses the candidates.
     let mut by_type: BTreeMap<String, (&QualifiedName, &str)> = BTreeMap::new();
-    let mut tenant_columns = Vec::new();
+    let mut tenant_columns: Vec<TenantColumn> = Vec::new();
     for (table, column) in tables {
         let Some(c) = columns
             .get(table)
@@ -83,11 +92,11 @@ pub async fn choose(
         by_type.entry(key.clone()).or_insert((table, column));
         let all = columns.get(table).map(Vec::as_slice).unwrap_or(&[]);
         let tests = tenant_tests(&constraints.of(table, all), column);
-        tenant_columns.push((key, c.clone(), ty, tests));
+        tenant_columns.push((table, key, c.clone(), ty, tests));
     }
     // Then a pair of each column's own made-up values: any type rlsctl can
     // make a value of (an inet, a date…).
-    for (_, column, ty, tests) in &tenant_columns {
+    for (_, _, column, ty, tests) in &tenant_columns {
         let made = [1, 2].map(|n| {
             column_types::choose(column, ty.as_ref(), tests, n, token)
                 .and_then(|v| super::super::rows::text_of(&v))
@@ -107,11 +116,20 @@ pub async fn choose(
                     Sql::new("SELECT to_jsonb(r.*) ->> $2 FROM ").sql(&Sql::json_row(table));
                 let parsed: Result<Option<String>, sqlx::Error> =
                     sqlx::query_scalar(statement.to_query())
-                        .bind(serde_json::json!({ *column: value }).to_string())
+                        .bind(super::template(
+                            constraints.rules,
+                            table,
+                            columns.get(*table).map(Vec::as_slice).unwrap_or(&[]),
+                            column,
+                            value,
+                        ))
                         .bind(*column)
                         .fetch_one(&mut *conn)
                         .await;
-                parses.insert((key.clone(), value.clone()), matches!(parsed, Ok(Some(_))));
+                // Read back as written: a value the type reads as another
+                // (`2000-01-02` as a macaddr) would plant a row of neither tenant.
+                let same = matches!(&parsed, Ok(Some(back)) if back == value);
+                parses.insert((key.clone(), value.clone()), same);
             }
         }
     }
@@ -126,30 +144,42 @@ pub async fn choose(
             }
         }
     }
-    let score = |(x, y): &(String, String)| {
-        tenant_columns
-            .iter()
-            .filter(|(key, column, ty, tests)| {
-                [x, y].iter().all(|v| {
-                    parses.get(&(key.clone(), (*v).clone())) == Some(&true)
-                        && column_types::accepts(
-                            column,
-                            ty.as_ref(),
-                            &Value::String((*v).clone()),
-                            tests,
-                        )
-                })
-            })
-            .count()
+    let suits = |(_, key, column, ty, tests): &TenantColumn, (x, y): &(String, String)| {
+        [x, y].iter().all(|v| {
+            parses.get(&(key.clone(), (*v).clone())) == Some(&true)
+                && column_types::accepts(column, ty.as_ref(), &Value::String((*v).clone()), tests)
+        })
     };
+    let score = |pair: &(String, String)| tenant_columns.iter().filter(|c| suits(c, pair)).count();
     let best = pairs
         .iter()
         .enumerate()
         .max_by_key(|(i, p)| (score(p), usize::MAX - i))
         .map(|(_, p)| p.clone())
         .unwrap_or_else(|| pairs[0].clone());
-    Ok(best)
+    let per_table = tenant_columns
+        .iter()
+        .filter(|c| !suits(c, &best))
+        .filter_map(|c| {
+            let own = pairs.iter().find(|p| suits(c, p))?;
+            Some((c.0.clone(), own.clone()))
+        })
+        .collect();
+    Ok(Chosen {
+        pair: best,
+        per_table,
+    })
 }
+
+/// A tenant column: its table, its type's key, the column, its type's
+/// rules, and the tests its table's constraints put on it alone.
+type TenantColumn<'t> = (
+    &'t QualifiedName,
+    String,
+    Column,
+    Option<crate::catalog::ColumnType>,
+    Vec<Test>,
+);
 
 #[cfg(test)]
 mod tests {
