@@ -261,7 +261,9 @@ async fn check_and_report_verify_through_the_runtime_url_too() {
         "PROVEN"
     );
 
-    // A login that ignores every policy fails check only through the runtime URL.
+    // A login that ignores every policy: audit names it (an undeclared bypass
+    // role), and only verify through the runtime URL watches it read every
+    // tenant.
     let bypassing = unique("bypassing_login");
     db.execute(&format!(
         "CREATE ROLE {bypassing} LOGIN BYPASSRLS; GRANT SELECT ON projects, tasks TO {bypassing}"
@@ -270,8 +272,16 @@ async fn check_and_report_verify_through_the_runtime_url_too() {
     let leaked = db.rlsctl(&["check", "--runtime-url", &db.url_as(&bypassing)]);
     assert_eq!(leaked.code, 2, "{}\n{}", leaked.stdout, leaked.stderr);
     assert!(leaked.stdout.contains("check FAILED"), "{}", leaked.stdout);
+    assert!(!leaked.stdout.contains(" 0 leak(s)"), "{}", leaked.stdout);
     let without = db.rlsctl(&["check"]);
-    assert_eq!(without.code, 0, "{}\n{}", without.stdout, without.stderr);
+    assert_eq!(without.code, 2, "{}\n{}", without.stdout, without.stderr);
+    assert!(without.stdout.contains(" 0 leak(s)"), "{}", without.stdout);
+    let audit = db.rlsctl(&["audit", "--format", "json"]);
+    assert!(
+        audit.stdout.contains("BYPASS_ROLE_UNDECLARED") && audit.stdout.contains(&bypassing),
+        "{}",
+        audit.stdout
+    );
     // A BYPASSRLS role is cluster-wide: gone before other tests look.
     db.execute(&format!("DROP OWNED BY {bypassing}; DROP ROLE {bypassing}"))
         .await;
