@@ -9,11 +9,19 @@
 //! cross-tenant role, a cross-tenant predicate, an extra policy on every
 //! table, per-role commands on every tenth and partitions under every
 //! hundredth), whose cost should not differ by much.
+//!
+//! Peers, when on PATH, run on the same databases and are timed the same
+//! way (whole process, median of 3) next to rlsctl's comparable figure:
+//! `pgrls lint` (a read-only RLS linter) against `rlsctl audit`, and `migra
+//! URL URL` (a schema diff of the database against itself: both sides read
+//! and compared, nothing to do) against rlsctl's no-op `plan`. Absent ones
+//! are reported as skipped.
 
 mod common;
 
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use common::{results_table, rlsctl};
 use rlsctl::ephemeral::EphemeralServer;
@@ -34,6 +42,47 @@ struct Row {
     audit: Duration,
     plan_queries: u64,
     audit_queries: u64,
+    /// Each peer found on PATH: its name, what it was compared with, its
+    /// time and rlsctl's.
+    peers: Vec<PeerTime>,
+}
+
+struct PeerTime {
+    peer: &'static str,
+    compared_with: &'static str,
+    peer_time: Duration,
+    rlsctl_time: Duration,
+}
+
+/// The peers this benchmark knows how to run, with the rlsctl command each
+/// is comparable to.
+const PEERS: [(&str, &str); 2] = [("pgrls", "audit"), ("migra", "no-op plan")];
+
+/// `name` as a file in one of PATH's folders.
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// One whole run of `peer` against the database at `url`. pgrls exits 1
+/// when it finds something and migra 2 when the two sides differ, so only
+/// other exit codes are failures.
+fn run_peer(peer: &Path, name: &str, url: &str) -> Duration {
+    let mut command = Command::new(peer);
+    match name {
+        "pgrls" => command.args(["lint", "--database-url", url, "--format", "json"]),
+        _ => command.args([url, url]),
+    };
+    let start = Instant::now();
+    let output = command.output().expect("run the peer");
+    let elapsed = start.elapsed();
+    assert!(
+        matches!(output.status.code(), Some(0..=2)),
+        "{name} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    elapsed
 }
 
 fn median(dir: &Path, url: &str, args: &[&str]) -> (Duration, String) {
@@ -83,6 +132,24 @@ async fn measure(server: &EphemeralServer, shape: Shape, tables: usize) -> Row {
     let (noop_apply, _) = median(dir.path(), &url, &["apply", "--format", "json"]);
     let (plan, plan_json) = median(dir.path(), &url, &["plan", "--format", "json"]);
     let (audit, audit_json) = median(dir.path(), &url, &["audit", "--format", "json"]);
+    let mut peers = Vec::new();
+    for (peer, compared_with) in PEERS {
+        let Some(program) = on_path(peer) else {
+            continue;
+        };
+        let mut runs: Vec<Duration> = (0..3).map(|_| run_peer(&program, peer, &url)).collect();
+        runs.sort();
+        peers.push(PeerTime {
+            peer,
+            compared_with,
+            peer_time: runs[1],
+            rlsctl_time: if compared_with == "audit" {
+                audit
+            } else {
+                plan
+            },
+        });
+    }
     Row {
         shape,
         tables,
@@ -92,6 +159,7 @@ async fn measure(server: &EphemeralServer, shape: Shape, tables: usize) -> Row {
         audit,
         plan_queries: queries(&plan_json),
         audit_queries: queries(&audit_json),
+        peers,
     }
 }
 
@@ -184,6 +252,28 @@ async fn main() {
         ]);
     }
     println!("{table}");
+    for (peer, compared_with) in PEERS {
+        if on_path(peer).is_none() {
+            println!(
+                "{peer} not on PATH: skipped (it would be compared with rlsctl {compared_with})"
+            );
+        }
+    }
+    for r in &rows {
+        for p in &r.peers {
+            println!(
+                "{:?} spec, {} tables: {} {secs} s, rlsctl {} {} s: rlsctl takes {:.2}x the time of {}",
+                r.shape,
+                r.tables,
+                p.peer,
+                p.compared_with,
+                secs(p.rlsctl_time),
+                p.rlsctl_time.as_secs_f64() / p.peer_time.as_secs_f64(),
+                p.peer,
+                secs = secs(p.peer_time),
+            );
+        }
+    }
     for shape in shapes {
         let of_shape: Vec<&Row> = rows.iter().filter(|r| r.shape == shape).collect();
         growth_line(&of_shape);

@@ -6,11 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::PgConnection;
 
-use crate::model::{
-    ContextFunction, Index, MANAGED_MARKER, Policy, Privilege, Role, State, Table, Volatility,
-};
+use crate::model::{ContextFunction, Index, Privilege, Role, State, Table, Volatility};
 use crate::quote::QualifiedName;
-use crate::spec::{Command, Expression};
+use crate::spec::Command;
 
 /// A read of the live state, with what a report needs to say about it.
 #[derive(Debug, Clone)]
@@ -181,7 +179,9 @@ macro_rules! function_executors {
 
 // After the macros: the posture, column and resolver queries use them too.
 mod columns;
+mod node_tree;
 mod object_grants;
+mod policies;
 mod posture;
 mod resolvers;
 pub mod row_security;
@@ -198,28 +198,27 @@ pub use value_rules::{ColumnType, Descendant, ValueRules, read_value_rules};
 
 pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sqlx::Error> {
     let mut queries = 0u32;
-    let mut count = || queries += 1;
     let mut state = State::default();
 
-    count();
+    queries += 1;
     let (database, server_version): (String, String) =
         sqlx::query_as("SELECT current_database()::text, current_setting('server_version')")
             .fetch_one(&mut *conn)
             .await?;
 
-    count();
-    count();
+    queries += 1;
+    queries += 1;
     let live_roles = read_roles(conn, &scope.roles).await?;
     state.roles = live_roles.roles;
 
-    count();
+    queries += 1;
     let schemas: Vec<(String,)> =
         sqlx::query_as("SELECT nspname::text FROM pg_catalog.pg_namespace")
             .fetch_all(&mut *conn)
             .await?;
     state.schemas = schemas.into_iter().map(|(s,)| s).collect();
 
-    count();
+    queries += 1;
     let usage: Vec<(String, String)> = sqlx::query_as(concat!(
         "SELECT r.rolname::text, n.nspname::text
            FROM pg_catalog.pg_roles r CROSS JOIN pg_catalog.pg_namespace n
@@ -233,7 +232,7 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
     .await?;
     state.schema_usage = usage.into_iter().collect();
 
-    count();
+    queries += 1;
     type TableRow = (
         String,
         String,
@@ -281,10 +280,10 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
         );
     }
 
-    count();
+    queries += 1;
     // The last column: the column's default calls the context function
     // (found through pg_depend, so no default is deparsed).
-    let columns: Vec<(String, String, String, String, bool, bool)> = sqlx::query_as(concat!(
+    let columns: Vec<(String, String, i16, String, String, bool, bool)> = sqlx::query_as(concat!(
         "WITH context_defaults AS (
              SELECT d.adrelid, d.adnum
                FROM pg_catalog.pg_depend dep
@@ -294,7 +293,7 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
               WHERE dep.classid = 'pg_catalog.pg_attrdef'::regclass
                 AND dep.refclassid = 'pg_catalog.pg_proc'::regclass
                 AND pn.nspname = $1 AND p.proname = $2 AND p.pronargs = 0)
-         SELECT n.nspname::text, c.relname::text, a.attname::text,
+         SELECT n.nspname::text, c.relname::text, a.attnum, a.attname::text,
                     pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,
                     (a.attrelid, a.attnum) IN (SELECT adrelid, adnum FROM context_defaults)
                FROM pg_catalog.pg_attribute a
@@ -308,8 +307,14 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
     .bind(scope.function.as_ref().map(|f| f.name.as_str()))
     .fetch_all(&mut *conn)
     .await?;
-    for (schema, table, column, type_name, not_null, context_default) in columns {
-        if let Some(t) = state.tables.get_mut(&QualifiedName::new(schema, table)) {
+    let mut by_number = policies::ColumnsByNumber::new();
+    for (schema, table, number, column, type_name, not_null, context_default) in columns {
+        let table = QualifiedName::new(schema, table);
+        if let Some(t) = state.tables.get_mut(&table) {
+            by_number
+                .entry(table)
+                .or_default()
+                .insert(number, (column.clone(), type_name.clone()));
             if not_null {
                 t.not_null.insert(column.clone());
             }
@@ -320,53 +325,10 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
         }
     }
 
-    count();
-    type PolicyRow = (
-        String,
-        String,
-        String,
-        String,
-        bool,
-        Vec<String>,
-        Option<String>,
-        Option<String>,
-        bool,
-    );
-    let policies: Vec<PolicyRow> = sqlx::query_as(concat!(
-            "SELECT n.nspname::text, c.relname::text, p.polname::text, p.polcmd::text, p.polpermissive,
-                ARRAY(SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(r)::text END
-                        FROM unnest(p.polroles) r),
-                pg_catalog.pg_get_expr(p.polqual, p.polrelid),
-                pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid),
-                coalesce(d.description = $1, false)
-           FROM pg_catalog.pg_policy p
-           JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
-           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-           LEFT JOIN pg_catalog.pg_description d
-                  ON d.objoid = p.oid AND d.classoid = 'pg_catalog.pg_policy'::regclass
-          WHERE ",
-            user_schemas!(),
-            ""
-        ))
-    .bind(MANAGED_MARKER)
-    .fetch_all(&mut *conn)
-    .await?;
-    for (schema, table, name, command, permissive, roles, using, with_check, managed) in policies {
-        if let Some(t) = state.tables.get_mut(&QualifiedName::new(schema, table)) {
-            let policy = Policy {
-                name: name.clone(),
-                command: command_from_catalog(&command),
-                permissive,
-                roles: roles.into_iter().collect(),
-                using: using.map(Expression::trusted),
-                with_check: with_check.map(Expression::trusted),
-                managed,
-            };
-            t.policies.insert(name, policy);
-        }
-    }
+    // Two queries: the stored trees, then one print per distinct shape.
+    queries += policies::read(conn, &mut state, &by_number).await?;
 
-    count();
+    queries += 1;
     type IndexRow = (String, String, String, bool, Vec<Option<String>>);
     let indexes: Vec<IndexRow> = sqlx::query_as(concat!(
         // One lateral join rather than a sub-select per index: several times
@@ -400,7 +362,7 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
         }
     }
 
-    count();
+    queries += 1;
     let grants: Vec<(String, String, String, String)> =
         sqlx::query_as(concat!(
             "SELECT n.nspname::text, c.relname::text,
@@ -424,7 +386,7 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
         }
     }
 
-    count();
+    queries += 1;
     let sequences: Vec<(String, String, String, String, Vec<String>)> = sqlx::query_as(concat!(
         "SELECT n.nspname::text, c.relname::text, sn.nspname::text, s.relname::text,
                 ARRAY(SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
@@ -450,14 +412,14 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
     }
 
     if !scope.resolvers.is_empty() {
-        count();
+        queries += 1;
         let names: Vec<&QualifiedName> = scope.resolvers.iter().collect();
         state.resolvers = resolvers::read_resolvers(conn, &names).await?;
         for name in &scope.resolvers {
             if !state.resolvers.contains_key(name)
                 && !state.new_resolver_executors.contains_key(&name.schema)
             {
-                count();
+                queries += 1;
                 let executors = new_function_executors(conn, &name.schema)
                     .await?
                     .unwrap_or_else(|| BTreeSet::from(["PUBLIC".to_string()]));
@@ -469,10 +431,10 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
     }
 
     if let Some(function) = &scope.function {
-        count();
+        queries += 1;
         state.function = read_function(conn, function).await?;
         if state.function.is_none() {
-            count();
+            queries += 1;
             state.new_function_executors = new_function_executors(conn, &function.schema).await?;
         }
     }

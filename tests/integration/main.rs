@@ -43,6 +43,7 @@ mod one_flag_vocabulary;
 mod partitions_are_covered_by_their_parent;
 mod passwords_of_existing_roles;
 mod plan_and_audit_on_a_read_only_server;
+mod policies_read_without_printing_each;
 mod privileged_roles_are_refused;
 mod progress_on_long_work;
 mod prune_of_an_empty_spec_needs_allow_empty;
