@@ -210,6 +210,8 @@ impl Cell {
 pub enum ObjectKind {
     Table,
     View,
+    /// A SECURITY DEFINER function callable with no argument.
+    Function,
     Partition,
     /// A child by table inheritance (`INHERITS`), not a partition.
     InheritanceChild,
@@ -223,6 +225,7 @@ impl ObjectKind {
         match self {
             ObjectKind::Table | ObjectKind::Connection => None,
             ObjectKind::View => Some("view"),
+            ObjectKind::Function => Some("SECURITY DEFINER function"),
             ObjectKind::Partition => Some("partition"),
             ObjectKind::InheritanceChild => Some("inheritance child"),
         }
@@ -605,6 +608,15 @@ pub async fn verify(
             })
         })
         .collect();
+    // SECURITY DEFINER functions callable with no argument that read the
+    // probed tables (with `--table`, a chosen one).
+    let functions = probes::callable_definer_functions(
+        conn,
+        &posture.functions,
+        |t| tenant_columns.contains_key(t) && (target.only.is_empty() || tables.contains_key(t)),
+        tenant_columns.keys(),
+    )
+    .await?;
     // A child that is itself a chosen table already has all its probes.
     let children: Vec<(&QualifiedName, &QualifiedName)> = posture
         .children
@@ -617,7 +629,11 @@ pub async fn verify(
     // or carry into a pooled connection's next transaction.
     let keyed_on_setting = !matches!(target.binding.source, TenantSource::Role(_));
     let total = target.roles.len()
-        * (tables.len() + views.len() + children.len() + usize::from(keyed_on_setting))
+        * (tables.len()
+            + views.len()
+            + functions.len()
+            + children.len()
+            + usize::from(keyed_on_setting))
         + target.cross_tenant.len() * tables.len();
 
     // A session that never defined the tenant setting exists only until
@@ -708,6 +724,29 @@ pub async fn verify(
                 via: None,
                 object: view.name.to_string(),
                 kind: ObjectKind::View,
+                cells: BTreeMap::from([(Probe::Read, cell)]),
+            });
+            done += 1;
+        }
+        for function in &functions {
+            progress(done, total, &function.name.to_string());
+            let cell = if !function.callable_by(&reach) {
+                Cell::proven(format!("{role} may not call this function"))
+            } else if admin.widens_rights_of(conn, &function.owner, role).await? {
+                Cell::not_proven(format!(
+                    "the function runs with the rights of its owner {}, which verify widened by granting {} the role {role} for the probes; run verify as a superuser (or as a role that already is a member of {role}) to prove this function",
+                    function.owner, admin.name
+                ))
+            } else {
+                let cell = rolled_back!(conn, admin, role, tx => probing.definer_function(&mut tx, function).await);
+                probing.factory.reset();
+                cell.unwrap_or_else(|error| broken(&error))
+            };
+            objects.push(ObjectResult {
+                role: role.clone(),
+                via: None,
+                object: format!("{}()", function.name),
+                kind: ObjectKind::Function,
                 cells: BTreeMap::from([(Probe::Read, cell)]),
             });
             done += 1;

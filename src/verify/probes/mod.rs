@@ -14,6 +14,7 @@
 mod attempt;
 mod children;
 mod declared;
+mod definer_functions;
 mod delete;
 mod existence;
 mod extra_policies;
@@ -31,6 +32,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 use sqlx::PgConnection;
+
+pub use definer_functions::callable_definer_functions;
 
 use super::admin::Admin;
 use super::{Binding, Cell, Probe, Tenant, VerifyError};

@@ -1,4 +1,10 @@
 //! Views: a view over tenant tables shows tenant A none of B's rows.
+//!
+//! [`Probing::shows_none_of_b`] is shared with the SECURITY DEFINER function
+//! probe (`definer_functions.rs`): both read an object that reads tenant tables
+//! and look for B's rows in what comes back.
+
+use std::collections::BTreeSet;
 
 use serde_json::Value;
 use sqlx::PgConnection;
@@ -6,21 +12,36 @@ use sqlx::PgConnection;
 use super::Probing;
 use super::attempt::Attempt;
 use crate::catalog::View;
-use crate::quote::Sql;
+use crate::quote::{QualifiedName, Sql};
 use crate::verify::rows::Unbuildable;
 use crate::verify::{Cell, VerifyError};
 
 impl Probing<'_> {
     /// A view over tenant tables: with A bound, no row of B may come through.
-    /// B's rows are recognised by their tenant id and key values in the row text,
-    /// so this works whether or not the view shows the tenant column.
     pub async fn view(
         &mut self,
         conn: &mut PgConnection,
         view: &View,
     ) -> Result<Cell, VerifyError> {
+        let source = Sql::new("").qname(&view.name);
+        self.shows_none_of_b(conn, &view.reads, &source, "the view")
+            .await
+    }
+
+    /// Plants A's and B's probe rows in the tenant tables `reads` names, then
+    /// reads `source` (a relation or a function call usable in FROM) with A
+    /// bound: any row holding B's tenant id or one of B's key values is a
+    /// LEAK. B's rows are recognised in the row's text, so this works whether
+    /// or not the object shows the tenant column.
+    pub(super) async fn shows_none_of_b(
+        &mut self,
+        conn: &mut PgConnection,
+        reads: &BTreeSet<QualifiedName>,
+        source: &Sql,
+        what: &str,
+    ) -> Result<Cell, VerifyError> {
         let mut marks = vec![self.b.value.clone()];
-        for table in &view.reads {
+        for table in reads {
             if !self.layout.tenant_columns.contains_key(table) {
                 continue;
             }
@@ -37,12 +58,10 @@ impl Probing<'_> {
                 }
             }
         }
-        let statement = Sql::new("SELECT to_jsonb(x.*) FROM ")
-            .qname(&view.name)
-            .push(
-                " AS x WHERE EXISTS (SELECT 1 FROM pg_catalog.json_array_elements_text($1::json) AS f(mark)
-                   WHERE strpos(to_jsonb(x.*)::text, f.mark) > 0) LIMIT 1",
-            );
+        let statement = Sql::new("SELECT to_jsonb(x.*) FROM ").sql(source).push(
+            " AS x WHERE EXISTS (SELECT 1 FROM pg_catalog.json_array_elements_text($1::json) AS f(mark)
+               WHERE strpos(to_jsonb(x.*)::text, f.mark) > 0) LIMIT 1",
+        );
         let binds = vec![Value::from(marks).to_string()];
         // With B bound, an admin subject to RLS sees B's rows too.
         if self
@@ -50,9 +69,9 @@ impl Probing<'_> {
             .await?
             .is_null()
         {
-            return Ok(Cell::not_proven(
-                "the view shows none of tenant B's probe rows even to the admin: nothing to test with",
-            ));
+            return Ok(Cell::not_proven(format!(
+                "{what} shows none of tenant B's probe rows even to the admin: nothing to test with"
+            )));
         }
         Ok(
             match self
@@ -60,8 +79,10 @@ impl Probing<'_> {
                 .await?
             {
                 Attempt::Done { rows, .. } => match rows.into_iter().next() {
-                    Some(row) => Cell::leak("the view shows tenant A a row of tenant B", row),
-                    None => Cell::proven("the view shows tenant A none of tenant B's rows"),
+                    Some(row) => {
+                        Cell::leak(format!("{what} shows tenant A a row of tenant B"), row)
+                    }
+                    None => Cell::proven(format!("{what} shows tenant A none of tenant B's rows")),
                 },
                 Attempt::Stopped(stop) => stop.cell("reading"),
             },

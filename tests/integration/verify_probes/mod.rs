@@ -3,6 +3,7 @@
 
 mod children;
 mod declared;
+mod definer_functions;
 mod existence;
 mod extra_policies;
 mod null_tenant;
