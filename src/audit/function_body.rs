@@ -20,7 +20,10 @@ pub fn relations(language: &str, body: &str) -> Option<BTreeSet<(String, String)
                 // Assignments (`x := …`) and bare expressions parse in their own modes.
                 let found = relations_of_sql(&query)
                     .or_else(|| {
+                        // `x :=`, `rec.field :=` (NEW.title), `schema.rec.field :=`.
                         parsed(&query, pg_query::ParserOptions::PLPGSQL_ASSIGN1)
+                            .or_else(|| parsed(&query, pg_query::ParserOptions::PLPGSQL_ASSIGN2))
+                            .or_else(|| parsed(&query, pg_query::ParserOptions::PLPGSQL_ASSIGN3))
                             .or_else(|| parsed(&query, pg_query::ParserOptions::PLPGSQL_EXPR))
                     })
                     .unwrap_or_default();
@@ -43,14 +46,21 @@ pub fn plpgsql_queries(body: &str) -> Option<Vec<String>> {
     // JSON for its NEW/OLD records does not parse; `record` accepts
     // `RETURN NEW` as well.)
     let tag = unused_dollar_tag(body);
-    let tree = ["record", "SETOF record", "void"]
-        .iter()
-        .find_map(|returns| {
-            pg_query::parse_plpgsql(&format!(
-            "CREATE FUNCTION rlsctl_body() RETURNS {returns} LANGUAGE plpgsql AS {tag}{body}{tag}"
+    // A trigger body assigning `NEW.column :=` needs NEW declared: the last
+    // form declares NEW and OLD as record parameters.
+    let tree = [
+        "() RETURNS record",
+        "() RETURNS SETOF record",
+        "() RETURNS void",
+        "(new record, old record) RETURNS record",
+    ]
+    .iter()
+    .find_map(|signature| {
+        pg_query::parse_plpgsql(&format!(
+            "CREATE FUNCTION rlsctl_body{signature} LANGUAGE plpgsql AS {tag}{body}{tag}"
         ))
         .ok()
-        })?;
+    })?;
     let mut queries = Vec::new();
     collect_queries(&tree, &mut queries);
     Some(queries)
@@ -182,5 +192,18 @@ mod tests {
     fn other_languages_are_unknown_not_empty() {
         assert!(relations("c", "my_symbol").is_none());
         assert!(relations("sql", "this is not sql").is_none());
+    }
+
+    #[test]
+    fn a_trigger_body_assigning_to_a_field_of_new_names_what_the_assignment_reads() {
+        let body = "BEGIN
+            NEW.title := (SELECT string_agg(p.id::text, ',') FROM projects p);
+            RETURN NEW;
+        END";
+        let found = relations("plpgsql", body).expect("the body parses");
+        assert!(
+            found.contains(&(String::new(), "projects".to_string())),
+            "{found:?}"
+        );
     }
 }

@@ -212,6 +212,8 @@ pub enum ObjectKind {
     View,
     /// A SECURITY DEFINER function callable with no argument.
     Function,
+    /// A SECURITY DEFINER trigger, fired by an insert.
+    Trigger,
     Partition,
     /// A child by table inheritance (`INHERITS`), not a partition.
     InheritanceChild,
@@ -226,6 +228,7 @@ impl ObjectKind {
             ObjectKind::Table | ObjectKind::Connection => None,
             ObjectKind::View => Some("view"),
             ObjectKind::Function => Some("SECURITY DEFINER function"),
+            ObjectKind::Trigger => Some("SECURITY DEFINER trigger"),
             ObjectKind::Partition => Some("partition"),
             ObjectKind::InheritanceChild => Some("inheritance child"),
         }
@@ -617,6 +620,14 @@ pub async fn verify(
         tenant_columns.keys(),
     )
     .await?;
+    // SECURITY DEFINER triggers on the probed tables whose function reads
+    // tenant tables.
+    let triggers = probes::definer_triggers(
+        &posture.triggers,
+        |t| tables.contains_key(t),
+        |t| tenant_columns.contains_key(t),
+        columns.keys(),
+    );
     // A child that is itself a chosen table already has all its probes.
     let children: Vec<(&QualifiedName, &QualifiedName)> = posture
         .children
@@ -632,6 +643,7 @@ pub async fn verify(
         * (tables.len()
             + views.len()
             + functions.len()
+            + triggers.len()
             + children.len()
             + usize::from(keyed_on_setting))
         + target.cross_tenant.len() * tables.len();
@@ -748,6 +760,31 @@ pub async fn verify(
                 object: format!("{}()", function.name),
                 kind: ObjectKind::Function,
                 cells: BTreeMap::from([(Probe::Read, cell)]),
+            });
+            done += 1;
+        }
+        for trigger in &triggers {
+            let object = format!("{} trigger {}", trigger.table, trigger.name);
+            progress(done, total, &object);
+            let cell = if !target.reaches(role, &trigger.table) {
+                Cell::proven(format!("{role} does not write {}", trigger.table))
+            } else if admin.widens_rights_of(conn, &trigger.owner, role).await? {
+                Cell::not_proven(format!(
+                    "the trigger's function runs with the rights of its owner {}, which verify widened by granting {} the role {role} for the probes; run verify as a superuser (or as a role that already is a member of {role}) to prove this trigger",
+                    trigger.owner, admin.name
+                ))
+            } else {
+                (probing.a, probing.b) = tenants.of(&trigger.table);
+                let cell = rolled_back!(conn, admin, role, tx => probing.definer_trigger(&mut tx, trigger).await);
+                probing.factory.reset();
+                cell.unwrap_or_else(|error| broken(&error))
+            };
+            objects.push(ObjectResult {
+                role: role.clone(),
+                via: None,
+                object,
+                kind: ObjectKind::Trigger,
+                cells: BTreeMap::from([(Probe::Insert, cell)]),
             });
             done += 1;
         }

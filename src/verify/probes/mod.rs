@@ -24,6 +24,7 @@ mod null_tenant;
 mod on_conflict;
 mod pooled;
 mod read;
+mod triggers;
 mod unbound;
 mod update;
 mod views;
@@ -34,6 +35,7 @@ use serde_json::{Map, Value};
 use sqlx::PgConnection;
 
 pub use definer_functions::callable_definer_functions;
+pub use triggers::definer_triggers;
 
 use super::admin::Admin;
 use super::{Binding, Cell, Probe, Tenant, VerifyError};

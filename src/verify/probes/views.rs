@@ -40,28 +40,11 @@ impl Probing<'_> {
         source: &Sql,
         what: &str,
     ) -> Result<Cell, VerifyError> {
-        let mut marks = vec![self.b.value.clone()];
-        for table in reads {
-            if !self.layout.tenant_columns.contains_key(table) {
-                continue;
-            }
-            match self.pair(conn, table).await {
-                Ok((_, b)) => marks.extend(
-                    self.key(&b)
-                        .as_object()
-                        .into_iter()
-                        .flat_map(|k| k.values().filter_map(crate::verify::rows::text_of))
-                        .filter(|text| text.len() >= 8),
-                ),
-                Err(Unbuildable(why)) => {
-                    return Ok(Cell::not_proven(format!("no probe rows in {table}: {why}")));
-                }
-            }
-        }
-        let statement = Sql::new("SELECT to_jsonb(x.*) FROM ").sql(source).push(
-            " AS x WHERE EXISTS (SELECT 1 FROM pg_catalog.json_array_elements_text($1::json) AS f(mark)
-               WHERE strpos(to_jsonb(x.*)::text, f.mark) > 0) LIMIT 1",
-        );
+        let marks = match self.plant_marks(conn, reads).await? {
+            Ok(marks) => marks,
+            Err(cell) => return Ok(cell),
+        };
+        let statement = marked_rows(source);
         let binds = vec![Value::from(marks).to_string()];
         // With B bound, an admin subject to RLS sees B's rows too.
         if self
@@ -88,4 +71,45 @@ impl Probing<'_> {
             },
         )
     }
+
+    /// Plants a probe row of A and of B in each tenant table of `reads`, and
+    /// returns what recognises B's rows in any text: B's tenant id and B's key
+    /// values (those long enough not to match by chance). A table no row can
+    /// be made for gives the NOT PROVEN cell instead.
+    pub(super) async fn plant_marks(
+        &mut self,
+        conn: &mut PgConnection,
+        reads: &BTreeSet<QualifiedName>,
+    ) -> Result<Result<Vec<String>, Cell>, VerifyError> {
+        let mut marks = vec![self.b.value.clone()];
+        for table in reads {
+            if !self.layout.tenant_columns.contains_key(table) {
+                continue;
+            }
+            match self.pair(conn, table).await {
+                Ok((_, b)) => marks.extend(
+                    self.key(&b)
+                        .as_object()
+                        .into_iter()
+                        .flat_map(|k| k.values().filter_map(crate::verify::rows::text_of))
+                        .filter(|text| text.len() >= 8),
+                ),
+                Err(Unbuildable(why)) => {
+                    return Ok(Err(Cell::not_proven(format!(
+                        "no probe rows in {table}: {why}"
+                    ))));
+                }
+            }
+        }
+        Ok(Ok(marks))
+    }
+}
+
+/// The first row of `source` whose text holds one of the marks bound as `$1`
+/// (a JSON array of strings), as JSON.
+pub(super) fn marked_rows(source: &Sql) -> Sql {
+    Sql::new("SELECT to_jsonb(x.*) FROM ").sql(source).push(
+        " AS x WHERE EXISTS (SELECT 1 FROM pg_catalog.json_array_elements_text($1::json) AS f(mark)
+           WHERE strpos(to_jsonb(x.*)::text, f.mark) > 0) LIMIT 1",
+    )
 }

@@ -9,6 +9,7 @@ mod extra_policies;
 mod null_tenant;
 mod runtime_connection;
 mod set_role;
+mod triggers;
 mod unbound;
 mod views;
 
