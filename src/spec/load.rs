@@ -1223,22 +1223,41 @@ fn check_maintenance_roles(
     roles: &[RoleSpec],
 ) -> Result<(), SpecError> {
     for entry in maintenance {
-        if let Some(role) = roles.iter().find(|r| r.name == entry.role) {
-            let kind = if role.cross_tenant.is_some() {
-                "a cross_tenant role"
-            } else {
-                "a runtime role"
-            };
-            return Err(SpecError::at(
-                &entry.origin,
-                format!(
-                    "maintenance role `{}` is also declared under `roles:` (at {}) as {kind}: a maintenance role is an existing admin role the application never connects as; declare a separate role",
-                    entry.role, role.origin
-                ),
-            ));
-        }
+        not_an_application_role(
+            "maintenance",
+            &entry.role,
+            &entry.origin,
+            roles,
+            "a maintenance role is an existing admin role the application never connects as; declare a separate role",
+        )?;
     }
     Ok(())
+}
+
+/// Refuses a role declared for another purpose (`what`: maintenance, bypass)
+/// that is also under `roles:`, where the application connects as it.
+fn not_an_application_role(
+    what: &str,
+    name: &str,
+    origin: &Origin,
+    roles: &[RoleSpec],
+    why: &str,
+) -> Result<(), SpecError> {
+    let Some(role) = roles.iter().find(|r| r.name == name) else {
+        return Ok(());
+    };
+    let kind = if role.cross_tenant.is_some() {
+        "a cross_tenant role"
+    } else {
+        "a runtime role"
+    };
+    Err(SpecError::at(
+        origin,
+        format!(
+            "{what} role `{name}` is also declared under `roles:` (at {}) as {kind}: {why}",
+            role.origin
+        ),
+    ))
 }
 
 fn backup_role_from(at: &Locator, doc: Spanned<BackupRoleDoc>) -> Result<BackupRole, SpecError> {
@@ -1296,20 +1315,13 @@ fn check_bypass_roles(
                 ),
             ));
         }
-        if let Some(role) = roles.iter().find(|r| r.name == entry.role) {
-            let kind = if role.cross_tenant.is_some() {
-                "a cross_tenant role"
-            } else {
-                "a runtime role"
-            };
-            return Err(SpecError::at(
-                &entry.origin,
-                format!(
-                    "bypass role `{}` is also declared under `roles:` (at {}) as {kind}: a role the application connects as must be subject to the policies; declare a separate role for the bypass",
-                    entry.role, role.origin
-                ),
-            ));
-        }
+        not_an_application_role(
+            "bypass",
+            &entry.role,
+            &entry.origin,
+            roles,
+            "a role the application connects as must be subject to the policies; declare a separate role for the bypass",
+        )?;
     }
     Ok(())
 }
