@@ -185,11 +185,30 @@ fn type_name(ty: TenantType) -> &'static str {
     ty.sql_name()
 }
 
-/// A `# TODO:` comment, one line per line of `text`.
+/// A `# TODO:` comment, one line per line of `text`. The text holds names
+/// from the database, which may hold any character: every character YAML
+/// could read as a line break (`\r` alone too, and NEL, LS, PS) starts a new
+/// comment line, and other control characters are written escaped, so no name
+/// can end the comment and put keys into the spec.
 fn comment(out: &mut String, indent: &str, text: &str) {
-    for (i, line) in text.lines().enumerate() {
+    let text = text.replace("\r\n", "\n");
+    let lines: Vec<&str> = text
+        .trim_end_matches(['\r', '\n', '\u{85}', '\u{2028}', '\u{2029}'])
+        .split(['\r', '\n', '\u{85}', '\u{2028}', '\u{2029}'])
+        .collect();
+    for (i, line) in lines.iter().enumerate() {
         let lead = if i == 0 { "TODO: " } else { "      " };
-        let _ = writeln!(out, "{indent}# {lead}{line}");
+        let shown: String = line
+            .chars()
+            .map(|c| {
+                if c.is_control() {
+                    format!("\\u{{{:04x}}}", c as u32)
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "{indent}# {lead}{shown}");
     }
 }
 
@@ -333,5 +352,23 @@ mod tests {
             QualifiedName::new("app", "current_org")
         );
         assert!(spec.tenancy.inline.is_none());
+    }
+
+    #[test]
+    fn a_name_holding_line_breaks_cannot_leave_its_todo_comment() {
+        let mut out = String::new();
+        comment(
+            &mut out,
+            "  ",
+            "table \"x\rbypass_roles: [{role: eve, reason: r}]\u{2028}y:\u{85}z: 1\u{7}\" is granted",
+        );
+        for line in out.lines() {
+            assert!(line.starts_with("  # "), "{out:?}");
+        }
+        // Nothing but comments: YAML reads no key from it.
+        for line in out.split(['\r', '\n', '\u{85}', '\u{2028}', '\u{2029}']) {
+            assert!(line.is_empty() || line.trim_start().starts_with('#'), "{out:?}");
+        }
+        assert!(out.contains("\\u{0007}"), "{out:?}");
     }
 }
