@@ -367,7 +367,10 @@ mod tests {
         }
         // Nothing but comments: YAML reads no key from it.
         for line in out.split(['\r', '\n', '\u{85}', '\u{2028}', '\u{2029}']) {
-            assert!(line.is_empty() || line.trim_start().starts_with('#'), "{out:?}");
+            assert!(
+                line.is_empty() || line.trim_start().starts_with('#'),
+                "{out:?}"
+            );
         }
         assert!(out.contains("\\u{0007}"), "{out:?}");
     }

@@ -395,6 +395,7 @@ pub fn known_findings() -> impl Iterator<Item = CheckInfo> {
         .chain(checks::drift::INFOS.iter().copied())
         .chain(checks::maintenance::INFOS.iter().copied())
         .chain(checks::backup::INFOS.iter().copied())
+        .chain(checks::bypass::INFOS.iter().copied())
 }
 
 #[cfg(test)]

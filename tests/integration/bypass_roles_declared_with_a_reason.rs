@@ -169,6 +169,64 @@ async fn a_runtime_role_that_can_become_a_declared_bypass_role_stays_an_open_fin
 }
 
 #[tokio::test]
+async fn nothing_is_accepted_for_a_bypass_role_the_runtime_role_inherits_from() {
+    let (db, runtime, service, _) = with_service_role().await;
+    db.spec(&spec(&runtime, Some(&service)));
+    // Inheriting its grants: the runtime role may TRUNCATE every tenant's rows.
+    db.execute(&format!("GRANT {service} TO {runtime}")).await;
+    let run = db.rlsctl(&["audit", "--format", "json"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    let reached: Vec<Value> = findings(&report)
+        .into_iter()
+        .filter(|f| f["id"] == "BYPASS_ROLE_REACHED_BY_APPLICATION")
+        .collect();
+    assert_eq!(reached.len(), 1, "{report:#}");
+    assert_eq!(
+        reached[0]["object"],
+        format!("role {runtime}"),
+        "{report:#}"
+    );
+    assert_eq!(reached[0]["severity"], "error", "{report:#}");
+    let accepted: Vec<Value> = findings(&report)
+        .into_iter()
+        .filter(|f| !f["accepted"].is_null())
+        .collect();
+    assert!(accepted.is_empty(), "{report:#}");
+    let truncate_open = findings(&report)
+        .into_iter()
+        .any(|f| f["id"] == "TRUNCATE_GRANTED" && f["accepted"].is_null());
+    assert!(truncate_open, "{report:#}");
+}
+
+#[tokio::test]
+async fn a_no_tenant_access_role_that_can_become_a_declared_bypass_role_is_an_error() {
+    let (db, runtime, service, _) = with_service_role().await;
+    let anon = unique("anon");
+    cluster_execute(&format!("CREATE ROLE {anon} NOLOGIN")).await;
+    db.spec(&format!(
+        "{}no_tenant_access: [{anon}]\n",
+        spec(&runtime, Some(&service))
+    ));
+    let before = db.rlsctl(&["audit", "--format", "json"]);
+    assert_eq!(before.code, 0, "{}\n{}", before.stdout, before.stderr);
+    db.execute(&format!("GRANT {service} TO {anon}")).await;
+    let run = db.rlsctl(&["audit", "--format", "json"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    let reached = findings(&report).into_iter().find(|f| {
+        f["id"] == "BYPASS_ROLE_REACHED_BY_APPLICATION" && f["object"] == format!("role {anon}")
+    });
+    assert!(reached.is_some(), "{report:#}");
+    assert!(
+        findings(&report).iter().all(|f| f["accepted"].is_null()),
+        "{report:#}"
+    );
+    db.execute(&format!("REVOKE {service} FROM {anon}")).await;
+    cluster_execute(&format!("DROP ROLE {anon}")).await;
+}
+
+#[tokio::test]
 async fn a_declared_backup_role_with_bypassrls_is_accepted_with_its_backup_reason() {
     let db = TestDb::new().await;
     let runtime = unique("app");

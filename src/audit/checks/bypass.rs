@@ -109,13 +109,28 @@ fn held_on_tenant_tables(ctx: &Context, role: &str) -> BTreeMap<String, Vec<&'st
     out
 }
 
+/// A declared bypass role that a runtime or `no_tenant_access` role can act
+/// as (by SET ROLE, or by inheriting its grants): never accepted.
+pub const REACHED: CheckInfo = CheckInfo {
+    id: "BYPASS_ROLE_REACHED_BY_APPLICATION",
+    severity: Severity::Error,
+    title: "A role the application uses, or one that must reach no tenant, can act as a declared bypass role",
+    why: "A declared bypass role is accepted because only trusted code connects as it. A runtime or no_tenant_access role that is a member of it can SET ROLE to it and skip every policy, or inherits its grants (TRUNCATE on every tenant table), so nothing that role causes is accepted while the membership stands.",
+    fix: "REVOKE <bypass role> FROM <role>;",
+};
+
+/// The findings this module adds beside its check, for `explain`.
+pub const INFOS: &[CheckInfo] = &[REACHED];
+
 /// Marks as accepted every finding that exists only because of a declared
 /// bypass role: run again with that role taken out of the role graph (no
 /// one can become it or inherit from it), a finding that is gone was its
 /// alone. Declared backup and maintenance roles are bypass roles on record
-/// too. Findings about the runtime roles are never accepted this way: a
-/// runtime role that can become a bypassing role has no isolation at all.
-pub fn accept_declared(ctx: &Context, spec: &Spec, findings: &mut [Finding]) {
+/// too. Nothing is accepted for a bypass role a runtime or
+/// `no_tenant_access` role can act as: that role has no isolation at all,
+/// which [`REACHED`] says; and findings about the runtime roles are never
+/// accepted this way.
+pub fn accept_declared(ctx: &Context, spec: &Spec, findings: &mut Vec<Finding>) {
     let declared = spec
         .bypass_roles
         .iter()
@@ -133,6 +148,29 @@ pub fn accept_declared(ctx: &Context, spec: &Spec, findings: &mut [Finding]) {
         }));
     for (role, reason) in declared {
         if !ctx.bypasses(role) {
+            continue;
+        }
+        let reachers: Vec<&String> = ctx
+            .runtime_roles
+            .iter()
+            .chain(ctx.no_access_roles.iter())
+            .filter(|r| r.as_str() != role.as_str() && ctx.reach(r).contains(role.as_str()))
+            .collect();
+        if !reachers.is_empty() {
+            for reacher in reachers {
+                let kind = if ctx.runtime_roles.contains(reacher) {
+                    "runtime role"
+                } else {
+                    "no_tenant_access role"
+                };
+                findings.push(REACHED.finding(
+                    format!("role {reacher}"),
+                    format!(
+                        "{kind} {reacher} can act as {role}, declared under bypass_roles: ({reason}); it skips every policy through it, so no finding about {role} is accepted"
+                    ),
+                    format!("REVOKE {} FROM {};", ident(role), ident(reacher)),
+                ));
+            }
             continue;
         }
         let posture = without_role(ctx.posture, role);
