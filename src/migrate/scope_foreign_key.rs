@@ -207,6 +207,50 @@ Set `scope_foreign_key: false` under the table's `backfill:` to keep the key as 
     let referenced: Vec<String> = std::iter::once(parent_tenant)
         .chain(old.referenced_columns.iter().cloned())
         .collect();
+
+    // A key over the new columns that already exists (made by hand, or by an
+    // earlier run) is used as it is; it must then behave as the old key does,
+    // or dropping the old one would change what a parent's DELETE or UPDATE
+    // does to the children.
+    let existing: Vec<(String, String, String, String, bool, bool)> = sqlx::query_as(
+        "SELECT con.conname::text, con.confupdtype::text, con.confdeltype::text,
+                con.confmatchtype::text, con.condeferrable, con.condeferred
+           FROM pg_catalog.pg_constraint con
+          WHERE con.conrelid = pg_catalog.to_regclass($1) AND con.contype = 'f'
+            AND con.confrelid = pg_catalog.to_regclass($2)
+            AND ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
+                        JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+                       ORDER BY k.ord) = $3::text[]
+            AND ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, ord)
+                        JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum
+                       ORDER BY k.ord) = $4::text[]",
+    )
+    .bind(child.quoted())
+    .bind(parent.quoted())
+    .bind(&columns)
+    .bind(&referenced)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db("reading the child's foreign keys"))?;
+    for (name, update, delete, match_type, is_deferrable, is_deferred) in existing {
+        let same = update == on_update
+            && delete == on_delete
+            && (match_type == matching || match_type == "s")
+            && is_deferrable == deferrable
+            && is_deferred == deferred;
+        if !same {
+            return Err(refuse(format!(
+                "the key {name} over ({}) already exists with other actions than {} (ON UPDATE {}, ON DELETE {}{}), and dropping {} would leave that behaviour in its place; make {name} behave as {} does, or drop it",
+                columns.join(", "),
+                old.name,
+                action_word(&update),
+                action_word(&delete),
+                if is_deferrable { ", DEFERRABLE" } else { "" },
+                old.name,
+                old.name
+            )));
+        }
+    }
     Ok(Scoping::Key(Box::new(ScopedKey {
         child: child.clone(),
         name: fitted_name(&format!("{}_{}", child.name, columns.join("_")), "_fkey"),
@@ -216,6 +260,18 @@ Set `scope_foreign_key: false` under the table's `backfill:` to keep the key as 
         referenced,
         behaviour,
     })))
+}
+
+/// A foreign key action code as SQL says it.
+fn action_word(code: &str) -> &'static str {
+    match code {
+        "a" => "NO ACTION",
+        "r" => "RESTRICT",
+        "c" => "CASCADE",
+        "n" => "SET NULL",
+        "d" => "SET DEFAULT",
+        _ => "?",
+    }
 }
 
 /// The actions a scoped key repeats as they are; `None` for SET NULL and

@@ -566,3 +566,50 @@ async fn rows_whose_tenant_is_not_their_tasks_stop_the_key_until_fixed() {
         ]
     );
 }
+
+/// A tenant-scoped key made by hand, with other actions than the key the
+/// backfill follows, is not silently put in its place: dropping the old key
+/// would turn a refused parent DELETE into a cascade.
+#[tokio::test]
+async fn an_existing_scoped_key_with_other_actions_is_refused_before_any_change() {
+    let db = TestDb::new().await;
+    let role = unique("app");
+    db.migration(
+        "V1__legacy.sql",
+        &format!(
+            "CREATE TABLE tasks (id bigint PRIMARY KEY, tenant_id uuid NOT NULL, UNIQUE (tenant_id, id));
+             CREATE TABLE comments (id bigint PRIMARY KEY, tenant_id uuid,
+                 task_id bigint NOT NULL REFERENCES tasks (id) ON DELETE RESTRICT);
+             ALTER TABLE comments ADD CONSTRAINT hand_fk FOREIGN KEY (tenant_id, task_id)
+                 REFERENCES tasks (tenant_id, id) ON DELETE CASCADE NOT VALID;
+             INSERT INTO tasks VALUES (1, '{TENANT_A}');
+             INSERT INTO comments (id, task_id) VALUES (1, 1), (2, 1);"
+        ),
+    );
+    db.spec(&format!(
+        "roles:\n  - name: {role}\ntables:\n  - tasks\n  - name: comments\n    backfill:\n      via: [task_id]\n"
+    ));
+    db.rlsctl(&["apply"]).success();
+    let before = db.fingerprint(&[&role]).await;
+    for args in [
+        ["migrate-existing", "--table", "comments", "--dry-run"].as_slice(),
+        &["migrate-existing", "--table", "comments"],
+    ] {
+        let refused = db.rlsctl(args).failure();
+        assert!(
+            refused.stderr.contains("hand_fk")
+                && refused.stderr.contains("ON DELETE CASCADE")
+                && refused.stderr.contains("Nothing was changed"),
+            "{}",
+            refused.stderr
+        );
+        assert_eq!(before, db.fingerprint(&[&role]).await);
+    }
+    // The parent's delete is still refused by the old key.
+    assert_eq!(
+        sqlstate(&db, "DELETE FROM tasks WHERE id = 1")
+            .await
+            .as_deref(),
+        Some("23503")
+    );
+}
