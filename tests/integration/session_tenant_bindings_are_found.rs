@@ -130,7 +130,43 @@ async fn a_binding_local_to_the_transaction_is_not_reported() {
     );
 
     let (findings, code) = audit(&db, &role, None);
-    assert!(findings.is_empty(), "{findings:#?}");
+    // The SET LOCAL is judged and passes; the set_config call was recorded
+    // as set_config($1, $2, $3), which cannot be judged: said as info.
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(field(&findings[0], "severity"), "info");
+    assert_eq!(field(&findings[0], "object"), format!("role {role}"));
+    assert!(
+        field(&findings[0], "found").contains("cannot be read here"),
+        "{findings:#?}"
+    );
+    assert_eq!(code, 0);
+}
+
+/// The usual application form, `set_config('…', $1, false)`, is stored with
+/// its constants replaced: audit cannot tell it from `true`, and says so for
+/// the role that ran it instead of keeping silent.
+#[tokio::test]
+async fn a_plain_set_config_is_named_as_undecidable_for_the_role_that_ran_it() {
+    let (db, role) = setup().await;
+    if !db.install_stat_statements().await {
+        return;
+    }
+    db.execute_as(
+        &role,
+        "SELECT set_config('app.current_tenant_id', '00000000-0000-4000-8000-000000000001', false)",
+    )
+    .await;
+    let (findings, code) = audit(&db, &role, None);
+    let undecided: Vec<&Value> = findings
+        .iter()
+        .filter(|f| field(f, "object") == format!("role {role}"))
+        .collect();
+    assert_eq!(undecided.len(), 1, "{findings:#?}");
+    assert_eq!(field(undecided[0], "severity"), "info");
+    assert!(
+        field(undecided[0], "found").contains("1 call(s)"),
+        "{findings:#?}"
+    );
     assert_eq!(code, 0);
 }
 

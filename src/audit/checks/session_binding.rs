@@ -98,7 +98,36 @@ fn session_bindings(
             entry.0 += s.calls;
         }
     }
-    calls
+    // `set_config($1, $2, $3)`: the constants were replaced, so whether it
+    // binds per transaction or per session cannot be read. Said once per
+    // role subject to RLS, as info: a correct `…, true)` looks the same.
+    let mut undecided: BTreeMap<&str, (i64, &str)> = BTreeMap::new();
+    for s in statements {
+        let subject_to_rls = ctx
+            .posture
+            .role_attributes
+            .get(&s.role)
+            .is_some_and(|a| !a.superuser && !a.bypass_rls);
+        if subject_to_rls && undecided_set_config(&s.query, &ctx.tenant_settings) {
+            let entry = undecided
+                .entry(s.role.as_str())
+                .or_insert((0, s.query.as_str()));
+            entry.0 += s.calls;
+        }
+    }
+    let undecided = undecided.into_iter().map(|(role, (calls, query))| {
+        let mut finding = BOUND_AT_SESSION_LEVEL.info.finding(
+            format!("role {role}"),
+            format!(
+                "{role} ran set_config with its arguments recorded as parameters ({calls} call(s), e.g. \"{}\"): pg_stat_statements replaced the constants, so whether it binds the tenant per transaction (true) or for the session (false) cannot be read here",
+                shortened(query)
+            ),
+            "Check that the application passes true as set_config's third argument (or uses SET LOCAL)".to_string(),
+        );
+        finding.severity = Severity::Info;
+        finding
+    });
+    let decided: Vec<Finding> = calls
         .into_iter()
         .map(|((query, role), (calls, setting))| {
             let mut finding = BOUND_AT_SESSION_LEVEL.info.finding(
@@ -127,7 +156,34 @@ fn session_bindings(
             }
             finding
         })
-        .collect()
+        .collect();
+    decided.into_iter().chain(undecided).collect()
+}
+
+/// Whether `query` calls `set_config` with an `is_local` argument that is no
+/// longer a constant (pg_stat_statements' `$n`), on a tenant setting or on a
+/// setting that is no longer a constant either.
+fn undecided_set_config(query: &str, tenant_settings: &[String]) -> bool {
+    let Ok(parsed) = pg_query::parse(query, pg_query::ParserOptions::default()) else {
+        return false;
+    };
+    parsed.protobuf.nodes().into_iter().any(|(node, ..)| {
+        let NodeRef::FuncCall(call) = node else {
+            return false;
+        };
+        let is_set_config = call.funcname.last().is_some_and(
+            |n| matches!(&n.node, Some(N::String(s)) if s.sval.eq_ignore_ascii_case("set_config")),
+        );
+        if !is_set_config || call.args.len() != 3 || constant(&call.args[2]).is_some() {
+            return false;
+        }
+        match constant(&call.args[0]) {
+            Some(name) => tenant_settings
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(&name)),
+            None => true,
+        }
+    })
 }
 
 /// A setting's name as SET takes it: `app.current_tenant_id`, each part
@@ -329,5 +385,26 @@ mod tests {
         let short = shortened(&long);
         assert_eq!(short.chars().count(), 80);
         assert!(short.ends_with('…'));
+    }
+
+    #[test]
+    fn set_config_whose_constants_were_replaced_is_undecided() {
+        let tenant = vec!["app.current_tenant_id".to_string()];
+        assert!(super::undecided_set_config(
+            "SELECT set_config($1, $2, $3)",
+            &tenant
+        ));
+        assert!(super::undecided_set_config(
+            "SELECT set_config('app.current_tenant_id', $1, $2)",
+            &tenant
+        ));
+        assert!(!super::undecided_set_config(
+            "SELECT set_config('app.current_tenant_id', $1, true)",
+            &tenant
+        ));
+        assert!(!super::undecided_set_config(
+            "SELECT set_config('app.other', $1, $2)",
+            &tenant
+        ));
     }
 }
