@@ -217,6 +217,7 @@ fn object_grants(spec: &Spec) -> BTreeMap<GrantTarget, ObjectGrants> {
                 argument_types: Vec::new(),
                 owner: None,
                 privileges: roles.iter().map(|r| (r.clone(), BTreeSet::new())).collect(),
+                grantable: BTreeMap::new(),
             });
         for role in &grant.roles {
             entry

@@ -115,12 +115,15 @@ pub enum Change {
         role: String,
         privileges: BTreeSet<ObjectPrivilege>,
     },
-    /// `--prune`: what a declared role holds on a declared object beyond the spec.
+    /// `--prune`: what a declared role holds on a declared object beyond the
+    /// spec; with `grant_option`, only the right to grant them on (the
+    /// privileges stay). Either revokes, CASCADE, what the role granted on.
     RevokeObject {
         target: GrantTarget,
         argument_types: Vec<QualifiedName>,
         role: String,
         privileges: BTreeSet<ObjectPrivilege>,
+        grant_option: bool,
     },
     /// Writers that omit the tenant get the bound one (`default_from_context`).
     SetTenantDefault {
@@ -256,6 +259,9 @@ pub enum Notice {
         target: GrantTarget,
         role: String,
         privileges: BTreeSet<ObjectPrivilege>,
+        /// Held WITH GRANT OPTION, which the spec never grants (the
+        /// privileges themselves may be declared).
+        grant_option: bool,
     },
 }
 
@@ -293,6 +299,21 @@ impl std::fmt::Display for Notice {
                 target,
                 role,
                 privileges,
+                grant_option: true,
+            } => write!(
+                f,
+                "role {role} holds {} on {target} WITH GRANT OPTION, which the spec never grants (the role may grant it on to anyone): kept (--prune revokes the grant option)",
+                privileges
+                    .iter()
+                    .map(|p| p.keyword())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Notice::ExtraObjectPrivileges {
+                target,
+                role,
+                privileges,
+                grant_option: false,
             } => write!(
                 f,
                 "role {role} holds {} on {target}, which the spec does not grant it: kept (--prune revokes it)",
@@ -631,22 +652,35 @@ fn object_grant_changes(desired: &State, live: &State, options: Options, out: &m
                     privileges: missing,
                 });
             }
-            if extra.is_empty() {
-                continue;
-            }
-            if options.prune {
-                out.changes.push(Change::RevokeObject {
-                    target: target.clone(),
-                    argument_types: have.argument_types.clone(),
-                    role: role.clone(),
-                    privileges: extra,
-                });
-            } else {
-                out.notices.push(Notice::ExtraObjectPrivileges {
-                    target: target.clone(),
-                    role: role.clone(),
-                    privileges: extra,
-                });
+            // Grant options on what stays (what is revoked loses its own).
+            let grantable: BTreeSet<ObjectPrivilege> = have
+                .grantable
+                .get(role)
+                .into_iter()
+                .flatten()
+                .filter(|p| !extra.contains(p))
+                .copied()
+                .collect();
+            for (privileges, grant_option) in [(extra, false), (grantable, true)] {
+                if privileges.is_empty() {
+                    continue;
+                }
+                if options.prune {
+                    out.changes.push(Change::RevokeObject {
+                        target: target.clone(),
+                        argument_types: have.argument_types.clone(),
+                        role: role.clone(),
+                        privileges,
+                        grant_option,
+                    });
+                } else {
+                    out.notices.push(Notice::ExtraObjectPrivileges {
+                        target: target.clone(),
+                        role: role.clone(),
+                        privileges,
+                        grant_option,
+                    });
+                }
             }
         }
     }

@@ -163,6 +163,9 @@ pub struct ObjectGrants {
     /// in `grants:`, an empty set for those that should hold nothing here.
     /// Live: those roles' direct grants (the owner's own left out).
     pub privileges: BTreeMap<String, BTreeSet<ObjectPrivilege>>,
+    /// Live only: the privileges each role holds WITH GRANT OPTION, so may
+    /// grant on to anyone; the spec never declares a grant option.
+    pub grantable: BTreeMap<String, BTreeSet<ObjectPrivilege>>,
 }
 
 /// The roles whose privileges on declared objects rlsctl converges: every

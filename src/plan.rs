@@ -214,15 +214,28 @@ fn render_change(change: &Change, passwords: &Passwords) -> Result<Vec<Sql>, Pas
             argument_types,
             role,
             privileges,
-        } => vec![grantee(
-            object_name(
-                object_privileges(Sql::new("REVOKE "), privileges).push(target.kind.on_clause()),
-                target,
-                argument_types,
-            )
-            .push(" FROM "),
-            role,
-        )],
+            grant_option,
+        } => {
+            let revoke = if *grant_option {
+                Sql::new("REVOKE GRANT OPTION FOR ")
+            } else {
+                Sql::new("REVOKE ")
+            };
+            // CASCADE: what the role granted on from these goes with them
+            // (without it the REVOKE fails while such grants exist).
+            vec![
+                grantee(
+                    object_name(
+                        object_privileges(revoke, privileges).push(target.kind.on_clause()),
+                        target,
+                        argument_types,
+                    )
+                    .push(" FROM "),
+                    role,
+                )
+                .push(" CASCADE"),
+            ]
+        }
         Change::GrantSequenceUsage { sequence, role } => vec![grantee(
             Sql::new("GRANT USAGE ON SEQUENCE ")
                 .qname(sequence)

@@ -60,7 +60,7 @@ pub async fn read_object_grants(
                                        ELSE c.relkind IN ('r', 'p', 'v', 'm', 'f') END) c ON true
                LEFT JOIN LATERAL (
                     SELECT pg_catalog.pg_get_userbyid(e.grantee)::text AS grantee,
-                           e.privilege_type AS privilege
+                           e.privilege_type || CASE WHEN e.is_grantable THEN '*' ELSE '' END AS privilege
                       FROM pg_catalog.aclexplode(c.relacl) e
                      WHERE e.grantee <> 0 AND e.grantee <> c.relowner
                        AND pg_catalog.pg_get_userbyid(e.grantee) = ANY($4)) a ON true",
@@ -108,7 +108,7 @@ pub async fn read_object_grants(
                              ORDER BY x.i)) p ON true
                LEFT JOIN LATERAL (
                     SELECT pg_catalog.pg_get_userbyid(e.grantee)::text AS grantee,
-                           e.privilege_type AS privilege
+                           e.privilege_type || CASE WHEN e.is_grantable THEN '*' ELSE '' END AS privilege
                       FROM pg_catalog.aclexplode(p.proacl) e
                      WHERE e.grantee <> 0 AND e.grantee <> p.proowner
                        AND pg_catalog.pg_get_userbyid(e.grantee) = ANY($5)) a ON true",
@@ -138,7 +138,7 @@ pub async fn read_object_grants(
                LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = d.name
                LEFT JOIN LATERAL (
                     SELECT pg_catalog.pg_get_userbyid(e.grantee)::text AS grantee,
-                           e.privilege_type AS privilege
+                           e.privilege_type || CASE WHEN e.is_grantable THEN '*' ELSE '' END AS privilege
                       FROM pg_catalog.aclexplode(n.nspacl) e
                      WHERE e.grantee <> 0 AND e.grantee <> n.nspowner
                        AND pg_catalog.pg_get_userbyid(e.grantee) = ANY($2)) a ON true",
@@ -165,10 +165,24 @@ pub async fn read_object_grants(
                 .collect(),
             owner,
             privileges: BTreeMap::new(),
+            grantable: BTreeMap::new(),
         });
-        if let (Some(grantee), Some(privilege)) = (grantee, privilege)
-            && let Some(privilege) = ObjectPrivilege::from_keyword(&privilege)
-        {
+        let Some((grantee, privilege)) = grantee.zip(privilege) else {
+            continue;
+        };
+        // `*` marks a privilege held WITH GRANT OPTION.
+        let (keyword, grantable) = match privilege.strip_suffix('*') {
+            Some(keyword) => (keyword, true),
+            None => (privilege.as_str(), false),
+        };
+        if let Some(privilege) = ObjectPrivilege::from_keyword(keyword) {
+            if grantable {
+                entry
+                    .grantable
+                    .entry(grantee.clone())
+                    .or_default()
+                    .insert(privilege);
+            }
             entry
                 .privileges
                 .entry(grantee)

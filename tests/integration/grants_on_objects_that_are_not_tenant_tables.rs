@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{TestDb, unique};
+use crate::harness::{TestDb, cluster_execute, unique};
 
 const SCHEMA: &str = "
 CREATE SCHEMA ingest;
@@ -241,4 +241,57 @@ async fn a_managed_admin_that_owns_the_objects_converges_the_grants_in_one_apply
             .planned_sql(),
         Vec::<String>::new()
     );
+}
+
+/// A declared privilege held WITH GRANT OPTION lets the role hand the object
+/// on to anyone: audit says so, and `--prune` takes the option back
+/// (CASCADE: what the role granted on goes with it) while the declared
+/// privilege stays.
+#[tokio::test]
+async fn a_grant_option_on_a_declared_privilege_is_drift_and_prune_takes_it_back() {
+    let (db, worker) = applied().await;
+    let other = unique("other");
+    cluster_execute(&format!("CREATE ROLE {other}")).await;
+    db.execute(&format!(
+        "GRANT SELECT, UPDATE ON countries TO {worker} WITH GRANT OPTION;
+         SET ROLE {worker}; GRANT UPDATE, SELECT ON countries TO {other}; RESET ROLE;"
+    ))
+    .await;
+    let drift = object_drift(&db);
+    assert!(
+        drift.iter().any(|f| f["object"] == "table public.countries"
+            && f["found"].as_str().unwrap().contains("WITH GRANT OPTION")),
+        "{drift:#?}"
+    );
+    let plan = db.rlsctl(&["plan", "--prune", "--format", "json"]);
+    let sql = plan.planned_sql();
+    assert!(
+        sql.iter().any(|s| s
+            .starts_with("REVOKE GRANT OPTION FOR SELECT ON TABLE \"public\".\"countries\"")
+            && s.ends_with(" CASCADE")),
+        "{sql:?}"
+    );
+    db.rlsctl(&["apply", "--prune"]).success();
+    let mut conn = db.connect().await;
+    let (select, update, select_option, others): (bool, bool, bool, bool) = sqlx::query_as(
+        "SELECT has_table_privilege($1, 'countries', 'SELECT'),
+                has_table_privilege($1, 'countries', 'UPDATE'),
+                has_table_privilege($1, 'countries', 'SELECT WITH GRANT OPTION'),
+                has_table_privilege($2, 'countries', 'SELECT')",
+    )
+    .bind(&worker)
+    .bind(&other)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(select, "the declared privilege stays");
+    assert!(!update, "the undeclared one is revoked");
+    assert!(!select_option, "the grant option is taken back");
+    assert!(!others, "what the worker granted on goes with it");
+    assert_eq!(
+        db.rlsctl(&["plan", "--prune", "--format", "json"])
+            .planned_sql(),
+        Vec::<String>::new()
+    );
+    cluster_execute(&format!("DROP ROLE {other}")).await;
 }

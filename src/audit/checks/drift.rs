@@ -233,14 +233,22 @@ fn describe(change: &Change) -> String {
                 .join(", ")
         ),
         Change::RevokeObject {
-            role, privileges, ..
+            role,
+            privileges,
+            grant_option,
+            ..
         } => format!(
-            "{role} also holds {}",
+            "{role} also holds {}{}",
             privileges
                 .iter()
                 .map(|p| p.keyword())
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            if *grant_option {
+                " WITH GRANT OPTION (it may grant them on to anyone)"
+            } else {
+                ""
+            }
         ),
         Change::GrantSchemaUsage { role, .. } => format!("{role} lacks USAGE"),
         Change::GrantSequenceUsage { role, .. } => format!("{role} lacks USAGE on it"),
