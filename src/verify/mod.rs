@@ -623,11 +623,13 @@ pub async fn verify(
     // SECURITY DEFINER triggers on the probed tables whose function reads
     // tenant tables.
     let triggers = probes::definer_triggers(
+        conn,
         &posture.triggers,
         |t| tables.contains_key(t),
         |t| tenant_columns.contains_key(t),
         columns.keys(),
-    );
+    )
+    .await?;
     // A child that is itself a chosen table already has all its probes.
     let children: Vec<(&QualifiedName, &QualifiedName)> = posture
         .children
