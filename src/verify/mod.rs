@@ -746,6 +746,14 @@ pub async fn verify(
             progress(done, total, &function.name.to_string());
             let cell = if !function.callable_by(&reach) {
                 Cell::proven(format!("{role} may not call this function"))
+            } else if !function.callable_by(&posture.inherits(role)) {
+                Cell::not_proven(format!(
+                    "only a role {role} may SET ROLE to can call it, and verify calls functions as {role} itself"
+                ))
+            } else if function.volatile {
+                Cell::not_proven(
+                    "it is VOLATILE: calling it could change what a rollback does not undo (a sequence, a message to another system), so verify does not; declare it STABLE if it only reads",
+                )
             } else if admin.widens_rights_of(conn, &function.owner, role).await? {
                 Cell::not_proven(format!(
                     "the function runs with the rights of its owner {}, which verify widened by granting {} the role {role} for the probes; run verify as a superuser (or as a role that already is a member of {role}) to prove this function",
@@ -759,7 +767,8 @@ pub async fn verify(
             objects.push(ObjectResult {
                 role: role.clone(),
                 via: None,
-                object: format!("{}()", function.name),
+                // By signature: overloads stay apart.
+                object: format!("{}({})", function.name, function.arguments),
                 kind: ObjectKind::Function,
                 cells: BTreeMap::from([(Probe::Read, cell)]),
             });

@@ -23,11 +23,15 @@ use crate::verify::{Cell, VerifyError, db};
 #[derive(Debug, Clone)]
 pub struct DefinerFunction {
     pub name: QualifiedName,
+    /// Its identity arguments as the server prints them (all with defaults).
+    pub arguments: String,
     pub owner: String,
     /// The tenant tables its body reads.
     pub reads: BTreeSet<QualifiedName>,
     /// Roles with EXECUTE; `PUBLIC` when nobody revoked the default.
     pub executors: BTreeSet<String>,
+    /// VOLATILE: calling it may do what a rollback does not undo.
+    pub volatile: bool,
 }
 
 impl DefinerFunction {
@@ -116,9 +120,11 @@ pub async fn callable_definer_functions<'a>(
         .into_iter()
         .map(|(function, reads)| DefinerFunction {
             name: function.name.clone(),
+            arguments: function.arguments.clone(),
             owner: function.owner.clone(),
             reads: reads.clone(),
             executors: function.executors.clone(),
+            volatile: function.volatility == "v",
         })
         .collect())
 }

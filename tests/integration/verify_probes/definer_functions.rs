@@ -33,17 +33,71 @@ async fn a_definer_function_returning_every_tenants_rows_is_a_leak() {
     // Every argument has a default, so it is called; but a count carries no
     // row of B to recognise, which is said rather than called proven.
     assert_eq!(
-        verdict(&matrix, "public.project_count()", "read"),
+        verdict(
+            &matrix,
+            "public.project_count(since timestamp with time zone)",
+            "read"
+        ),
         "NOT_PROVEN"
     );
-    let why = detail(&matrix, "public.project_count()", "read");
+    let why = detail(
+        &matrix,
+        "public.project_count(since timestamp with time zone)",
+        "read",
+    );
     assert!(why.contains("nothing to test with"), "{why}");
     // A required argument: verify cannot know a meaningful one.
     let probed = objects(&matrix);
     assert!(
-        !probed.contains(&"public.project_named()".to_string()),
+        !probed
+            .iter()
+            .any(|o| o.starts_with("public.project_named(")),
         "{probed:?}"
     );
+}
+
+#[tokio::test]
+async fn a_volatile_or_set_role_only_definer_function_is_not_proven_and_not_called() {
+    let (db, role) = applied_projects().await;
+    let power = crate::harness::unique("power");
+    crate::harness::cluster_execute(&format!("CREATE ROLE {power}")).await;
+    db.execute(&format!(
+        "CREATE SEQUENCE invoice_no;
+         CREATE FUNCTION issue_invoices() RETURNS SETOF projects
+             LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public
+             AS 'SELECT nextval(''invoice_no''); SELECT * FROM projects';
+         CREATE FUNCTION power_projects() RETURNS SETOF projects
+             LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public
+             AS 'SELECT * FROM projects';
+         REVOKE EXECUTE ON FUNCTION issue_invoices(), power_projects() FROM PUBLIC;
+         GRANT EXECUTE ON FUNCTION issue_invoices() TO {role};
+         GRANT EXECUTE ON FUNCTION power_projects() TO {power};
+         ALTER ROLE {role} NOINHERIT;
+         GRANT {power} TO {role};"
+    ))
+    .await;
+    let (_, matrix) = verify(&db, &[]);
+    assert_eq!(
+        verdict(&matrix, "public.issue_invoices()", "read"),
+        "NOT_PROVEN"
+    );
+    assert!(detail(&matrix, "public.issue_invoices()", "read").contains("VOLATILE"));
+    assert_eq!(
+        db.scalar_i64("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM invoice_no")
+            .await,
+        0,
+        "verify called the volatile function"
+    );
+    assert_eq!(
+        verdict(&matrix, "public.power_projects()", "read"),
+        "NOT_PROVEN"
+    );
+    assert!(detail(&matrix, "public.power_projects()", "read").contains("SET ROLE"));
+    db.execute(&format!(
+        "REVOKE {power} FROM {role}; ALTER ROLE {role} INHERIT; DROP OWNED BY {power}"
+    ))
+    .await;
+    crate::harness::cluster_execute(&format!("DROP ROLE {power}")).await;
 }
 
 #[tokio::test]
