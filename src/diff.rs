@@ -635,6 +635,7 @@ fn object_grant_changes(desired: &State, live: &State, options: Options, out: &m
         let Some(have) = live.object_grants.get(target) else {
             continue;
         };
+        let mut revoked = false;
         for (role, privileges) in &want.privileges {
             if have.owner.as_ref() == Some(role) {
                 continue;
@@ -666,6 +667,7 @@ fn object_grant_changes(desired: &State, live: &State, options: Options, out: &m
                     continue;
                 }
                 if options.prune {
+                    revoked = true;
                     out.changes.push(Change::RevokeObject {
                         target: target.clone(),
                         argument_types: have.argument_types.clone(),
@@ -681,6 +683,23 @@ fn object_grant_changes(desired: &State, live: &State, options: Options, out: &m
                         grant_option,
                     });
                 }
+            }
+        }
+        // A revoke is CASCADE: a declared privilege another role received
+        // from the revoked one goes with it, so every declared grant on the
+        // object is made again after the revokes (a GRANT of what is held
+        // changes nothing).
+        if revoked {
+            for (role, privileges) in &want.privileges {
+                if privileges.is_empty() || have.owner.as_ref() == Some(role) {
+                    continue;
+                }
+                out.changes.push(Change::GrantObject {
+                    target: target.clone(),
+                    argument_types: have.argument_types.clone(),
+                    role: role.clone(),
+                    privileges: privileges.clone(),
+                });
             }
         }
     }

@@ -295,3 +295,52 @@ async fn a_grant_option_on_a_declared_privilege_is_drift_and_prune_takes_it_back
     );
     cluster_execute(&format!("DROP ROLE {other}")).await;
 }
+
+/// Taking back a grant option is CASCADE: a declared privilege another
+/// declared role received from that role goes with it, and is granted again
+/// in the same apply, so the second plan is empty.
+#[tokio::test]
+async fn prune_keeps_a_declared_privilege_another_role_received_through_the_grant_option() {
+    let db = TestDb::new().await;
+    let worker = unique("worker");
+    let reporter = unique("reporter");
+    cluster_execute(&format!("CREATE ROLE {reporter}")).await;
+    db.migration("V1__schema.sql", SCHEMA);
+    let spec = spec(&worker, "webhooks_raw").replace(
+        &format!("  - table: countries\n    roles: [{worker}]"),
+        &format!("  - table: countries\n    roles: [{worker}, {reporter}]"),
+    );
+    db.spec(&spec);
+    db.rlsctl(&["apply"]).success();
+    db.execute(&format!(
+        "REVOKE SELECT ON countries FROM {reporter};
+         GRANT SELECT ON countries TO {worker} WITH GRANT OPTION;
+         SET ROLE {worker}; GRANT SELECT ON countries TO {reporter}; RESET ROLE;"
+    ))
+    .await;
+    db.rlsctl(&["apply", "--prune"]).success();
+    assert!(
+        holds(
+            &db,
+            "SELECT has_table_privilege($1, 'countries', 'SELECT')",
+            &reporter
+        )
+        .await,
+        "the declared privilege of the other role survives the CASCADE"
+    );
+    assert!(
+        !holds(
+            &db,
+            "SELECT has_table_privilege($1, 'countries', 'SELECT WITH GRANT OPTION')",
+            &worker
+        )
+        .await
+    );
+    assert_eq!(
+        db.rlsctl(&["plan", "--prune", "--format", "json"])
+            .planned_sql(),
+        Vec::<String>::new()
+    );
+    db.execute(&format!("DROP OWNED BY {reporter}")).await;
+    cluster_execute(&format!("DROP ROLE {reporter}")).await;
+}
