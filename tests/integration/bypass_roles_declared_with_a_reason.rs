@@ -223,7 +223,31 @@ async fn a_no_tenant_access_role_that_can_become_a_declared_bypass_role_is_an_er
         "{report:#}"
     );
     db.execute(&format!("REVOKE {service} FROM {anon}")).await;
-    cluster_execute(&format!("DROP ROLE {anon}")).await;
+
+    // A member of a member: the fix names the anon's own membership.
+    let mid = unique("mid");
+    cluster_execute(&format!(
+        "CREATE ROLE {mid} NOLOGIN; GRANT {service} TO {mid}; GRANT {mid} TO {anon}"
+    ))
+    .await;
+    let run = db.rlsctl(&["audit", "--format", "json"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    let reached = findings(&report)
+        .into_iter()
+        .find(|f| {
+            f["id"] == "BYPASS_ROLE_REACHED_BY_APPLICATION" && f["object"] == format!("role {anon}")
+        })
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(
+        reached["fix"],
+        format!("REVOKE \"{mid}\" FROM \"{anon}\";"),
+        "{reached:#}"
+    );
+    cluster_execute(&format!("REVOKE {mid} FROM {anon}")).await;
+    let after = db.rlsctl(&["audit", "--format", "json"]);
+    assert_eq!(after.code, 0, "{}\n{}", after.stdout, after.stderr);
+    cluster_execute(&format!("DROP ROLE {mid}; DROP ROLE {anon}")).await;
 }
 
 #[tokio::test]

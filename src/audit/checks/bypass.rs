@@ -163,12 +163,28 @@ pub fn accept_declared(ctx: &Context, spec: &Spec, findings: &mut Vec<Finding>) 
                 } else {
                     "no_tenant_access role"
                 };
+                // The membership to revoke is the reacher's own first step
+                // towards the bypass role (it may be a member of a member).
+                let first = ctx
+                    .posture
+                    .memberships
+                    .get(reacher.as_str())
+                    .into_iter()
+                    .flat_map(|granted| granted.keys())
+                    .find(|m| *m == role || ctx.reach(m).contains(role.as_str()))
+                    .cloned()
+                    .unwrap_or_else(|| role.clone());
+                let through = if &first == role {
+                    String::new()
+                } else {
+                    format!(" through {first}")
+                };
                 findings.push(REACHED.finding(
                     format!("role {reacher}"),
                     format!(
-                        "{kind} {reacher} can act as {role}, declared under bypass_roles: ({reason}); it skips every policy through it, so no finding about {role} is accepted"
+                        "{kind} {reacher} can act as {role}{through}, declared under bypass_roles: ({reason}); it skips every policy through it, so no finding about {role} is accepted"
                     ),
-                    format!("REVOKE {} FROM {};", ident(role), ident(reacher)),
+                    format!("REVOKE {} FROM {};", ident(&first), ident(reacher)),
                 ));
             }
             continue;
