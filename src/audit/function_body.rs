@@ -45,6 +45,39 @@ pub fn plpgsql_queries(body: &str) -> Option<Vec<String>> {
     // (`RETURNS trigger` would fit trigger bodies, but libpg_query's
     // JSON for its NEW/OLD records does not parse; `record` accepts
     // `RETURN NEW` as well.)
+    let tree = plpgsql_tree(body)?;
+    let mut queries = Vec::new();
+    collect_queries(&tree, &mut queries);
+    Some(queries)
+}
+
+/// Whether a body runs SQL built at run time (PL/pgSQL `EXECUTE`, `FOR … IN
+/// EXECUTE`, `RETURN QUERY EXECUTE`), whose tables no parse can name.
+pub fn runs_dynamic_sql(language: &str, body: &str) -> bool {
+    fn any_key(json: &Json, wanted: &[&str]) -> bool {
+        match json {
+            Json::Object(map) => map
+                .iter()
+                .any(|(k, v)| wanted.contains(&k.as_str()) || any_key(v, wanted)),
+            Json::Array(items) => items.iter().any(|v| any_key(v, wanted)),
+            _ => false,
+        }
+    }
+    language == "plpgsql"
+        && plpgsql_tree(body).is_some_and(|tree| {
+            any_key(
+                &tree,
+                &[
+                    "PLpgSQL_stmt_dynexecute",
+                    "PLpgSQL_stmt_dynfors",
+                    "dynquery",
+                ],
+            )
+        })
+}
+
+/// The PL/pgSQL parser's tree of a body, as JSON.
+fn plpgsql_tree(body: &str) -> Option<Json> {
     let tag = unused_dollar_tag(body);
     // A trigger body assigning `NEW.column :=` needs NEW declared: the last
     // form declares NEW and OLD as record parameters.
@@ -61,9 +94,7 @@ pub fn plpgsql_queries(body: &str) -> Option<Vec<String>> {
         ))
         .ok()
     })?;
-    let mut queries = Vec::new();
-    collect_queries(&tree, &mut queries);
-    Some(queries)
+    Some(tree)
 }
 
 /// The tables among `known` that `body` names: a schema-qualified name

@@ -616,6 +616,7 @@ pub async fn verify(
     let functions = probes::callable_definer_functions(
         conn,
         &posture.functions,
+        &posture.views,
         |t| tenant_columns.contains_key(t) && (target.only.is_empty() || tables.contains_key(t)),
         tenant_columns.keys(),
     )

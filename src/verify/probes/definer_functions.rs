@@ -14,7 +14,7 @@ use sqlx::PgConnection;
 
 use super::Probing;
 use crate::audit::function_body;
-use crate::catalog::Function;
+use crate::catalog::{Function, View};
 use crate::quote::{QualifiedName, Sql};
 use crate::verify::{Cell, VerifyError, db};
 
@@ -32,6 +32,8 @@ pub struct DefinerFunction {
     pub executors: BTreeSet<String>,
     /// VOLATILE: calling it may do what a rollback does not undo.
     pub volatile: bool,
+    /// Its body runs SQL built at run time: which tables it reads is unknown.
+    pub dynamic: bool,
 }
 
 impl DefinerFunction {
@@ -44,11 +46,13 @@ impl DefinerFunction {
 }
 
 /// The SECURITY DEFINER functions among `functions` that read one of
-/// `tenant_tables` and can be called with no argument (every argument has a
+/// `tenant_tables` (directly, or through one of `views`), or run SQL built at
+/// run time, and can be called with no argument (every argument has a
 /// default) returning something other than `void` or a trigger.
 pub async fn callable_definer_functions<'a>(
     conn: &mut PgConnection,
     functions: &[Function],
+    views: &'a [View],
     tenant_tables: impl Fn(&QualifiedName) -> bool,
     known: impl Iterator<Item = &'a QualifiedName> + Clone,
 ) -> Result<Vec<DefinerFunction>, VerifyError> {
@@ -57,15 +61,26 @@ pub async fn callable_definer_functions<'a>(
         let path = function
             .pinned_search_path()
             .unwrap_or_else(|| vec![function.owner.clone(), "public".to_string()]);
-        let Some(touched) =
-            function_body::tables_touched(&function.language, &function.body, &path, known.clone())
-        else {
+        let Some(touched) = function_body::tables_touched(
+            &function.language,
+            &function.body,
+            &path,
+            known.clone().chain(views.iter().map(|v| &v.name)),
+        ) else {
             continue;
         };
-        let reads: BTreeSet<QualifiedName> =
-            touched.into_iter().filter(|t| tenant_tables(t)).collect();
-        if !reads.is_empty() {
-            candidates.insert(function.signature(), (function, reads));
+        // A view it reads stands for the tables the view reads.
+        let reads: BTreeSet<QualifiedName> = touched
+            .iter()
+            .flat_map(|t| match views.iter().find(|v| &v.name == t) {
+                Some(view) => view.reads.iter().cloned().collect::<Vec<_>>(),
+                None => vec![t.clone()],
+            })
+            .filter(|t| tenant_tables(t))
+            .collect();
+        let dynamic = function_body::runs_dynamic_sql(&function.language, &function.body);
+        if !reads.is_empty() || dynamic {
+            candidates.insert(function.signature(), (function, (reads, dynamic)));
         }
     }
     if candidates.is_empty() {
@@ -122,7 +137,8 @@ pub async fn callable_definer_functions<'a>(
             name: function.name.clone(),
             arguments: function.arguments.clone(),
             owner: function.owner.clone(),
-            reads: reads.clone(),
+            reads: reads.0.clone(),
+            dynamic: reads.1,
             executors: function.executors.clone(),
             volatile: function.volatility == "v",
         })
@@ -137,6 +153,11 @@ impl Probing<'_> {
         conn: &mut PgConnection,
         function: &DefinerFunction,
     ) -> Result<Cell, VerifyError> {
+        if function.dynamic {
+            return Ok(Cell::not_proven(
+                "its body runs SQL built at run time (EXECUTE), so verify cannot tell which tenant tables to plant rows in; audit's SECURITY_DEFINER findings name it",
+            ));
+        }
         let source = Sql::new("").qname(&function.name).push("()");
         self.shows_none_of_b(conn, &function.reads, &source, "the function")
             .await

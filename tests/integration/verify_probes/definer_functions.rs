@@ -125,3 +125,33 @@ async fn a_definer_function_that_filters_by_the_bound_tenant_is_proven() {
     let why = detail(&matrix, "public.other_projects()", "read");
     assert!(why.contains("may not call"), "{why}");
 }
+
+/// A body that reaches tenant rows through a view is probed through the
+/// view's tables; one that builds its SQL at run time cannot say which
+/// tables it reads: not proven, never left out.
+#[tokio::test]
+async fn definer_functions_reading_through_a_view_or_dynamic_sql_are_not_left_out() {
+    let (db, role) = applied_projects().await;
+    db.execute(&format!(
+        "CREATE VIEW project_names AS SELECT id, tenant_id, name FROM projects;
+         CREATE FUNCTION via_view() RETURNS SETOF project_names
+             LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public
+             AS 'SELECT * FROM project_names';
+         CREATE FUNCTION dynamic_projects() RETURNS SETOF projects
+             LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public AS $$
+         BEGIN
+             RETURN QUERY EXECUTE 'SELECT * FROM projects';
+         END $$;
+         REVOKE EXECUTE ON FUNCTION via_view(), dynamic_projects() FROM PUBLIC;
+         GRANT EXECUTE ON FUNCTION via_view(), dynamic_projects() TO {role};"
+    ))
+    .await;
+    let (code, matrix) = verify(&db, &[]);
+    assert_eq!(code, 2, "{matrix:#}");
+    assert_eq!(verdict(&matrix, "public.via_view()", "read"), "LEAK");
+    assert_eq!(
+        verdict(&matrix, "public.dynamic_projects()", "read"),
+        "NOT_PROVEN"
+    );
+    assert!(detail(&matrix, "public.dynamic_projects()", "read").contains("EXECUTE"));
+}
