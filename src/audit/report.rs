@@ -126,9 +126,23 @@ fn examined(summary: &Summary) -> String {
     }
 }
 
+/// Runs `body` on `out` through a buffer: standard output flushes at every
+/// newline, and a pretty-printed report of 10,000 findings has hundreds of
+/// thousands of lines (one `write` each, unbuffered).
+fn buffered<W: Write>(
+    out: &mut W,
+    body: impl FnOnce(&mut io::BufWriter<&mut W>) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut buffer = io::BufWriter::new(out);
+    body(&mut buffer)?;
+    buffer.flush()
+}
+
 pub fn write_json(out: &mut impl Write, report: &Report) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, report)?;
-    writeln!(out)
+    buffered(out, |out| {
+        serde_json::to_writer_pretty(&mut *out, report)?;
+        writeln!(out)
+    })
 }
 
 pub fn write_table(out: &mut impl Write, report: &Report, color: bool) -> io::Result<()> {
@@ -194,6 +208,10 @@ fn cell(text: &str) -> String {
 }
 
 pub fn write_markdown(out: &mut impl Write, report: &Report) -> io::Result<()> {
+    buffered(out, |out| markdown(out, report))
+}
+
+fn markdown(out: &mut impl Write, report: &Report) -> io::Result<()> {
     let s = &report.summary;
     writeln!(out, "# Tenant isolation audit: {}\n", report.database)?;
     writeln!(out, "| | |\n|---|---|")?;

@@ -329,30 +329,39 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
     queries += policies::read(conn, &mut state, &by_number).await?;
 
     queries += 1;
-    type IndexRow = (String, String, String, bool, Vec<Option<String>>);
+    type IndexRow = (String, String, String, bool, Vec<i16>);
     let indexes: Vec<IndexRow> = sqlx::query_as(concat!(
-        // One lateral join rather than a sub-select per index: several times
-        // faster on a cold catalog cache, which every rlsctl run starts with.
+        // Key columns as attribute numbers, named from the columns read
+        // above: joining pg_attribute per key column and grouping again cost
+        // more than any other part of this read at 10,000 tables. The key
+        // columns (not INCLUDE ones) sliced out: a slice counts from one, as
+        // the client expects, where int2vector counts from zero.
         "SELECT n.nspname::text, c.relname::text, i.relname::text, x.indisvalid,
-                    array_agg(a.attname::text ORDER BY k.ord)
+                    (x.indkey::pg_catalog.int2[])[0:x.indnkeyatts - 1]
                FROM pg_catalog.pg_index x
                JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
                JOIN pg_catalog.pg_class c ON c.oid = x.indrelid
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-              CROSS JOIN LATERAL unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-               LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
-              WHERE x.indpred IS NULL AND k.ord <= x.indnkeyatts AND ",
+              WHERE x.indpred IS NULL AND c.relkind IN ('r', 'p') AND ",
         user_schemas!(),
-        " GROUP BY n.nspname, c.relname, i.relname, x.indisvalid"
+        ""
     ))
     .fetch_all(&mut *conn)
     .await?;
-    for (schema, table, name, valid, columns) in indexes {
-        if let Some(t) = state.tables.get_mut(&QualifiedName::new(schema, table)) {
-            // An expression key has no column name; it serves no column prefix.
-            let columns = columns
-                .into_iter()
-                .map(|c| c.unwrap_or_else(|| "(expression)".into()))
+    for (schema, table, name, valid, keys) in indexes {
+        let table = QualifiedName::new(schema, table);
+        if let Some(t) = state.tables.get_mut(&table) {
+            let by_number = by_number.get(&table);
+            // Attribute number 0 is an expression key: it has no column
+            // name and serves no column prefix.
+            let columns = keys
+                .iter()
+                .map(|n| {
+                    by_number
+                        .and_then(|c| c.get(n))
+                        .map(|(column, _)| column.clone())
+                        .unwrap_or_else(|| "(expression)".into())
+                })
                 .collect();
             t.indexes.push(Index {
                 name,

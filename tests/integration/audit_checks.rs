@@ -970,6 +970,34 @@ finds_until_fixed!(
             GRANT SELECT ON tasks TO {r}"
 );
 
+/// A key whose one column defaults to a call of `gen_random_uuid()` (cast or
+/// not) holds values no one can guess, so it is no existence oracle; a key
+/// numbered by a sequence is, and so is one whose default is only text that
+/// looks like the call. The audit reads what the default calls, it does not
+/// print the default.
+#[tokio::test]
+async fn a_unique_key_of_random_uuids_is_no_oracle_but_a_numbered_one_is() {
+    let findings = audit_after(
+        "ALTER TABLE projects ADD COLUMN token uuid DEFAULT gen_random_uuid() UNIQUE;
+         ALTER TABLE projects ADD COLUMN ref text DEFAULT gen_random_uuid()::text UNIQUE;
+         ALTER TABLE projects ADD COLUMN ticket bigserial UNIQUE;
+         ALTER TABLE projects ADD COLUMN code text DEFAULT 'gen_random_uuid()' UNIQUE",
+    )
+    .await;
+    let reported = |key: &str| {
+        findings.iter().any(|(id, object)| {
+            id == "UNIQUE_NOT_SCOPED_BY_TENANT"
+                && *object == format!("constraint {key} on public.projects")
+        })
+    };
+    for random in ["projects_pkey", "projects_token_key", "projects_ref_key"] {
+        assert!(!reported(random), "{random}: {findings:#?}");
+    }
+    for guessable in ["projects_ticket_key", "projects_code_key"] {
+        assert!(reported(guessable), "{guessable}: {findings:#?}");
+    }
+}
+
 /// The oracle names the way the runtime role probes the key.
 #[tokio::test]
 async fn an_existence_oracle_says_how_it_is_probed() {

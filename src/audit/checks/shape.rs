@@ -6,11 +6,6 @@ use crate::catalog::UniqueKey;
 use crate::model::{Privilege, Table};
 use crate::quote::{QualifiedName, ident};
 
-/// A key whose single column takes an unguessable default cannot be probed.
-fn unguessable(default: Option<&str>) -> bool {
-    default.is_some_and(|d| d.contains("gen_random_uuid()") || d.contains("uuid_generate_v4()"))
-}
-
 pub const UNIQUE_NOT_SCOPED: Check = Check {
     info: CheckInfo {
         id: "UNIQUE_NOT_SCOPED_BY_TENANT",
@@ -25,7 +20,8 @@ pub const UNIQUE_NOT_SCOPED: Check = Check {
             .iter()
             .filter_map(|k| Some((k, ctx.tenant_tables.get(&k.table)?, ctx.table(&k.table)?)))
             .filter(|(k, column, _)| !k.columns.contains(column))
-            .filter(|(k, _, _)| !(k.columns.len() == 1 && unguessable(k.default.as_deref())))
+            // A key whose single column takes an unguessable default cannot be probed.
+            .filter(|(k, _, _)| !k.random_default)
             .filter_map(|(k, column, table)| {
                 let probes = unique_probes(ctx, k, table);
                 (!probes.is_empty()).then(|| {
