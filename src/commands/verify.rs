@@ -28,6 +28,7 @@ pub(super) async fn run(args: &VerifyArgs) -> Result<Exit> {
         }
         _ => (None, connect(&args.database_url).await?),
     };
+    let spec_less = spec.is_none();
     let mut target = if let Some(spec) = spec {
         let mut target = VerifyTarget::from_spec(&spec);
         if !args.roles.is_empty() {
@@ -58,6 +59,15 @@ pub(super) async fn run(args: &VerifyArgs) -> Result<Exit> {
             policies: Vec::new(),
         }
     };
+    if spec_less && args.jwt_claim.is_none() {
+        if let Some((column, role)) = tenants_that_are_roles(&mut conn, &target.roles).await? {
+            eprintln!(
+                "verify: the tenant policies compare {column} with the acting role: tenants are roles (as `tenancy.source: current_user` declares)"
+            );
+            target.tenant_column = column;
+            target.binding.source = TenantSource::Role(role);
+        }
+    }
     target.only = args.tables.clone();
     // Connected before probing, so a wrong runtime URL fails fast.
     let mut runtime = connect_runtime(args.runtime_url.as_deref()).await?;
@@ -118,4 +128,38 @@ pub(super) fn verify_exit(matrix: &Matrix, strict: bool) -> Exit {
     } else {
         Exit::Success
     }
+}
+
+/// Without a spec: when every tenant comparison the policies make compares a
+/// column with the acting role (`owner = current_user`), the tenants are
+/// roles; the column and which role function, or `None`.
+async fn tenants_that_are_roles(
+    conn: &mut PgConnection,
+    roles: &[String],
+) -> Result<Option<(String, crate::spec::SessionRole)>> {
+    let scope = crate::catalog::Scope {
+        function: None,
+        roles: roles.to_vec(),
+        resolvers: Vec::new(),
+    };
+    let snapshot = crate::catalog::read(conn, &scope).await?;
+    let mut found = None;
+    for table in snapshot.state.tables.values() {
+        for policy in table.policies.values() {
+            let Some(using) = &policy.using else { continue };
+            let Some(comparison) = crate::adopt::comparison::anywhere(using.as_str()) else {
+                continue;
+            };
+            match (comparison.role, &found) {
+                (None, _) => return Ok(None),
+                (Some(role), None) => found = Some((comparison.column, role)),
+                (Some(role), Some((column, seen))) => {
+                    if *column != comparison.column || *seen != role {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+    Ok(found)
 }

@@ -319,3 +319,38 @@ async fn a_cross_tenant_reader_beside_tenants_that_are_roles_is_probed_as_itself
         .count();
     assert!(reader_leaks > 0, "{matrix:#}");
 }
+
+/// Without a spec, `verify --role` reads the policies: when they compare a
+/// column with the acting role, the tenants are roles and verify proves them
+/// as such instead of binding a setting nobody reads.
+#[tokio::test]
+async fn verify_without_a_spec_finds_tenants_that_are_roles_in_the_policies() {
+    let db = TestDb::new().await;
+    let role = unique("app");
+    crate::harness::cluster_execute(&format!("CREATE ROLE {role}")).await;
+    let hand_built = |using: &str| {
+        format!(
+            "CREATE TABLE notes (id bigserial PRIMARY KEY, author name NOT NULL DEFAULT current_user, body text);
+             ALTER TABLE notes ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+             CREATE POLICY own_notes ON notes USING ({using}) WITH CHECK (author = current_user);
+             GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO {role};
+             GRANT USAGE ON SEQUENCE notes_id_seq TO {role};"
+        )
+    };
+    db.execute(&hand_built("author = current_user")).await;
+    let run = db.rlsctl(&["verify", "--role", &role, "--format", "json"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("tenants are roles"), "{}", run.stderr);
+    let matrix = run.json();
+    assert_eq!(verdict(&matrix, "public.notes", "read"), "PROVEN");
+    assert_eq!(verdict(&matrix, "public.notes", "update"), "PROVEN");
+
+    db.execute("DROP TABLE notes").await;
+    db.execute(&hand_built("author = current_user OR author IS NOT NULL"))
+        .await;
+    let run = db.rlsctl(&["verify", "--role", &role, "--format", "json"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(verdict(&run.json(), "public.notes", "read"), "LEAK");
+    db.execute(&format!("DROP OWNED BY {role}")).await;
+    crate::harness::cluster_execute(&format!("DROP ROLE {role}")).await;
+}
