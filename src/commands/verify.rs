@@ -59,14 +59,15 @@ pub(super) async fn run(args: &VerifyArgs) -> Result<Exit> {
             policies: Vec::new(),
         }
     };
-    if spec_less && args.jwt_claim.is_none() {
-        if let Some((column, role)) = tenants_that_are_roles(&mut conn, &target.roles).await? {
-            eprintln!(
-                "verify: the tenant policies compare {column} with the acting role: tenants are roles (as `tenancy.source: current_user` declares)"
-            );
-            target.tenant_column = column;
-            target.binding.source = TenantSource::Role(role);
-        }
+    if spec_less
+        && args.jwt_claim.is_none()
+        && let Some((column, role)) = tenants_that_are_roles(&mut conn, &target.roles).await?
+    {
+        eprintln!(
+            "verify: the tenant policies compare {column} with the acting role: tenants are roles (as `tenancy.source: current_user` declares)"
+        );
+        target.tenant_column = column;
+        target.binding.source = TenantSource::Role(role);
     }
     target.only = args.tables.clone();
     // Connected before probing, so a wrong runtime URL fails fast.
