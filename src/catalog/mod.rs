@@ -191,7 +191,8 @@ pub use columns::{Column, read_columns};
 pub use object_grants::read_object_grants;
 pub use posture::{
     ColumnSequence, ForeignKey, ForeignTable, Function, MEMBERSHIP_OPTIONS_FROM, MembershipOptions,
-    Path, Posture, RoleAttributes, Rule, Schema, Trigger, UniqueKey, View, read_posture,
+    Path, Posture, RoleAttributes, Rule, Schema, Trigger, UniqueKey, View, pinned_search_path,
+    read_posture,
 };
 pub use statements::{RecordedStatement, RecordedStatements, StatementLog};
 pub use value_rules::{ColumnType, Descendant, ValueRules, read_value_rules};

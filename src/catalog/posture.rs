@@ -245,17 +245,23 @@ impl Function {
     /// The schemas of a pinned `SET search_path`, or `None` when the function
     /// runs with its caller's search_path.
     pub fn pinned_search_path(&self) -> Option<Vec<String>> {
-        self.config.iter().find_map(|c| {
-            let (name, value) = c.split_once('=')?;
-            (name == "search_path").then(|| {
-                value
-                    .split(',')
-                    .map(|s| s.trim().trim_matches('"').to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
-        })
+        pinned_search_path(&self.config)
     }
+}
+
+/// The schemas of a `SET search_path` among a function's `proconfig`
+/// (`name=value` entries), or `None` when it runs with its caller's path.
+pub fn pinned_search_path(config: &[String]) -> Option<Vec<String>> {
+    config.iter().find_map(|c| {
+        let (name, value) = c.split_once('=')?;
+        (name == "search_path").then(|| {
+            value
+                .split(',')
+                .map(|s| s.trim().trim_matches('"').to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+    })
 }
 
 #[derive(Debug, Clone)]

@@ -17,7 +17,7 @@ use super::Probing;
 use super::attempt::Attempt;
 use super::views::marked_rows;
 use crate::audit::function_body;
-use crate::catalog::Trigger;
+use crate::catalog::{Trigger, pinned_search_path};
 use crate::quote::{QualifiedName, Sql};
 use crate::verify::rows::{Unbuildable, insert_statement};
 use crate::verify::{Cell, VerifyError, db};
@@ -83,18 +83,8 @@ pub async fn definer_triggers<'a>(
             let (_, _, tgtype, when, enabled, config) = firing
                 .iter()
                 .find(|(table, name, ..)| *table == t.table.quoted() && *name == t.name)?;
-            let pinned = config.iter().flatten().find_map(|setting| {
-                let value = setting.strip_prefix("search_path=")?;
-                Some(
-                    value
-                        .split(',')
-                        .map(|s| s.trim().trim_matches('"').to_string())
-                        .collect::<Vec<_>>(),
-                )
-            });
-            let path = pinned.unwrap_or_else(|| {
-                vec![t.owner.clone(), "public".to_string(), t.table.schema.clone()]
-            });
+            let path = pinned_search_path(config.as_deref().unwrap_or_default())
+                .unwrap_or_else(|| vec![t.owner.clone(), "public".to_string()]);
             let touched =
                 function_body::tables_touched(&t.language, &t.body, &path, known.clone())?;
             let reads: BTreeSet<QualifiedName> =
