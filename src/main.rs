@@ -6,6 +6,12 @@ use rlsctl::commands::{Exit, is_closed_stdout, run};
 use rlsctl::connect::redact_in_message;
 use tokio::signal::unix::{SignalKind, signal};
 
+// Reading a 10,000-table catalog allocates a few hundred thousand small
+// strings and map nodes; mimalloc cuts that share of audit's CPU (measured
+// in the scale benchmark).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     // Registered before any work: a SIGINT during a blocking step (starting a
