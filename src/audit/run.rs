@@ -105,7 +105,7 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
             .await
             .map_err(db("reading the declared grants"))?;
     }
-    let posture = catalog::read_posture(conn, snapshot.connecting.server_version_num)
+    let posture = catalog::read_posture(conn, &snapshot)
         .await
         .map_err(db("reading the catalog"))?;
 

@@ -23,6 +23,9 @@ pub struct Snapshot {
     pub bootstrap_superuser: String,
     /// What the connecting role may do with roles.
     pub connecting: Connecting,
+    /// Each table's columns by attribute number, for reads that return
+    /// attribute numbers (index and key columns).
+    pub columns_by_number: ColumnsByNumber,
 }
 
 /// The connecting role's rights over roles (checked against `current_user`,
@@ -189,6 +192,7 @@ mod statements;
 mod value_rules;
 pub use columns::{Column, read_columns};
 pub use object_grants::read_object_grants;
+pub use policies::ColumnsByNumber;
 pub use posture::{
     ColumnSequence, ForeignKey, ForeignTable, Function, MEMBERSHIP_OPTIONS_FROM, MembershipOptions,
     Path, Posture, RoleAttributes, Rule, Schema, Trigger, UniqueKey, View, pinned_search_path,
@@ -308,7 +312,7 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
     .bind(scope.function.as_ref().map(|f| f.name.as_str()))
     .fetch_all(&mut *conn)
     .await?;
-    let mut by_number = policies::ColumnsByNumber::new();
+    let mut by_number = ColumnsByNumber::new();
     for (schema, table, number, column, type_name, not_null, context_default) in columns {
         let table = QualifiedName::new(schema, table);
         if let Some(t) = state.tables.get_mut(&table) {
@@ -457,6 +461,7 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
         server_version,
         bootstrap_superuser: live_roles.bootstrap_superuser,
         connecting: live_roles.connecting,
+        columns_by_number: by_number,
     })
 }
 

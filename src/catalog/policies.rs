@@ -22,7 +22,7 @@ use crate::spec::Expression;
 
 /// Columns of each table by attribute number: name, and type as
 /// `format_type` prints it.
-pub(super) type ColumnsByNumber = HashMap<QualifiedName, HashMap<i16, (String, String)>>;
+pub type ColumnsByNumber = HashMap<QualifiedName, HashMap<i16, (String, String)>>;
 
 type PolicyRow = (
     i64,

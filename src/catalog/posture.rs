@@ -2,7 +2,7 @@
 //! reach tenant rows without passing the tenant policy. Read only by `audit`,
 //! with the same fixed-number-of-queries rule as the core read.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sqlx::PgConnection;
 
@@ -351,13 +351,14 @@ type FunctionRow = (
 type TriggerRow = (String, String, String, bool, String, String, String);
 
 type ConstraintRow = (
+    i64,
     String,
     String,
     String,
-    Vec<String>,
+    Vec<i16>,
     bool,
     Option<String>,
-    Vec<String>,
+    Vec<i16>,
 );
 
 /// `server_version_num` from which each membership grant carries its own
@@ -368,8 +369,10 @@ pub const MEMBERSHIP_OPTIONS_FROM: u32 = 160000;
 /// chooses the membership query, as the catalog columns differ by major.
 pub async fn read_posture(
     conn: &mut PgConnection,
-    server_version_num: u32,
+    snapshot: &super::Snapshot,
 ) -> Result<Posture, sqlx::Error> {
+    let server_version_num = snapshot.connecting.server_version_num;
+    let columns = &snapshot.columns_by_number;
     let mut p = Posture::default();
 
     // On 16+ one member may hold a role through several grantors: any grant
@@ -577,30 +580,31 @@ pub async fn read_posture(
 
     // What each policy depends on: the functions it calls ('f') and the
     // other relations it reads ('r'), e.g. a membership lookup table.
+    // One pass over pg_depend: its duplicate rows (a USING and a WITH CHECK
+    // calling the same function) folded as oids, before any name is built.
     let rows: Vec<(String, String, String, String)> = sqlx::query_as(concat!(
-            "SELECT ",
-            pair!("n", "c"),
-            ", pol.polname::text, 'f', fn.nspname::text || chr(31) || pr.proname::text
-           FROM pg_catalog.pg_depend d
-           JOIN pg_catalog.pg_policy pol ON d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = pol.oid
-           JOIN pg_catalog.pg_proc pr ON d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = pr.oid
-           JOIN pg_catalog.pg_namespace fn ON fn.oid = pr.pronamespace
+        "SELECT ",
+        pair!("n", "c"),
+        ", pol.polname::text,
+                CASE WHEN d.refclassid = 'pg_catalog.pg_proc'::regclass THEN 'f' ELSE 'r' END,
+                CASE WHEN d.refclassid = 'pg_catalog.pg_proc'::regclass THEN fn.nspname::text || chr(31) || pr.proname::text
+                     ELSE ",
+        pair!("rn", "rc"),
+        " END
+           FROM (SELECT DISTINCT dep.refclassid, dep.refobjid, dep.objid
+                   FROM pg_catalog.pg_depend dep
+                  WHERE dep.classid = 'pg_catalog.pg_policy'::regclass
+                    AND dep.refclassid IN ('pg_catalog.pg_proc'::regclass, 'pg_catalog.pg_class'::regclass)) d
+           JOIN pg_catalog.pg_policy pol ON pol.oid = d.objid
+                AND NOT (d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = pol.polrelid)
            JOIN pg_catalog.pg_class c ON c.oid = pol.polrelid
            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-         UNION
-         SELECT ",
-            pair!("n", "c"),
-            ", pol.polname::text, 'r', ",
-            pair!("rn", "rc"),
-            "
-           FROM pg_catalog.pg_depend d
-           JOIN pg_catalog.pg_policy pol ON d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = pol.oid
-           JOIN pg_catalog.pg_class rc ON d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = rc.oid
-           JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
-           JOIN pg_catalog.pg_class c ON c.oid = pol.polrelid
-           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-          WHERE rc.oid <> pol.polrelid"
-        ))
+           LEFT JOIN pg_catalog.pg_proc pr ON d.refclassid = 'pg_catalog.pg_proc'::regclass AND pr.oid = d.refobjid
+           LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = pr.pronamespace
+           LEFT JOIN pg_catalog.pg_class rc ON d.refclassid = 'pg_catalog.pg_class'::regclass AND rc.oid = d.refobjid
+           LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
+          WHERE pr.oid IS NOT NULL OR rc.oid IS NOT NULL"
+    ))
     .fetch_all(&mut *conn)
     .await?;
     for (table, policy, kind, object) in rows {
@@ -695,31 +699,23 @@ pub async fn read_posture(
         })
         .collect();
 
-    // Names of key columns come from one index probe of pg_attribute per
-    // key (not an unnest, join and sort each), and a default is never
-    // printed: whether it calls a random-UUID function is read from its
-    // stored tree (pg_depend records no calls of built-in functions). The
-    // sub-plans per row made this the costliest posture read at 10,000
-    // tables, priced high enough to be JIT-compiled as well.
+    // Key columns come as attribute numbers, named from the columns the
+    // snapshot read (a probe of pg_attribute per key was the costliest
+    // part of this read at 10,000 tables), and a default is never printed:
+    // whether it calls a random-UUID function is read from its stored tree
+    // (pg_depend records no calls of built-in functions).
     let rows: Vec<ConstraintRow> =
         sqlx::query_as(concat!(
-            "SELECT ",
+            "SELECT con.oid::int8, ",
             pair!("n", "c"),
-            ", con.conname::text, con.contype::text,
-                    coalesce((SELECT array_agg(a.attname::text ORDER BY pg_catalog.array_position(con.conkey, a.attnum))
-                                FROM pg_catalog.pg_attribute a
-                               WHERE a.attrelid = con.conrelid AND a.attnum = ANY (con.conkey)), '{}'),
+            ", con.conname::text, con.contype::text, con.conkey,
                     con.contype <> 'f' AND pg_catalog.cardinality(con.conkey) = 1 AND EXISTS (
                          SELECT FROM pg_catalog.pg_attrdef ad, pg_catalog.pg_proc pr
                           WHERE ad.adrelid = con.conrelid AND ad.adnum = con.conkey[1]
                             AND pr.proname IN ('gen_random_uuid', 'uuid_generate_v4') AND pr.pronargs = 0
                             AND pg_catalog.strpos(ad.adbin::text, ':funcid ' || pr.oid || ' ') > 0),
                     CASE WHEN con.contype = 'f' THEN rn.nspname::text || chr(31) || rc.relname::text END,
-                    CASE WHEN con.contype = 'f' THEN
-                         coalesce((SELECT array_agg(a.attname::text ORDER BY pg_catalog.array_position(con.confkey, a.attnum))
-                                     FROM pg_catalog.pg_attribute a
-                                    WHERE a.attrelid = con.confrelid AND a.attnum = ANY (con.confkey)), '{}')
-                         ELSE '{}' END
+                    CASE WHEN con.contype = 'f' THEN con.confkey ELSE '{}' END
                FROM pg_catalog.pg_constraint con
                JOIN pg_catalog.pg_class c ON c.oid = con.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                LEFT JOIN pg_catalog.pg_class rc ON rc.oid = con.confrelid
@@ -729,14 +725,59 @@ pub async fn read_posture(
         ))
         .fetch_all(&mut *conn)
         .await?;
-    for (table, name, kind, columns, random_default, references, referenced_columns) in rows {
+    let name = |table: &QualifiedName, numbers: &[i16]| -> Option<Vec<String>> {
+        let by_number = columns.get(table)?;
+        numbers
+            .iter()
+            .map(|n| by_number.get(n).map(|(column, _)| column.clone()))
+            .collect()
+    };
+    let mut keys = Vec::with_capacity(rows.len());
+    let mut unnamed = Vec::new();
+    for (oid, table, name_, kind, conkey, random_default, references, confkey) in rows {
         let table = qualified(&table);
+        let references = references.map(|r| qualified(&r));
+        let names = name(&table, &conkey).zip(match &references {
+            Some(r) => name(r, &confkey),
+            None => Some(Vec::new()),
+        });
+        if names.is_none() {
+            unnamed.push(oid);
+        }
+        keys.push((oid, table, name_, kind, random_default, references, names));
+    }
+    // A table the snapshot did not read (outside the user schemas, or
+    // created since): its key columns are named by the server.
+    let named_here: HashMap<i64, (Vec<String>, Vec<String>)> = if unnamed.is_empty() {
+        HashMap::new()
+    } else {
+        let rows: Vec<(i64, Vec<String>, Vec<String>)> = sqlx::query_as(
+            "SELECT con.oid::int8,
+                    ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(attnum, i)
+                            JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+                           ORDER BY k.i),
+                    ARRAY(SELECT a.attname::text FROM unnest(coalesce(con.confkey, '{}')) WITH ORDINALITY k(attnum, i)
+                            JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum
+                           ORDER BY k.i)
+               FROM pg_catalog.pg_constraint con WHERE con.oid = ANY ($1::int8[]::oid[])",
+        )
+        .bind(&unnamed)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.into_iter().map(|(oid, c, r)| (oid, (c, r))).collect()
+    };
+    for (oid, table, name, kind, random_default, references, names) in keys {
+        let Some((columns, referenced_columns)) = names.or_else(|| named_here.get(&oid).cloned())
+        else {
+            // Dropped since the first read.
+            continue;
+        };
         match (kind.as_str(), references) {
             ("f", Some(references)) => p.foreign_keys.push(ForeignKey {
                 table,
                 name,
                 columns,
-                references: qualified(&references),
+                references,
                 referenced_columns,
             }),
             _ => p.unique_keys.push(UniqueKey {

@@ -132,7 +132,7 @@ async fn subject<'a>(
     let snapshot = catalog::read(conn, &Scope::default())
         .await
         .map_err(db("reading the catalog"))?;
-    let posture = catalog::read_posture(conn, snapshot.connecting.server_version_num)
+    let posture = catalog::read_posture(conn, &snapshot)
         .await
         .map_err(db("reading the catalog"))?;
     let table =

@@ -533,7 +533,7 @@ pub async fn verify(
     let snapshot = catalog::read(conn, &scope)
         .await
         .map_err(db("reading the catalog"))?;
-    let posture = catalog::read_posture(conn, snapshot.connecting.server_version_num)
+    let posture = catalog::read_posture(conn, &snapshot)
         .await
         .map_err(db("reading the catalog"))?;
     let columns = catalog::read_columns(conn)
