@@ -377,26 +377,37 @@ pub async fn read(conn: &mut PgConnection, scope: &Scope) -> Result<Snapshot, sq
     }
 
     queries += 1;
-    let grants: Vec<(String, String, String, String)> =
-        sqlx::query_as(concat!(
-            "SELECT n.nspname::text, c.relname::text,
-                    CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END,
-                    a.privilege_type
-               FROM pg_catalog.pg_class c
-               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace,
-                    LATERAL pg_catalog.aclexplode(c.relacl) a
-              WHERE c.relkind IN ('r', 'p') AND c.relacl IS NOT NULL AND ",
-            user_schemas!(),
-            ""
-        ))
-        .fetch_all(&mut *conn)
-        .await?;
-    for (schema, table, grantee, privilege) in grants {
-        if let (Some(t), Some(p)) = (
-            state.tables.get_mut(&QualifiedName::new(schema, table)),
-            Privilege::from_catalog(&privilege),
-        ) {
-            t.grants.entry(grantee).or_default().insert(p);
+    // Grouped by ACL: tables granted alike (most of them) share one row, so
+    // 10,000 tables with the same grants are one ACL exploded, not 110,000
+    // rows of privileges.
+    type AclRow = (Vec<String>, Vec<String>, Vec<String>, Vec<String>);
+    let acls: Vec<AclRow> = sqlx::query_as(concat!(
+        // aclitem can be hashed but not sorted: no ORDER BY in the
+        // aggregates, whose inputs come in one order for both arrays.
+        "SELECT array_agg(n.nspname::text), array_agg(c.relname::text),
+                ARRAY(SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
+                        FROM pg_catalog.aclexplode(c.relacl) a),
+                ARRAY(SELECT a.privilege_type FROM pg_catalog.aclexplode(c.relacl) a)
+           FROM pg_catalog.pg_class c
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p') AND c.relacl IS NOT NULL AND ",
+        user_schemas!(),
+        "
+          GROUP BY c.relacl"
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    for (schemas, tables, grantees, privileges) in acls {
+        let mut grants: BTreeMap<String, BTreeSet<Privilege>> = BTreeMap::new();
+        for (grantee, privilege) in grantees.into_iter().zip(&privileges) {
+            if let Some(p) = Privilege::from_catalog(privilege) {
+                grants.entry(grantee).or_default().insert(p);
+            }
+        }
+        for (schema, table) in schemas.into_iter().zip(tables) {
+            if let Some(t) = state.tables.get_mut(&QualifiedName::new(schema, table)) {
+                t.grants.clone_from(&grants);
+            }
         }
     }
 
