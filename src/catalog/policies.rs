@@ -151,10 +151,15 @@ fn group(rows: &[PolicyRow], columns: &ColumnsByNumber) -> Vec<Vec<Slot>> {
     // Per distinct tree text: its template's number, the columns its
     // placeholders stand for, whether it may print the table's name.
     type Shape = Option<(usize, Vec<i16>, bool)>;
-    let mut shapes: HashMap<&str, Shape> = HashMap::new();
+    let mut shapes: Vec<Shape> = Vec::new();
+    let mut shape_of: HashMap<&str, usize> = HashMap::new();
     let mut texts: HashMap<String, usize> = HashMap::new();
     let mut groups: Vec<Vec<Slot>> = Vec::new();
     let mut by_key: HashMap<Key, usize> = HashMap::new();
+    // The last tree of each kind (USING, WITH CHECK) and its shape: policies
+    // of one shape tend to come in a row, and comparing with the last tree
+    // costs less than hashing a kilobyte of text again.
+    let mut last: [Option<(&str, usize)>; 2] = [None, None];
     for (row, r) in rows.iter().enumerate() {
         let table_columns = columns.get(&QualifiedName::new(r.1.as_str(), r.2.as_str()));
         for (with_check, tree) in [(false, &r.7), (true, &r.8)] {
@@ -162,14 +167,22 @@ fn group(rows: &[PolicyRow], columns: &ColumnsByNumber) -> Vec<Vec<Slot>> {
                 continue;
             };
             let slot = (row, with_check);
-            let shape = shapes.entry(tree).or_insert_with(|| {
-                template(tree).map(|t| {
-                    let next = texts.len();
-                    let number = *texts.entry(t.text).or_insert(next);
-                    (number, t.columns, t.names_table)
-                })
-            });
-            let key = shape
+            let shape = match last[usize::from(with_check)] {
+                Some((previous, shape)) if previous == tree => shape,
+                _ => {
+                    let shape = *shape_of.entry(tree).or_insert_with(|| {
+                        shapes.push(template(tree).map(|t| {
+                            let next = texts.len();
+                            let number = *texts.entry(t.text).or_insert(next);
+                            (number, t.columns, t.names_table)
+                        }));
+                        shapes.len() - 1
+                    });
+                    last[usize::from(with_check)] = Some((tree, shape));
+                    shape
+                }
+            };
+            let key = shapes[shape]
                 .as_ref()
                 .and_then(|(number, attnos, names_table)| {
                     let named: Option<Vec<&(String, String)>> = attnos
