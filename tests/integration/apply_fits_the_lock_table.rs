@@ -130,3 +130,95 @@ async fn migrations_and_statements_too_big_for_the_lock_table_are_refused_before
     db.rlsctl(&["apply"]).success();
     db.assert_converged();
 }
+
+/// The estimate is checked against PostgreSQL itself: the plan's statements
+/// run in one transaction, and the objects it then holds locks on (as
+/// `pg_locks` counts them, one per object whatever the modes) are no more
+/// than the slots the estimate asked for. Four policies a table each lock
+/// their policy (`COMMENT ON POLICY`): counting tables alone let a
+/// 10,000-table apply start and fail midway with `out of shared memory`.
+#[tokio::test]
+async fn the_estimate_covers_every_lock_a_multi_policy_apply_takes() {
+    let db = TestDb::new().await;
+    let (app, reader) = (unique("app"), unique("reader"));
+    // Enough tables that the estimate exceeds one slot per backend (the
+    // assumed setting below), so the plan names it in its warning.
+    let count = (backends(&db).await / 4 + 1).max(30);
+    let tables: Vec<String> = (1..=count).map(|i| format!("m{i}")).collect();
+    for t in &tables {
+        db.execute(&format!(
+            "CREATE TABLE {t} (id bigint PRIMARY KEY, tenant_id uuid NOT NULL, archived boolean NOT NULL DEFAULT false)"
+        ))
+        .await;
+    }
+    let list = tables.join(", ");
+    db.spec(&format!(
+        "roles:
+  - name: {app}
+  - name: {reader}
+    cross_tenant: read
+    reason: Reports across customers.
+tables: [{list}]
+policies:
+  - name: archived_read_only
+    tables: [{list}]
+    command: update
+    kind: restrictive
+    using: NOT archived
+"
+    ));
+    let plan = db
+        .command(&["plan", "--format", "json"])
+        .env("RLSCTL_ASSUME_MAX_LOCKS_PER_TRANSACTION", "1")
+        .output()
+        .unwrap();
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let warning = plan["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w.as_str())
+        .find(|w| w.starts_with("applying these statements needs about "))
+        .unwrap_or_else(|| panic!("no lock warning: {}", plan["warnings"]))
+        .to_string();
+    let estimate: i64 = warning["applying these statements needs about ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let mut conn = db.connect().await;
+    let mut tx = sqlx::Connection::begin(&mut conn).await.unwrap();
+    for statement in plan["statements"].as_array().unwrap() {
+        if statement["outside_transaction"].as_bool() == Some(true) {
+            continue;
+        }
+        let sql = statement["sql"].as_str().unwrap().to_string();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT (locktype, database, relation, page, tuple, virtualxid,
+                                transactionid::text, classid, objid, objsubid))
+           FROM pg_catalog.pg_locks
+          WHERE pid = pg_catalog.pg_backend_pid() AND NOT fastpath",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    // Each table, its index and its three policies at least.
+    assert!(held >= count * 5, "held {held}");
+    assert!(
+        estimate >= held,
+        "the estimate ({estimate}) is below the objects the statements lock ({held}): {warning}"
+    );
+}
