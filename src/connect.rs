@@ -126,9 +126,16 @@ impl Target {
         }
         // `url::ParseError` says what is wrong in fixed words, never quoting the input.
         let mut url = url::Url::parse(conninfo).map_err(|e| {
-            invalid(format!(
-                "not a valid URL ({e}); a password holding / ? # @ % or spaces must be percent-encoded (/ as %2F, ? as %3F, # as %23, @ as %40, % as %25, space as %20)"
-            ))
+            invalid(match e {
+                // libpq reads `postgresql://user@/db` as the default socket;
+                // a URL cannot hold a user without a host.
+                url::ParseError::EmptyHost if conninfo.contains("@/") => {
+                    "not a valid URL (a user but no host); for a Unix socket name the directory as the host, percent-encoded (postgresql://user@%2Fvar%2Frun%2Fpostgresql/db), or leave the host out and pass the user as a parameter (postgresql:///db?host=/var/run/postgresql&user=name)".into()
+                }
+                _ => format!(
+                    "not a valid URL ({e}); a password holding / ? # @ % or spaces must be percent-encoded (/ as %2F, ? as %3F, # as %23, @ as %40, % as %25, space as %20)"
+                ),
+            })
         })?;
         if !matches!(url.scheme(), "postgres" | "postgresql") {
             return Err(invalid(format!(
@@ -691,6 +698,26 @@ mod tests {
                 !message.contains("pa/ss") && !message.contains("Mark3r"),
                 "{message}"
             );
+        }
+    }
+
+    #[test]
+    fn a_socket_url_with_a_user_and_no_host_is_refused_with_the_forms_that_work() {
+        let Err(ConnectError::Invalid { reason, .. }) =
+            target("postgresql://app:s3cret@/db?host=/var/run/postgresql", None)
+        else {
+            panic!("a user without a host must be refused");
+        };
+        assert!(reason.contains("a user but no host"), "{reason}");
+        assert!(!reason.contains("s3cret"), "{reason}");
+        // Both forms the message suggests are accepted.
+        for url in [
+            "postgresql://app@%2Fvar%2Frun%2Fpostgresql/db",
+            "postgresql:///db?host=/var/run/postgresql&user=app",
+        ] {
+            let parsed = target(url, None).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(parsed.options.get_username(), "app", "{url}");
+            assert_eq!(parsed.options.get_database(), Some("db"), "{url}");
         }
     }
 
