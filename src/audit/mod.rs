@@ -11,7 +11,7 @@ pub mod function_body;
 pub mod report;
 mod run;
 
-pub use run::{AuditError, Target, audit};
+pub use run::{AuditError, Target, audit, audit_with_reader};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

@@ -68,6 +68,23 @@ fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> AuditError {
 /// or, on a hot standby or with a read-only credential, uses the deparses the
 /// last apply recorded).
 pub async fn audit(conn: &mut PgConnection, target: &Target) -> Result<Report, AuditError> {
+    audit_with_reader(conn, None, target).await
+}
+
+/// [`audit`], with a second connection to the same database (`reader`) that
+/// reads the posture while `conn` reads the catalog: the two reads cost about
+/// the same at 10,000 tables, and the server runs them side by side. The
+/// reader only reads, in a read-only transaction it rolls back; should it
+/// fail, the posture is read on `conn` as without it.
+pub async fn audit_with_reader(
+    conn: &mut PgConnection,
+    reader: Option<PgConnection>,
+    target: &Target,
+) -> Result<Report, AuditError> {
+    let early = reader.and_then(|reader| {
+        let version = conn.server_version_num()?;
+        Some(tokio::spawn(read_posture_aside(reader, version)))
+    });
     let mut tx = conn.begin().await.map_err(db("starting a transaction"))?;
     // The catalog reads join tens of thousands of rows at 10,000 tables,
     // which prices some above `jit_above_cost`; compiling them costs more
@@ -77,12 +94,38 @@ pub async fn audit(conn: &mut PgConnection, target: &Target) -> Result<Report, A
         .execute(&mut *tx)
         .await
         .map_err(db("turning JIT compilation off for the audit"))?;
-    let result = collect(&mut tx, target).await;
+    let result = collect(&mut tx, target, early).await;
     tx.rollback().await.map_err(db("rolling back"))?;
     result
 }
 
-async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, AuditError> {
+/// The posture without key names, on a connection of its own.
+async fn read_posture_aside(
+    mut reader: PgConnection,
+    server_version_num: u32,
+) -> Result<catalog::UnnamedPosture, sqlx::Error> {
+    let posture = async {
+        let mut tx = reader.begin().await?;
+        sqlx::query("SET TRANSACTION READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
+        let posture = catalog::read_posture_unnamed(&mut tx, server_version_num).await?;
+        tx.rollback().await?;
+        Ok(posture)
+    }
+    .await;
+    let _ = reader.close().await;
+    posture
+}
+
+type EarlyPosture = tokio::task::JoinHandle<Result<catalog::UnnamedPosture, sqlx::Error>>;
+
+async fn collect(
+    conn: &mut PgConnection,
+    target: &Target,
+    early: Option<EarlyPosture>,
+) -> Result<Report, AuditError> {
     // Every declared role, not only runtime ones: drift covers them all.
     let mut roles = target.roles.clone();
     if let Some(spec) = &target.spec {
@@ -105,9 +148,15 @@ async fn collect(conn: &mut PgConnection, target: &Target) -> Result<Report, Aud
             .await
             .map_err(db("reading the declared grants"))?;
     }
-    let posture = catalog::read_posture(conn, &snapshot)
-        .await
-        .map_err(db("reading the catalog"))?;
+    let early = match early {
+        Some(task) => task.await.ok().and_then(Result::ok),
+        None => None,
+    };
+    let posture = match early {
+        Some(unnamed) => unnamed.finish(conn, &snapshot).await,
+        None => catalog::read_posture(conn, &snapshot).await,
+    }
+    .map_err(db("reading the catalog"))?;
 
     // Every table with the tenant column is tenant data, declared or not;
     // declared tables may name their own tenant column.

@@ -182,6 +182,7 @@ macro_rules! function_executors {
 
 // After the macros: the posture, column and resolver queries use them too.
 mod columns;
+mod keys;
 mod node_tree;
 mod object_grants;
 mod policies;
@@ -195,8 +196,8 @@ pub use object_grants::read_object_grants;
 pub use policies::ColumnsByNumber;
 pub use posture::{
     ColumnSequence, ForeignKey, ForeignTable, Function, MEMBERSHIP_OPTIONS_FROM, MembershipOptions,
-    Path, Posture, RoleAttributes, Rule, Schema, Trigger, UniqueKey, View, pinned_search_path,
-    read_posture,
+    Path, Posture, RoleAttributes, Rule, Schema, Trigger, UniqueKey, UnnamedPosture, View,
+    pinned_search_path, read_posture, read_posture_unnamed,
 };
 pub use statements::{RecordedStatement, RecordedStatements, StatementLog};
 pub use value_rules::{ColumnType, Descendant, ValueRules, read_value_rules};

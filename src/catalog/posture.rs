@@ -2,7 +2,7 @@
 //! reach tenant rows without passing the tenant policy. Read only by `audit`,
 //! with the same fixed-number-of-queries rule as the core read.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::PgConnection;
 
@@ -350,29 +350,50 @@ type FunctionRow = (
 
 type TriggerRow = (String, String, String, bool, String, String, String);
 
-type ConstraintRow = (
-    i64,
-    String,
-    String,
-    String,
-    Vec<i16>,
-    bool,
-    Option<String>,
-    Vec<i16>,
-);
-
 /// `server_version_num` from which each membership grant carries its own
 /// INHERIT and SET options (`pg_auth_members.inherit_option`, `set_option`).
 pub const MEMBERSHIP_OPTIONS_FROM: u32 = 160000;
 
-/// `server_version_num` is the one the core read took (`Connecting`): it
-/// chooses the membership query, as the catalog columns differ by major.
+/// Reads the posture; its key columns are named from `snapshot`'s columns.
 pub async fn read_posture(
     conn: &mut PgConnection,
     snapshot: &super::Snapshot,
 ) -> Result<Posture, sqlx::Error> {
-    let server_version_num = snapshot.connecting.server_version_num;
-    let columns = &snapshot.columns_by_number;
+    read_posture_unnamed(conn, snapshot.connecting.server_version_num)
+        .await?
+        .finish(conn, snapshot)
+        .await
+}
+
+/// A posture read before the snapshot it needs for naming key columns, so
+/// that it can run on a second connection while the snapshot is read.
+pub struct UnnamedPosture {
+    posture: Posture,
+    keys: super::keys::StoredKeys,
+}
+
+impl UnnamedPosture {
+    /// Names the key columns from `snapshot` (asking the server, on `conn`,
+    /// only for tables the snapshot did not read).
+    pub async fn finish(
+        self,
+        conn: &mut PgConnection,
+        snapshot: &super::Snapshot,
+    ) -> Result<Posture, sqlx::Error> {
+        let mut p = self.posture;
+        let (unique, foreign) = self.keys.name(conn, &snapshot.columns_by_number).await?;
+        p.unique_keys = unique;
+        p.foreign_keys = foreign;
+        Ok(p)
+    }
+}
+
+/// Everything but the names of key columns. `server_version_num` chooses
+/// the membership query, as the catalog columns differ by major.
+pub async fn read_posture_unnamed(
+    conn: &mut PgConnection,
+    server_version_num: u32,
+) -> Result<UnnamedPosture, sqlx::Error> {
     let mut p = Posture::default();
 
     // On 16+ one member may hold a role through several grantors: any grant
@@ -699,96 +720,7 @@ pub async fn read_posture(
         })
         .collect();
 
-    // Key columns come as attribute numbers, named from the columns the
-    // snapshot read (a probe of pg_attribute per key was the costliest
-    // part of this read at 10,000 tables), and a default is never printed:
-    // whether it calls a random-UUID function is read from its stored tree
-    // (pg_depend records no calls of built-in functions).
-    let rows: Vec<ConstraintRow> =
-        sqlx::query_as(concat!(
-            "SELECT con.oid::int8, ",
-            pair!("n", "c"),
-            ", con.conname::text, con.contype::text, con.conkey,
-                    con.contype <> 'f' AND pg_catalog.cardinality(con.conkey) = 1 AND EXISTS (
-                         SELECT FROM pg_catalog.pg_attrdef ad, pg_catalog.pg_proc pr
-                          WHERE ad.adrelid = con.conrelid AND ad.adnum = con.conkey[1]
-                            AND pr.proname IN ('gen_random_uuid', 'uuid_generate_v4') AND pr.pronargs = 0
-                            AND pg_catalog.strpos(ad.adbin::text, ':funcid ' || pr.oid || ' ') > 0),
-                    CASE WHEN con.contype = 'f' THEN rn.nspname::text || chr(31) || rc.relname::text END,
-                    CASE WHEN con.contype = 'f' THEN con.confkey ELSE '{}' END
-               FROM pg_catalog.pg_constraint con
-               JOIN pg_catalog.pg_class c ON c.oid = con.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-               LEFT JOIN pg_catalog.pg_class rc ON rc.oid = con.confrelid
-               LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
-              WHERE con.contype IN ('p', 'u', 'f') AND ",
-            user_schemas!()
-        ))
-        .fetch_all(&mut *conn)
-        .await?;
-    let name = |table: &QualifiedName, numbers: &[i16]| -> Option<Vec<String>> {
-        let by_number = columns.get(table)?;
-        numbers
-            .iter()
-            .map(|n| by_number.get(n).map(|(column, _)| column.clone()))
-            .collect()
-    };
-    let mut keys = Vec::with_capacity(rows.len());
-    let mut unnamed = Vec::new();
-    for (oid, table, name_, kind, conkey, random_default, references, confkey) in rows {
-        let table = qualified(&table);
-        let references = references.map(|r| qualified(&r));
-        let names = name(&table, &conkey).zip(match &references {
-            Some(r) => name(r, &confkey),
-            None => Some(Vec::new()),
-        });
-        if names.is_none() {
-            unnamed.push(oid);
-        }
-        keys.push((oid, table, name_, kind, random_default, references, names));
-    }
-    // A table the snapshot did not read (outside the user schemas, or
-    // created since): its key columns are named by the server.
-    let named_here: HashMap<i64, (Vec<String>, Vec<String>)> = if unnamed.is_empty() {
-        HashMap::new()
-    } else {
-        let rows: Vec<(i64, Vec<String>, Vec<String>)> = sqlx::query_as(
-            "SELECT con.oid::int8,
-                    ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(attnum, i)
-                            JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
-                           ORDER BY k.i),
-                    ARRAY(SELECT a.attname::text FROM unnest(coalesce(con.confkey, '{}')) WITH ORDINALITY k(attnum, i)
-                            JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum
-                           ORDER BY k.i)
-               FROM pg_catalog.pg_constraint con WHERE con.oid = ANY ($1::int8[]::oid[])",
-        )
-        .bind(&unnamed)
-        .fetch_all(&mut *conn)
-        .await?;
-        rows.into_iter().map(|(oid, c, r)| (oid, (c, r))).collect()
-    };
-    for (oid, table, name, kind, random_default, references, names) in keys {
-        let Some((columns, referenced_columns)) = names.or_else(|| named_here.get(&oid).cloned())
-        else {
-            // Dropped since the first read.
-            continue;
-        };
-        match (kind.as_str(), references) {
-            ("f", Some(references)) => p.foreign_keys.push(ForeignKey {
-                table,
-                name,
-                columns,
-                references,
-                referenced_columns,
-            }),
-            _ => p.unique_keys.push(UniqueKey {
-                table,
-                name,
-                primary: kind == "p",
-                columns,
-                random_default,
-            }),
-        }
-    }
+    let keys = super::keys::read(conn).await?;
 
     let rows: Vec<(String, Option<String>, String, String)> = sqlx::query_as(concat!(
         "SELECT pg_catalog.pg_get_userbyid(d.defaclrole)::text, n.nspname::text, ",
@@ -902,5 +834,5 @@ pub async fn read_posture(
     p.statement_log = statement_log;
 
     p.queries = 17 + queries;
-    Ok(p)
+    Ok(UnnamedPosture { posture: p, keys })
 }

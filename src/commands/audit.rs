@@ -35,14 +35,20 @@ pub(super) async fn run(args: &AuditArgs) -> Result<Exit> {
             tenant_settings: args.settings.clone(),
         }
     };
-    let (_server, mut conn) = match (&target.spec, args.ephemeral) {
+    let (_server, mut conn, reader) = match (&target.spec, args.ephemeral) {
         (Some(spec), true) => {
             let (server, conn) = super::database::open_applied_ephemeral(spec).await?;
-            (Some(server), conn)
+            (Some(server), conn, None)
         }
-        _ => (None, connect(&args.database_url).await?),
+        _ => {
+            let conn = connect(&args.database_url).await?;
+            // A second connection reads the posture alongside; a server that
+            // refuses it (a connection limit) is audited over one.
+            let reader = connect(&args.database_url).await.ok();
+            (None, conn, reader)
+        }
     };
-    let report = crate::audit::audit(&mut conn, &target)
+    let report = crate::audit::audit_with_reader(&mut conn, reader, &target)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     match &args.output {

@@ -20,6 +20,7 @@ mod apply_fits_the_lock_table;
 mod apply_is_atomic;
 mod apply_runs_migrations;
 mod audit_checks;
+mod audit_over_one_or_two_connections;
 mod audit_report;
 mod catalog_reads;
 mod check_refuses_uncovered_tenant_tables;
