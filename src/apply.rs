@@ -305,7 +305,7 @@ async fn prepare(
         let held = crate::lock_slots::held(conn)
             .await
             .map_err(db("counting the locks held"))?;
-        let needed = held + crate::lock_slots::for_changes(&result.changes);
+        let needed = held + crate::lock_slots::for_changes(&result.changes, &snapshot.state);
         if let Some(refusal) = capacity.refusal(needed, "applying these statements") {
             match intent {
                 Intent::Apply => return Err(ApplyError::LockSlots(refusal)),
