@@ -8,9 +8,11 @@
 pub mod checks;
 pub mod expression_tree;
 pub mod function_body;
+mod reader;
 pub mod report;
 mod run;
 
+pub use reader::Connecting;
 pub use run::{AuditError, Target, audit, audit_with_reader};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -6,6 +6,7 @@ use sqlx::{Connection, PgConnection};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::reader::{Aside, Connecting};
 use super::report::{Report, RoleState, Summary, TableState};
 use super::{Context, Exception, checks};
 use crate::catalog::{self, Scope};
@@ -71,20 +72,17 @@ pub async fn audit(conn: &mut PgConnection, target: &Target) -> Result<Report, A
     audit_with_reader(conn, None, target).await
 }
 
-/// [`audit`], with a second connection to the same database (`reader`) that
-/// reads the posture while `conn` reads the catalog: the two reads cost about
-/// the same at 10,000 tables, and the server runs them side by side. The
-/// reader only reads, in a read-only transaction it rolls back; should it
-/// fail, the posture is read on `conn` as without it.
+/// [`audit`], with a second connection to the same database being opened
+/// (`reader`) to read the posture alongside (see [`super::reader`]).
 pub async fn audit_with_reader(
     conn: &mut PgConnection,
-    reader: Option<PgConnection>,
+    reader: Option<Connecting>,
     target: &Target,
 ) -> Result<Report, AuditError> {
-    let early = reader.and_then(|reader| {
-        let version = conn.server_version_num()?;
-        Some(tokio::spawn(read_posture_aside(reader, version)))
-    });
+    let aside = match (reader, conn.server_version_num()) {
+        (Some(reader), Some(version)) => Some(Aside::start(reader, version)),
+        _ => None,
+    };
     let mut tx = conn.begin().await.map_err(db("starting a transaction"))?;
     // The catalog reads join tens of thousands of rows at 10,000 tables,
     // which prices some above `jit_above_cost`; compiling them costs more
@@ -94,37 +92,15 @@ pub async fn audit_with_reader(
         .execute(&mut *tx)
         .await
         .map_err(db("turning JIT compilation off for the audit"))?;
-    let result = collect(&mut tx, target, early).await;
+    let result = collect(&mut tx, target, aside).await;
     tx.rollback().await.map_err(db("rolling back"))?;
     result
 }
 
-/// The posture without key names, on a connection of its own.
-async fn read_posture_aside(
-    mut reader: PgConnection,
-    server_version_num: u32,
-) -> Result<catalog::UnnamedPosture, sqlx::Error> {
-    let posture = async {
-        let mut tx = reader.begin().await?;
-        sqlx::query("SET TRANSACTION READ ONLY")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
-        let posture = catalog::read_posture_unnamed(&mut tx, server_version_num).await?;
-        tx.rollback().await?;
-        Ok(posture)
-    }
-    .await;
-    let _ = reader.close().await;
-    posture
-}
-
-type EarlyPosture = tokio::task::JoinHandle<Result<catalog::UnnamedPosture, sqlx::Error>>;
-
 async fn collect(
     conn: &mut PgConnection,
     target: &Target,
-    early: Option<EarlyPosture>,
+    aside: Option<Aside>,
 ) -> Result<Report, AuditError> {
     // Every declared role, not only runtime ones: drift covers them all.
     let mut roles = target.roles.clone();
@@ -148,8 +124,8 @@ async fn collect(
             .await
             .map_err(db("reading the declared grants"))?;
     }
-    let early = match early {
-        Some(task) => task.await.ok().and_then(Result::ok),
+    let early = match aside {
+        Some(aside) => aside.take(conn).await,
         None => None,
     };
     let posture = match early {

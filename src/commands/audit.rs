@@ -41,11 +41,13 @@ pub(super) async fn run(args: &AuditArgs) -> Result<Exit> {
             (Some(server), conn, None)
         }
         _ => {
+            // A second connection reads the posture; a server that refuses
+            // it (a connection limit) is audited over one. Opened once the
+            // first is in, so that it never takes the last slot first.
             let conn = connect(&args.database_url).await?;
-            // A second connection reads the posture alongside; a server that
-            // refuses it (a connection limit) is audited over one.
-            let reader = connect(&args.database_url).await.ok();
-            (None, conn, reader)
+            let url = args.database_url.clone();
+            let reader = tokio::spawn(async move { connect(&url).await.ok() });
+            (None, conn, Some(reader))
         }
     };
     let report = crate::audit::audit_with_reader(&mut conn, reader, &target)
