@@ -91,17 +91,7 @@ async fn migrations_and_statements_too_big_for_the_lock_table_are_refused_before
         &role,
         &all.iter().map(String::as_str).collect::<Vec<_>>(),
     ));
-    let plan = db
-        .command(&["plan", "--format", "json"])
-        .env("RLSCTL_ASSUME_MAX_LOCKS_PER_TRANSACTION", "1")
-        .output()
-        .unwrap();
-    assert!(
-        plan.status.success(),
-        "{}",
-        String::from_utf8_lossy(&plan.stderr)
-    );
-    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let plan = plan_with_one_slot_a_backend(&db);
     let warnings = plan["warnings"].to_string();
     assert!(
         warnings.contains("applying these statements needs about"),
@@ -216,17 +206,7 @@ async fn the_estimate_covers_partitions_defaults_and_grants_on_other_objects() {
 /// assumed) and the objects its statements really lock, run in one
 /// transaction that is rolled back.
 async fn estimate_and_locks_held(db: &TestDb) -> (i64, i64) {
-    let plan = db
-        .command(&["plan", "--format", "json"])
-        .env("RLSCTL_ASSUME_MAX_LOCKS_PER_TRANSACTION", "1")
-        .output()
-        .unwrap();
-    assert!(
-        plan.status.success(),
-        "{}",
-        String::from_utf8_lossy(&plan.stderr)
-    );
-    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let plan = plan_with_one_slot_a_backend(db);
     let warning = plan["warnings"]
         .as_array()
         .unwrap()
@@ -265,4 +245,19 @@ async fn estimate_and_locks_held(db: &TestDb) -> (i64, i64) {
     .unwrap();
     tx.rollback().await.unwrap();
     (estimate, held)
+}
+
+/// `plan --format json` with `max_locks_per_transaction` assumed to be 1.
+fn plan_with_one_slot_a_backend(db: &TestDb) -> serde_json::Value {
+    let plan = db
+        .command(&["plan", "--format", "json"])
+        .env("RLSCTL_ASSUME_MAX_LOCKS_PER_TRANSACTION", "1")
+        .output()
+        .unwrap();
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    serde_json::from_slice(&plan.stdout).unwrap()
 }
